@@ -1,0 +1,308 @@
+"""A reader for Asterisk ``.conf`` files: the real syntax, not an INI subset.
+
+Handles repeated section names, templates ``[t](!)`` and ``[x](t1,t2)``, append ``[x](+)``,
+``=`` and ``=>``, ``;`` and ``;-- ... --;`` comments, ``#include``/``#tryinclude`` (relative to
+the config dir, with globs), ``#exec`` (reported, never run), include loops, CRLF and bytes that
+are not UTF-8. Every section and setting remembers its file and line; syntax problems become
+:class:`Problem` values, never exceptions, and the raw bytes of every file read are kept so that a
+later edit can round-trip them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .doors import FileSystem
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: str
+    where: Where
+    arrow: bool = False  # written with ``=>``
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: Severity
+    message: str
+    where: Where | None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+@dataclass
+class Section:
+    name: str
+    where: Where
+    is_template: bool = False
+    templates: tuple[str, ...] = ()
+    inherited: list[Setting] = field(default_factory=list)
+    own: list[Setting] = field(default_factory=list)
+
+    @property
+    def settings(self) -> list[Setting]:
+        """Settings in effect order: those copied from templates, then the section's own."""
+        return self.inherited + self.own
+
+    def get(self, key: str) -> Setting | None:
+        """The last setting for ``key`` (the one Asterisk's single-value options use)."""
+        for s in reversed(self.own):
+            if s.key == key:
+                return s
+        for s in reversed(self.inherited):
+            if s.key == key:
+                return s
+        return None
+
+    def value(self, key: str, default: str | None = None) -> str | None:
+        s = self.get(key)
+        return s.value if s is not None else default
+
+    def get_all(self, key: str) -> list[Setting]:
+        return [s for s in self.settings if s.key == key]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    raw: bytes
+    encoding: str
+
+
+@dataclass
+class Config:
+    """One Asterisk config file with everything it includes, flattened in load order."""
+
+    name: str
+    path: str
+    found: bool
+    sections: list[Section] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    sources: list[SourceFile] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def named(self, name: str) -> list[Section]:
+        return [s for s in self.sections if s.name == name]
+
+    def line_count(self) -> int:
+        return sum(src.raw.count(b"\n") + (1 if src.raw and not src.raw.endswith(b"\n") else 0)
+                   for src in self.sources)
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        # Asterisk reads bytes; Latin-1 room names are common and every byte maps to a character.
+        return raw.decode("latin-1"), "latin-1"
+
+
+class _Reader:
+    def __init__(self, fs: FileSystem, config: Config) -> None:
+        self.fs = fs
+        self.config = config
+        self.current: Section | None = None
+        self.stack: list[str] = []
+        self.by_name: dict[str, list[Section]] = {}
+
+    def problem(self, severity: Severity, message: str, where: Where | None) -> None:
+        self.config.problems.append(Problem(severity, message, where))
+
+    def read_file(self, path: Path, where: Where | None, required: bool) -> None:
+        display = str(path)
+        key = os.path.realpath(path)
+        if key in self.stack:
+            self.problem("error", f"include loop: {display} includes itself (not followed)", where)
+            return
+        try:
+            if path.is_dir():
+                self.problem("error", f"{display} is a directory, not a config file", where)
+                return
+            raw = self.fs.read_bytes(path)
+        except FileNotFoundError:
+            if required:
+                self.problem(
+                    "error",
+                    f"{display} was listed as a #include but it does not exist; "
+                    "Asterisk rejects the whole file",
+                    where,
+                )
+            return
+        except PermissionError:
+            self.problem("error", f"{display} is not readable (permission denied)", where)
+            return
+        except OSError as exc:
+            self.problem("error", f"{display} cannot be read: {exc.strerror or exc}", where)
+            return
+        text, encoding = _decode(raw)
+        self.config.sources.append(SourceFile(display, raw, encoding))
+        self.stack.append(key)
+        try:
+            self.parse_text(text, display)
+        finally:
+            self.stack.pop()
+
+    def parse_text(self, text: str, display: str) -> None:
+        depth = 0  # nesting of ;-- --; block comments
+        lineno = 0
+        for line in text.split("\n"):
+            lineno += 1
+            if depth or ";" in line:
+                line, depth = _strip_comments(line, depth)
+            line = line.strip()
+            if not line:
+                continue
+            first = line[0]
+            if first == "[":
+                self.header(line, Where(display, lineno))
+            elif first == "#":
+                self.directive(line, Where(display, lineno))
+            else:
+                self.setting(line, Where(display, lineno))
+        if depth:
+            self.problem("warning", "block comment ';--' is never closed with '--;'",
+                         Where(display, lineno))
+
+    def header(self, line: str, where: Where) -> None:
+        close = line.find("]")
+        if close < 0:
+            self.problem("error", f"section header without ']': {line!r}", where)
+            self.current = None
+            return
+        name = line[1:close].strip()
+        rest = line[close + 1 :].strip()
+        options: list[str] = []
+        if rest:
+            if rest.startswith("(") and rest.endswith(")"):
+                options = [o.strip() for o in rest[1:-1].split(",") if o.strip()]
+            else:
+                self.problem("warning", f"text after section header ignored: {rest!r}", where)
+        if "+" in options:
+            targets = self.by_name.get(name)
+            if not targets:
+                self.problem("error", f"[{name}](+) appends to a section that does not exist",
+                             where)
+                self.current = None
+                return
+            self.current = targets[-1]
+            return
+        section = Section(name=name, where=where)
+        for opt in options:
+            if opt == "!":
+                section.is_template = True
+                continue
+            bases = self.by_name.get(opt)
+            if not bases:
+                self.problem("error", f"[{name}] inherits from [{opt}], which is not defined "
+                             "before it", where)
+                continue
+            section.templates += (opt,)
+            section.inherited.extend(bases[-1].settings)
+        self.config.sections.append(section)
+        self.by_name.setdefault(name, []).append(section)
+        self.current = section
+
+    def directive(self, line: str, where: Where) -> None:
+        word, _, arg = line[1:].partition(" ")
+        if not arg:
+            word, _, arg = line[1:].partition("\t")
+        word = word.strip().lower()
+        arg = arg.strip()
+        if len(arg) >= 2 and arg[0] in "\"<" and arg[-1] in "\">":
+            arg = arg[1:-1].strip()
+        if word in ("exec", "tryexec"):
+            self.problem("warning", f"#{word} {arg} is not run by pbx-bridge; settings it would "
+                         "produce are not checked", where)
+            return
+        if word not in ("include", "tryinclude"):
+            self.problem("warning", f"unknown directive #{word}", where)
+            return
+        if not arg:
+            self.problem("error", f"#{word} without a file name", where)
+            return
+        required = word == "include"
+        target = self.fs.host_path(arg)
+        if any(c in arg for c in "*?["):
+            matches = self.fs.glob(target)
+            if not matches and required:
+                self.problem("error", f"#include {arg} matches no file", where)
+            for m in matches:
+                self.read_file(m, where, required)
+            return
+        self.read_file(target, where, required)
+
+    def setting(self, line: str, where: Where) -> None:
+        eq = line.find("=")
+        if eq < 0:
+            self.problem("warning", f"no '=' in line, ignored: {line!r}", where)
+            return
+        if self.current is None:
+            self.problem("error", f"setting outside any [section]: {line!r}", where)
+            return
+        arrow = line[eq + 1 : eq + 2] == ">"
+        value = line[eq + 2 :] if arrow else line[eq + 1 :]
+        self.current.own.append(Setting(line[:eq].strip(), value.strip(), where, arrow))
+
+
+def _strip_comments(line: str, depth: int) -> tuple[str, int]:
+    out: list[str] = []
+    i = 0
+    n = len(line)
+    while i < n:
+        if depth:
+            close = line.find("--;", i)
+            opener = line.find(";--", i)
+            if opener >= 0 and (close < 0 or opener < close):
+                depth += 1
+                i = opener + 3
+                continue
+            if close < 0:
+                return "".join(out), depth
+            depth -= 1
+            i = close + 3
+            continue
+        semi = line.find(";", i)
+        if semi < 0:
+            out.append(line[i:])
+            break
+        if semi > 0 and line[semi - 1] == "\\":
+            out.append(line[i : semi - 1] + ";")
+            i = semi + 1
+            continue
+        out.append(line[i:semi])
+        if line.startswith(";--", semi):
+            depth = 1
+            i = semi + 3
+            continue
+        break
+    return "".join(out), depth
+
+
+def read_config(fs: FileSystem, name: str) -> Config:
+    """Read ``name`` (e.g. ``pjsip.conf``) from the config dir with all it includes."""
+    path = fs.host_path(name)
+    config = Config(name=name, path=str(path), found=path.exists() and not path.is_dir())
+    reader = _Reader(fs, config)
+    if path.exists() or path.is_symlink():
+        reader.read_file(path, None, True)
+    return config

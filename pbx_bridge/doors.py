@@ -1,0 +1,70 @@
+"""The doors through which pbx-bridge touches the world: files, commands, network, clock.
+
+Library code receives these as arguments; tests pass real ones pointed at fixture trees and
+loopback servers instead of patching internals.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ETC_ASTERISK = "/etc/asterisk"
+
+
+class FileSystem:
+    """Rooted file access.
+
+    Asterisk config names files relative to its config dir or by absolute path, usually under
+    ``/etc/asterisk``. When the config tree being read lives elsewhere (a staging copy, a test
+    fixture), absolute paths under ``/etc/asterisk`` are mapped into ``asterisk_dir``.
+    """
+
+    def __init__(self, asterisk_dir: str | os.PathLike[str]) -> None:
+        self.asterisk_dir = Path(asterisk_dir)
+
+    def host_path(self, config_path: str) -> Path:
+        if config_path == ETC_ASTERISK or config_path.startswith(ETC_ASTERISK + "/"):
+            rest = config_path[len(ETC_ASTERISK) :].lstrip("/")
+            return self.asterisk_dir / rest if rest else self.asterisk_dir
+        if os.path.isabs(config_path):
+            return Path(config_path)
+        return self.asterisk_dir / config_path
+
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def glob(self, pattern: Path) -> list[Path]:
+        return [Path(p) for p in sorted(_glob.glob(str(pattern)))]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner:
+    """Runs host commands (read-only ones, for the preflight)."""
+
+    def which(self, name: str) -> str | None:
+        return shutil.which(name)
+
+    def run(self, argv: list[str], timeout: float = 10.0) -> CommandResult:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False,
+            errors="replace",
+        )
+        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+
+class Clock:
+    def now(self) -> float:
+        return time.time()

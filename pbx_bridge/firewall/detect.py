@@ -17,7 +17,8 @@ def detect_format(text: str) -> str | None:
     if any(ln.startswith("*filter") or ln.startswith("*nat") or ln.startswith("*raw")
            or ln.startswith("*mangle") for ln in lines):
         return "iptables-save"
-    if any(ln.startswith("table ") and ln.endswith("{") for ln in lines):
+    if any(ln.startswith("table ") and ln.endswith("{") for ln in lines) or (
+            lines and lines[0].startswith("# Warning: table ")):
         return "nft"
     if any(ln.startswith("Status: ") for ln in lines[:3]):
         return "ufw"

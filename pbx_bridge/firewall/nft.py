@@ -264,8 +264,6 @@ class _TextParser:
                 words.append(w.text)
             family, name = (words[0], words[1]) if len(words) == 2 else ("ip", words[0])
             self.table(family, name, chains, base, notes)
-        if not found_table:
-            raise RulesetSyntaxError(f"{self.source}: no 'table' in this nft ruleset")
         base.sort()
         return Ruleset("nft", self.source, chains, tuple(b[2] for b in base), tuple(notes))
 
@@ -542,8 +540,8 @@ def parse_nft_json(text: str, source: str) -> Ruleset:
             prio = c.get("prio", 0)
             base.append((prio if isinstance(prio, int) else
                          _priority(str(prio).split(), source), len(base), key))
-    if not chains_meta and not any("table" in i for i in items):
-        raise RulesetSyntaxError(f"{source}: no table in this nft JSON ruleset")
+    if not chains_meta:
+        notes.append("no nftables chains: nothing is filtered by nftables")
     base.sort()
     return Ruleset("nft-json", source, chains, tuple(b[2] for b in base), tuple(notes))
 

@@ -1,0 +1,101 @@
+"""Certificates and keys as the preflight needs them: parsed from bytes, compared, ordered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+
+class CertError(ValueError):
+    pass
+
+
+def load_chain(data: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (or one DER certificate), in file order."""
+    if b"-----BEGIN" in data:
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise CertError(f"PEM certificate does not parse: {exc}") from None
+        return certs
+    try:
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise CertError("neither a PEM nor a DER certificate") from None
+
+
+def load_key(data: bytes, password: str | None = None) -> PrivateKeyTypes:
+    pw = password.encode() if password else None
+    try:
+        if b"-----BEGIN" in data:
+            return serialization.load_pem_private_key(data, pw)
+        return serialization.load_der_private_key(data, pw)
+    except TypeError:
+        raise CertError("the private key is encrypted and no priv_key_password is set") from None
+    except ValueError as exc:
+        raise CertError(f"private key does not parse: {exc}") from None
+
+
+def names(cert: x509.Certificate) -> tuple[str | None, tuple[str, ...]]:
+    """(CN, DNS SANs)."""
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = str(cns[0].value) if cns else None
+    try:
+        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        sans = tuple(ext.value.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        sans = ()
+    return cn, sans
+
+
+def key_matches(cert: x509.Certificate, key: PrivateKeyTypes) -> bool:
+    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.DER
+    return bool(cert.public_key().public_bytes(enc, fmt) == key.public_key().public_bytes(enc, fmt))
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, Exception):  # InvalidSignature has no common base
+        return False
+
+
+def best_order(certs: list[x509.Certificate]) -> list[int] | None:
+    """Indexes of ``certs`` ordered leaf first, each signed by the next; None if no such order."""
+    n = len(certs)
+    for start in range(n):
+        order = [start]
+        used = {start}
+        while len(order) < n:
+            nxt = next((j for j in range(n) if j not in used
+                        and issued_by(certs[order[-1]], certs[j])), None)
+            if nxt is None:
+                break
+            order.append(nxt)
+            used.add(nxt)
+        if len(order) == n:
+            return order
+    return None
+
+
+def describe(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "(empty subject)"
+
+
+def not_after(cert: x509.Certificate) -> datetime:
+    return cert.not_valid_after_utc
+
+
+def not_before(cert: x509.Certificate) -> datetime:
+    return cert.not_valid_before_utc
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)

@@ -1,0 +1,53 @@
+"""The ``pbx-bridge`` command: parses arguments, runs one command, and is the one place that
+turns errors into exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import PbxBridgeError
+from .preflight import command as preflight
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"pbx-bridge: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pbx-bridge", description="Link an Asterisk/FreePBX PBX to Alexa "
+                     "Smart Properties: check the host, generate config, manage the trunk.")
+    parser.add_argument("--version", action="version", version=f"pbx-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    preflight.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except PbxBridgeError as exc:
+        sys.stderr.write(f"pbx-bridge: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("pbx-bridge: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

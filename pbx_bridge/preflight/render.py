@@ -1,0 +1,47 @@
+"""Show: preflight findings as text (a readable table) or JSON. Nothing else prints them."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from .checks import Finding, Status, overall_ok
+
+_COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2",
+            Status.ERROR: "35"}
+
+
+def render_json(findings: list[Finding]) -> str:
+    doc = {"ok": overall_ok(findings), "findings": [f.to_json() for f in findings]}
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def render_text(findings: list[Finding], colour: bool) -> str:
+    width = max((len(f.id) for f in findings), default=10)
+    lines = []
+    for f in findings:
+        tag = f.status.value.upper().ljust(5)
+        if colour:
+            tag = f"\x1b[{_COLOURS[f.status]}m{tag}\x1b[0m"
+        lines.append(f"{tag}  {f.id.ljust(width)}  {f.summary}")
+        pad = " " * (width + 9)
+        if f.where and f.status not in (Status.PASS, Status.SKIP):
+            lines.append(f"{pad}where: {f.where}")
+        if f.fix and f.status in (Status.FAIL, Status.WARN, Status.ERROR):
+            fix_lines = f.fix.split("\n")
+            lines.append(f"{pad}fix:   {fix_lines[0]}")
+            lines.extend(f"{pad}       {ln}" for ln in fix_lines[1:])
+    counts = {s: sum(1 for f in findings if f.status == s) for s in Status}
+    summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+    verdict = "ready for Amazon" if overall_ok(findings) else "NOT ready for Amazon"
+    lines.append("")
+    lines.append(f"{verdict}: {summary}")
+    return "\n".join(lines)
+
+
+def write(findings: list[Finding], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(render_json(findings) + "\n")
+    else:
+        colour = out.isatty()
+        out.write(render_text(findings, colour) + "\n")

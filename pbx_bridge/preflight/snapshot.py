@@ -1,0 +1,344 @@
+"""Gather: the one I/O step of the preflight. It builds a frozen :class:`Snapshot` of the host;
+every check is a pure function of it. A fact that cannot be gathered is an :class:`Unknown` with
+its reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Generic, TypeVar, Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from .. import certs, pjsip
+from ..asterisk_conf import Config, Section, Where, read_config
+from ..doors import Clock, FileSystem, Runner
+from ..errors import InputError
+from ..firewall.detect import combine, parse_ruleset
+from ..firewall.iptables import parse_iptables_save
+from ..firewall.model import Ruleset
+from ..firewall.nft import parse_nft_json
+from ..firewall.values import RulesetSyntaxError
+from ..net import LookupFailed, Network, TlsProbe
+
+DEFAULT_AMAZON_CIDR = "3.239.178.128/25"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unknown:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Options:
+    asterisk_dir: Path = Path("/etc/asterisk")
+    endpoint: str | None = None
+    public_ip: str | None = None
+    fqdn: str | None = None
+    amazon_cidrs: tuple[str, ...] = (DEFAULT_AMAZON_CIDR,)
+    firewall_rules: Path | None = None
+    dns_server: tuple[str, int] | None = None
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class Located(Generic[T]):
+    """A value and where the configuration says it."""
+
+    value: T
+    where: Where | None
+    source: str
+
+
+@dataclass(frozen=True)
+class CertFacts:
+    path: str
+    where: Where
+    chain: Union[tuple[x509.Certificate, ...], Unknown]
+    key_path: str | None
+    key_where: Where | None
+    key: Union[PrivateKeyTypes, Unknown]
+    cert_read_error: str | None = None  # set when the file itself could not be read
+    key_read_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    options: Options
+    now: datetime
+    freepbx: bool
+    pjsip: Config
+    rtp: Config
+    modules: Config
+    transport: pjsip.Transport | None
+    endpoint: Union[Located[Section], Unknown]
+    cert: Union[CertFacts, Unknown]
+    ca_list: Union[Located[tuple[x509.Certificate, ...]], Unknown]
+    public_ip: Union[Located[str], Unknown]
+    host_ips: Union[tuple[str, ...], Unknown] = Unknown("not gathered")
+    dns: dict[str, Union[tuple[str, ...], Unknown]] = field(default_factory=dict)
+    firewall: Union[Ruleset, Unknown] = Unknown("not gathered")
+    live: Union[TlsProbe, Unknown, None] = None
+
+
+def _is_freepbx(fs: FileSystem) -> bool:
+    return fs.host_path("pjsip.transports.conf").exists() or \
+        fs.host_path("freepbx_module_admin.conf").exists()
+
+
+def _choose_transport(cfg: Config, endpoint: Section | None) -> pjsip.Transport | None:
+    tls = [t for t in pjsip.transports(cfg) if t.protocol == "tls"]
+    if endpoint is not None:
+        named = endpoint.value("transport")
+        for t in tls:
+            if t.name == named:
+                return t
+    return tls[0] if tls else None
+
+
+def _choose_endpoint(cfg: Config, opts: Options) -> Union[Located[Section], Unknown]:
+    if opts.endpoint:
+        sec = pjsip.endpoint(cfg, opts.endpoint)
+        if sec is None:
+            return Unknown(f"no PJSIP endpoint named {opts.endpoint!r} (from --endpoint)")
+        return Located(sec, sec.where, "--endpoint")
+    try:
+        found = pjsip.endpoint_for_cidrs(cfg, list(opts.amazon_cidrs))
+    except ValueError:
+        found = None
+    if found is None:
+        return Unknown("no PJSIP identify matches the Amazon CIDR "
+                       f"{', '.join(opts.amazon_cidrs)}; pass --endpoint NAME")
+    sec = pjsip.endpoint(cfg, found[0])
+    if sec is None:
+        return Unknown(f"identify at {found[1]} names endpoint {found[0]!r}, which is not "
+                       "defined")
+    return Located(sec, sec.where, f"identify at {found[1]}")
+
+
+def _read_file(fs: FileSystem, config_path: str) -> bytes:
+    return fs.read_bytes(fs.host_path(config_path))
+
+
+def _gather_cert(fs: FileSystem, t: pjsip.Transport | None) -> Union[CertFacts, Unknown]:
+    if t is None:
+        return Unknown("no TLS transport")
+    cert_s = t.get("cert_file")
+    if cert_s is None or not cert_s.value:
+        return Unknown(f"transport {t.name} has no cert_file")
+    path = str(fs.host_path(cert_s.value))
+    chain: Union[tuple[x509.Certificate, ...], Unknown]
+    cert_read_error = key_read_error = None
+    try:
+        chain = tuple(certs.load_chain(_read_file(fs, cert_s.value)))
+    except IsADirectoryError:
+        chain = Unknown(cert_read_error := f"{path} is a directory")
+    except OSError as exc:
+        chain = Unknown(cert_read_error := f"cannot read {path}: {exc.strerror or exc}")
+    except certs.CertError as exc:
+        chain = Unknown(f"{path}: {exc}")
+    key_s = t.get("priv_key_file")
+    key: Union[PrivateKeyTypes, Unknown]
+    key_path = None
+    if key_s is None or not key_s.value:
+        key = Unknown(f"transport {t.name} has no priv_key_file")
+    else:
+        key_path = str(fs.host_path(key_s.value))
+        try:
+            pw = t.value("priv_key_password")
+            key = certs.load_key(_read_file(fs, key_s.value), pw)
+        except IsADirectoryError:
+            key = Unknown(key_read_error := f"{key_path} is a directory")
+        except OSError as exc:
+            key = Unknown(key_read_error := f"cannot read {key_path}: {exc.strerror or exc}")
+        except certs.CertError as exc:
+            key = Unknown(f"{key_path}: {exc}")
+    return CertFacts(path, cert_s.where, chain, key_path, key_s.where if key_s else None, key,
+                     cert_read_error, key_read_error)
+
+
+def _gather_ca(fs: FileSystem, t: pjsip.Transport | None
+               ) -> Union[Located[tuple[x509.Certificate, ...]], Unknown]:
+    if t is None:
+        return Unknown("no TLS transport")
+    s = t.get("ca_list_file")
+    if s is None or not s.value:
+        return Unknown(f"transport {t.name} sets no ca_list_file")
+    path = str(fs.host_path(s.value))
+    try:
+        return Located(tuple(certs.load_chain(_read_file(fs, s.value))), s.where, path)
+    except OSError as exc:
+        return Unknown(f"cannot read {path}: {exc.strerror or exc}")
+    except certs.CertError as exc:
+        return Unknown(f"{path}: {exc}")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _gather_public_ip(opts: Options, t: pjsip.Transport | None, net: Network,
+                      host_ips: Union[tuple[str, ...], Unknown]) -> Union[Located[str], Unknown]:
+    if opts.public_ip:
+        return Located(opts.public_ip, None, "--public-ip")
+    if t is not None:
+        ext = t.get("external_signaling_address")
+        if ext is not None and ext.value:
+            if _is_ip(ext.value):
+                return Located(ext.value, ext.where, "external_signaling_address")
+            try:
+                return Located(net.resolve_a(ext.value)[0], ext.where,
+                               f"external_signaling_address {ext.value}")
+            except LookupFailed as exc:
+                return Unknown(f"external_signaling_address {ext.value}: {exc}")
+        if _is_ip(t.host) and ipaddress.ip_address(t.host).is_global:
+            return Located(t.host, t.get("bind").where if t.get("bind") else t.where,
+                           "the TLS transport's bind address")
+    if isinstance(host_ips, Unknown):
+        return Unknown(f"could not detect the public IP ({host_ips.reason}); pass --public-ip")
+    if not host_ips:
+        return Unknown("this host has no globally routable IPv4 address on its interfaces "
+                       "(behind NAT?); pass --public-ip")
+    return Located(host_ips[0], None, "this host's interface address")
+
+
+def cert_dns_names(snap_cert: Union[CertFacts, Unknown], fqdn: str | None) -> list[str]:
+    if fqdn:
+        return [fqdn]
+    if isinstance(snap_cert, Unknown) or isinstance(snap_cert.chain, Unknown) \
+            or not snap_cert.chain:
+        return []
+    cn, sans = certs.names(snap_cert.chain[0])
+    out: list[str] = []
+    for n in ([cn] if cn else []) + list(sans):
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def _gather_firewall(opts: Options, fs: FileSystem, runner: Runner) -> Union[Ruleset, Unknown]:
+    if opts.firewall_rules is not None:
+        path = opts.firewall_rules
+        try:
+            text = fs.read_bytes(path).decode("utf-8", "replace")
+        except FileNotFoundError:
+            raise InputError(str(path), "firewall rules file does not exist") from None
+        except IsADirectoryError:
+            raise InputError(str(path), "is a directory, not a rules file") from None
+        except OSError as exc:
+            raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        return parse_ruleset(text, str(path))
+    return live_ruleset(runner)
+
+
+def live_ruleset(runner: Runner) -> Union[Ruleset, Unknown]:
+    """The live ruleset: iptables (legacy or nft-backed, which is where FreePBX's firewall
+    writes) plus native nftables tables. A packet must pass both."""
+    try:
+        return _live_ruleset(runner)
+    except RulesetSyntaxError as exc:
+        return Unknown(f"could not read the live firewall: {exc}")
+
+
+def _live_ruleset(runner: Runner) -> Union[Ruleset, Unknown]:
+    parts: list[Ruleset] = []
+    reasons: list[str] = []
+    read_any = False
+    if runner.which("iptables-save"):
+        res = runner.run(["iptables-save"])
+        if res.returncode == 0:
+            read_any = True
+            if "*filter" in res.stdout:
+                parts.append(parse_iptables_save(res.stdout, "iptables-save"))
+        else:
+            reasons.append(f"iptables-save failed: {res.stderr.strip()[:120]}")
+    if runner.which("nft"):
+        res = runner.run(["nft", "-j", "list", "ruleset"])
+        if res.returncode == 0:
+            read_any = True
+            rs = parse_nft_json(res.stdout or '{"nftables": []}', "nft -j list ruleset")
+            # Tables that iptables-nft manages were already read through iptables-save.
+            own = {k: c for k, c in rs.chains.items()
+                   if not (parts and k.split()[0] == "ip" and k.split()[1] in
+                           ("filter", "nat", "mangle", "raw", "security"))}
+            base = tuple(b for b in rs.base if b in own)
+            if base:
+                parts.append(Ruleset(rs.format, rs.source, own, base, rs.notes))
+        else:
+            reasons.append(f"nft list ruleset failed: {res.stderr.strip()[:120]}")
+    if not parts and not read_any:
+        for cmd in (["ufw", "status", "verbose"], ["firewall-cmd", "--list-all"]):
+            if runner.which(cmd[0]):
+                res = runner.run(cmd)
+                if res.returncode == 0:
+                    parts.append(parse_ruleset(res.stdout, " ".join(cmd)))
+                    break
+                reasons.append(f"{' '.join(cmd)} failed: {res.stderr.strip()[:120]}")
+    if not parts:
+        if read_any:
+            return Ruleset("live", "live", {}, (), ("no firewall rules are loaded: nothing is "
+                                                    "filtered",))
+        why = "; ".join(reasons) or "none of iptables-save, nft, ufw, firewall-cmd is installed"
+        return Unknown(f"could not read the live firewall ({why}); pass --firewall-rules FILE")
+    return combine(parts, "live")
+
+
+def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = None,
+           net: Network | None = None, clock: Clock | None = None) -> Snapshot:
+    """Read everything the checks need. Raises :class:`InputError` only for input the user
+    named that cannot be read (the config dir, a rules file)."""
+    fs = fs or FileSystem(opts.asterisk_dir)
+    runner = runner or Runner()
+    net = net or Network(opts.dns_server, runner=runner)
+    clock = clock or Clock()
+    d = opts.asterisk_dir
+    if not d.exists():
+        raise InputError(str(d), "Asterisk config directory does not exist")
+    if not d.is_dir():
+        raise InputError(str(d), "is not a directory")
+    pj = read_config(fs, "pjsip.conf")
+    rtp = read_config(fs, "rtp.conf")
+    modules = read_config(fs, "modules.conf")
+    endpoint = _choose_endpoint(pj, opts)
+    transport = _choose_transport(pj, endpoint.value if isinstance(endpoint, Located) else None)
+    cert = _gather_cert(fs, transport)
+    host_ips: Union[tuple[str, ...], Unknown]
+    try:
+        host_ips = tuple(net.global_ipv4_addresses())
+    except LookupFailed as exc:
+        host_ips = Unknown(str(exc))
+    public_ip = _gather_public_ip(opts, transport, net, host_ips)
+    dns: dict[str, Union[tuple[str, ...], Unknown]] = {}
+    if not isinstance(public_ip, Unknown):
+        for name in cert_dns_names(cert, opts.fqdn):
+            if name.startswith("*."):
+                dns[name] = Unknown("a wildcard name cannot be looked up; pass --fqdn")
+                continue
+            try:
+                dns[name] = tuple(net.resolve_a(name))
+            except LookupFailed as exc:
+                dns[name] = Unknown(str(exc))
+    live: Union[TlsProbe, Unknown, None] = None
+    if opts.live:
+        if transport is None:
+            live = Unknown("no TLS transport to connect to")
+        else:
+            host = transport.host
+            if host in ("0.0.0.0", "::", ""):
+                host = "127.0.0.1"
+            live = net.tls_sip_probe(host, transport.port)
+    return Snapshot(
+        options=opts, now=certs.utc(clock.now()), freepbx=_is_freepbx(fs), pjsip=pj, rtp=rtp,
+        modules=modules, transport=transport, endpoint=endpoint, cert=cert,
+        ca_list=_gather_ca(fs, transport), public_ip=public_ip, host_ips=host_ips, dns=dns,
+        firewall=_gather_firewall(opts, fs, runner), live=live,
+    )

@@ -1,0 +1,327 @@
+"""Real material for tests: certificates, config trees, a loopback DNS server, rulesets made by
+the real iptables/nft in a network namespace, and a SIP-over-TLS responder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+DATA = Path(__file__).parent / "data"
+PUBLIC_IP = "54.240.196.10"  # any globally routable address; tests never send traffic to it
+FQDN = "pbx.harbor-hotel.test"
+AMAZON = "3.239.178.128/25"
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+def _name(cn: str, org: str = "Harbor Lab") -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+@dataclass
+class Cert:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+
+
+def make_cert(cn: str, issuer: Cert | None = None, *, ca: bool = False,
+              sans: tuple[str, ...] = (), days: int = 365, start_days: int = -1,
+              org: str = "Harbor Lab") -> Cert:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(cn, org)
+    b = (x509.CertificateBuilder()
+         .subject_name(subject)
+         .issuer_name(issuer.cert.subject if issuer else subject)
+         .public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(NOW + dt.timedelta(days=start_days))
+         .not_valid_after(NOW + dt.timedelta(days=days))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]),
+                            critical=False)
+    signer = issuer.key if issuer else key
+    return Cert(b.sign(signer, hashes.SHA256()), key)
+
+
+@dataclass
+class Pki:
+    root: Cert
+    inter: Cert
+    leaf: Cert
+
+
+def make_pki(fqdn: str = FQDN, days: int = 365, start_days: int = -1) -> Pki:
+    root = make_cert("Harbor Root CA", ca=True, days=3650)
+    inter = make_cert("Harbor Intermediate CA", root, ca=True, days=1825)
+    leaf = make_cert(fqdn, inter, sans=(fqdn,), days=days, start_days=start_days)
+    return Pki(root, inter, leaf)
+
+
+GOOD_PJSIP = """\
+[global]
+type=global
+user_agent=Harbor Lab PBX
+
+[transport-udp]
+type=transport
+protocol=udp
+bind=0.0.0.0:5060
+
+[transport-tls]
+type=transport
+protocol=tls
+bind={bind}
+cert_file=/etc/asterisk/keys/pbx.crt
+priv_key_file=/etc/asterisk/keys/pbx.key
+ca_list_file=/etc/asterisk/keys/ca.crt
+method=tlsv1_2
+external_signaling_address={ip}
+external_media_address={ip}
+
+[endpoint-defaults](!)
+type=endpoint
+context=from-alexa
+disallow=all
+allow=ulaw,alaw
+media_encryption=sdes
+media_encryption_optimistic=no
+direct_media=no
+rtp_symmetric=yes
+dtmf_mode=rfc4733
+
+[alexa](endpoint-defaults)
+transport=transport-tls
+aors=alexa
+
+[alexa]
+type=aor
+contact=sip:{ip}:5061
+
+[alexa]
+type=identify
+endpoint=alexa
+match=3.239.178.128/25
+"""
+
+GOOD_RTP = "[general]\nrtpstart=10000\nrtpend=20000\n"
+GOOD_MODULES = "[modules]\nautoload=yes\nnoload => chan_iax2.so\n"
+
+
+@dataclass
+class Host:
+    root: Path
+    pki: Pki
+
+    @property
+    def etc(self) -> Path:
+        return self.root
+
+    def write(self, name: str, text: str | bytes) -> Path:
+        p = self.root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text)
+        return p
+
+    def edit(self, name: str, old: str, new: str) -> None:
+        p = self.root / name
+        text = p.read_text()
+        assert old in text, f"{old!r} not in {name}"
+        p.write_text(text.replace(old, new, 1))
+
+
+def make_host(root: Path, pki: Pki | None = None, *, bind: str = "0.0.0.0:5061",
+              ip: str = PUBLIC_IP, amazon_ca: bool = True) -> Host:
+    pki = pki or make_pki()
+    root.mkdir(parents=True, exist_ok=True)
+    h = Host(root, pki)
+    h.write("pjsip.conf", GOOD_PJSIP.format(bind=bind, ip=ip))
+    h.write("rtp.conf", GOOD_RTP)
+    h.write("modules.conf", GOOD_MODULES)
+    h.write("keys/pbx.crt", pki.leaf.pem() + pki.inter.pem())
+    h.write("keys/pbx.key", pki.leaf.key_pem())
+    ca = make_cert("Amazon Root CA 1", ca=True, org="Amazon") if amazon_ca else pki.root
+    h.write("keys/ca.crt", ca.pem())
+    return h
+
+
+def freepbx_tree(dest: Path) -> Path:
+    shutil.copytree(DATA / "freepbx-real" / "etc-asterisk", dest)
+    return dest
+
+
+# ------------------------------------------------------------------ DNS
+
+class _Resolver:
+    def __init__(self, records: dict[str, list[str]]) -> None:
+        self.records = {k.rstrip(".").lower(): v for k, v in records.items()}
+        self.queries: list[str] = []
+
+    def resolve(self, request, handler):  # dnslib's resolver interface
+        from dnslib import QTYPE, RCODE, RR, A
+        reply = request.reply()
+        qname = str(request.q.qname).rstrip(".").lower()
+        self.queries.append(qname)
+        if qname not in self.records:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        if request.q.qtype == QTYPE.A:
+            for ip in self.records[qname]:
+                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
+        return reply
+
+
+class DnsServer:
+    """dnslib's DNS server on 127.0.0.1, on a free UDP port, answering ``records``."""
+
+    def __init__(self, records: dict[str, list[str]]) -> None:
+        from dnslib.server import DNSLogger, DNSServer
+        self.resolver = _Resolver(records)
+        self.server = DNSServer(self.resolver, address="127.0.0.1", port=0,
+                                logger=DNSLogger("-request,-reply,-truncated,-error,-recv,"
+                                                 "-send,-data", prefix=False))
+        self.port = self.server.server.server_address[1]
+        self.server.start_thread()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server.server.server_close()
+
+
+# ------------------------------------------------------------------ firewall
+
+def can_make_rulesets() -> str | None:
+    """None when real rulesets can be made here; else why not."""
+    if os.geteuid() != 0:
+        return "needs root to create a network namespace"
+    for tool in ("unshare", "iptables-save", "iptables-restore", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install iptables nftables util-linux)"
+    res = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if res.returncode != 0:
+        return "cannot create a network namespace here"
+    return None
+
+
+def in_netns(script: str) -> str:
+    """Run a shell script in a fresh network namespace; return its stdout."""
+    res = subprocess.run(["unshare", "-n", "sh", "-ec", script], capture_output=True, text=True,
+                         timeout=30)
+    if res.returncode != 0:
+        raise RuntimeError(f"namespace script failed: {res.stderr}")
+    return res.stdout
+
+
+def iptables_ruleset(commands: list[str]) -> str:
+    """The real iptables-save output after running ``iptables ARGS`` for each entry."""
+    script = "\n".join(f"iptables {c}" for c in commands) + "\niptables-save\n"
+    return in_netns(script)
+
+
+def nft_ruleset(ruleset: str, json_form: bool = False) -> str:
+    script = f"nft -f - <<'EOF'\n{ruleset}\nEOF\nnft {'-j ' if json_form else ''}list ruleset\n"
+    return in_netns(script)
+
+
+# ------------------------------------------------------------------ SIP over TLS
+
+RECORDED_200 = (DATA / "asterisk-22" / "sip-tls-options-and-srtp-call.txt").read_text()
+
+
+def recorded_options_answer(request: str) -> bytes:
+    """Asterisk's recorded 200 OK to OPTIONS, with the request's Via/Call-ID/CSeq/From copied
+    in as a SIP server would."""
+    block = RECORDED_200.split("<<<<<<\n", 1)[1].split("\n\n\n", 1)[0]
+    lines = block.split("\n")
+    req = {ln.split(":", 1)[0].lower(): ln for ln in request.split("\r\n") if ":" in ln}
+    out = []
+    for ln in lines:
+        name = ln.split(":", 1)[0].lower()
+        if name in ("via", "call-id", "cseq", "from") and name in req:
+            out.append(req[name])
+        else:
+            out.append(ln)
+    return ("\r\n".join(out) + "\r\n\r\n").encode()
+
+
+class SipTlsServer:
+    """A TLS 1.2 listener on 127.0.0.1 that answers SIP OPTIONS with Asterisk's recorded reply
+    (or with ``reply`` bytes when given)."""
+
+    def __init__(self, cert_file: Path, key_file: Path, reply: bytes | None = None,
+                 tls_max: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert_file), str(key_file))
+        self.ctx.maximum_version = tls_max
+        if tls_max < ssl.TLSVersion.TLSv1_2:
+            self.ctx.minimum_version = tls_max
+            self.ctx.set_ciphers("ALL:@SECLEVEL=0")
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                conn.settimeout(5)
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = tls.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    text = data.decode("latin-1")
+                    self.requests.append(text)
+                    tls.sendall(self.reply if self.reply is not None
+                                else recorded_options_answer(text))
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+__all__ = ["ipaddress"]

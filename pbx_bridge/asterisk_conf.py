@@ -187,7 +187,7 @@ class _Reader:
         close = line.find("]")
         if close < 0:
             self.problem("error", f"section header without ']': {line!r}", where)
-            self.current = None
+            self.current = Section(name="", where=where)  # its settings go nowhere
             return
         name = line[1:close].strip()
         rest = line[close + 1 :].strip()
@@ -202,7 +202,7 @@ class _Reader:
             if not targets:
                 self.problem("error", f"[{name}](+) appends to a section that does not exist",
                              where)
-                self.current = None
+                self.current = Section(name=name, where=where)  # its settings go nowhere
                 return
             self.current = targets[-1]
             return

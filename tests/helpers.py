@@ -325,3 +325,35 @@ class SipTlsServer:
 
 
 __all__ = ["ipaddress"]
+
+
+# ------------------------------------------------------------------ host commands
+
+IP_ADDR_JSON = (DATA / "ip-j-4-addr-show.json").read_text()
+
+
+class RecordedRunner:
+    """The command door, answering from recorded output (pyinfra style: output + pure parser).
+    Commands it has no recording for are "not installed"."""
+
+    def __init__(self, outputs: dict[tuple[str, ...], str]) -> None:
+        self.outputs = outputs
+        self.calls: list[tuple[str, ...]] = []
+
+    def which(self, name: str) -> str | None:
+        return f"/usr/sbin/{name}" if any(k[0] == name for k in self.outputs) else None
+
+    def run(self, argv, timeout: float = 10.0):
+        from pbx_bridge.doors import CommandResult
+        key = tuple(argv)
+        self.calls.append(key)
+        if key not in self.outputs:
+            return CommandResult(key, 127, "", f"{argv[0]}: not recorded")
+        return CommandResult(key, 0, self.outputs[key], "")
+
+
+def host_runner(public: bool = True, extra: dict | None = None) -> RecordedRunner:
+    ip_json = IP_ADDR_JSON.replace("192.0.2.2", PUBLIC_IP) if public else IP_ADDR_JSON
+    outputs = {("ip", "-j", "-4", "addr", "show"): ip_json}
+    outputs.update(extra or {})
+    return RecordedRunner(outputs)

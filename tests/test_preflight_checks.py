@@ -1,0 +1,486 @@
+"""Each preflight check id: a host that makes it pass and one that makes it fail.
+
+Hosts are real config trees with certificates made here, DNS answered by a loopback server,
+and rulesets recorded from the real iptables/nft.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, freepbx_tree,
+                     host_runner, make_cert, make_host, make_pki)
+from pbx_bridge.net import Network
+from pbx_bridge.preflight.checks import Finding, Status, overall_ok, run_checks
+from pbx_bridge.preflight.snapshot import Options, gather
+
+FW = DATA / "firewall"
+
+
+def preflight(host: Host | Path, dns=None, rules: str | None = "amazon-open.rules",
+              public_host: bool = True, **opts) -> dict[str, Finding]:
+    root = host.root if isinstance(host, Host) else host
+    options = Options(asterisk_dir=root,
+                      firewall_rules=FW / rules if rules else None,
+                      dns_server=("127.0.0.1", dns.port) if dns else None, **opts)
+    runner = host_runner(public_host)
+    net = Network(options.dns_server, timeout=2.0, runner=runner)
+    findings = run_checks(gather(options, runner=runner, net=net))
+    return {f.id: f for f in findings}
+
+
+@pytest.fixture
+def host(tmp_path):
+    return make_host(tmp_path / "etc-asterisk")
+
+
+def test_good_host_passes_everything(host, dns):
+    res = preflight(host, dns)
+    assert {k: v.status for k, v in res.items()} == {k: Status.PASS for k in res}, \
+        {k: v.summary for k, v in res.items() if v.status != Status.PASS}
+    assert len(res) == 15  # live.* only with live=True
+    assert overall_ok(list(res.values()))
+    assert FQDN in dns.resolver.queries
+
+
+# ------------------------------------------------------------ asterisk.config
+
+def test_config_missing_include_fails_with_location(host, dns):
+    host.edit("pjsip.conf", "[global]", "#include pjsip_custom.conf\n[global]")
+    f = preflight(host, dns)["asterisk.config"]
+    assert f.status == Status.FAIL
+    assert f.where == f"{host.root}/pjsip.conf:1"
+    assert "does not exist" in f.summary and "#tryinclude" in f.fix
+
+
+def test_config_exec_is_a_warning(host, dns):
+    host.edit("pjsip.conf", "[global]", "#exec /usr/local/bin/make-peers\n[global]")
+    f = preflight(host, dns)["asterisk.config"]
+    assert f.status == Status.WARN and "#exec" in f.summary
+
+
+def test_config_no_pjsip_conf_fails(tmp_path, dns):
+    (tmp_path / "empty").mkdir()
+    f = preflight(tmp_path / "empty", dns)["asterisk.config"]
+    assert f.status == Status.FAIL and "pjsip.conf not found" in f.summary
+
+
+# ------------------------------------------------------------ tls.*
+
+def test_tls_transport_missing(host, dns):
+    host.edit("pjsip.conf", "protocol=tls", "protocol=tcp")
+    res = preflight(host, dns)
+    assert res["tls.transport"].status == Status.FAIL
+    assert "[transport-tls]" in res["tls.transport"].fix
+    assert "protocol=tls" in res["tls.transport"].fix
+    for dep in ("tls.version", "tls.port", "cert.valid", "amazon.ca"):
+        assert res[dep].status == Status.SKIP
+
+
+def test_tls_transport_unreadable_key(host, dns):
+    (host.root / "keys" / "pbx.key").unlink()
+    f = preflight(host, dns)["tls.transport"]
+    assert f.status == Status.FAIL and "pbx.key" in f.summary
+    assert f.where == f"{host.root}/pjsip.conf:15"
+
+
+@pytest.mark.parametrize("method,status", [
+    ("tlsv1_2", Status.PASS), ("sslv23", Status.PASS), ("tlsv1", Status.FAIL),
+    ("tlsv1_3", Status.FAIL), ("tls9", Status.FAIL),
+])
+def test_tls_version(host, dns, method, status):
+    host.edit("pjsip.conf", "method=tlsv1_2", f"method={method}")
+    f = preflight(host, dns)["tls.version"]
+    assert f.status == status
+    if status == Status.FAIL:
+        assert f.where == f"{host.root}/pjsip.conf:17"
+        assert "method=tlsv1_2" in f.fix
+
+
+def test_tls_version_unset_negotiates_12(host, dns):
+    host.edit("pjsip.conf", "method=tlsv1_2\n", "")
+    f = preflight(host, dns)["tls.version"]
+    assert f.status == Status.PASS and "default" in f.summary
+
+
+def test_tls_port_shared_with_tcp_transport(host, dns):
+    host.edit("pjsip.conf", "[transport-tls]",
+              "[transport-tcp]\ntype=transport\nprotocol=tcp\nbind=0.0.0.0:5061\n\n[transport-tls]")
+    f = preflight(host, dns)["tls.port"]
+    assert f.status == Status.FAIL and "transport-tcp" in f.summary
+    assert f.where == f"{host.root}/pjsip.conf:10"
+
+
+def test_tls_port_udp_on_same_number_is_fine(host, dns):
+    host.edit("pjsip.conf", "bind=0.0.0.0:5060", "bind=0.0.0.0:5061")
+    assert preflight(host, dns)["tls.port"].status == Status.PASS
+
+
+# ------------------------------------------------------------ cert.*
+
+def test_cert_expired(tmp_path, dns):
+    h = make_host(tmp_path / "e", make_pki(days=-1, start_days=-30))
+    f = preflight(h, dns)["cert.valid"]
+    assert f.status == Status.FAIL and "expired" in f.summary
+    assert f.where == f"{h.root}/pjsip.conf:14"
+
+
+def test_cert_expiring_soon_warns(tmp_path, dns):
+    h = make_host(tmp_path / "s", make_pki(days=10))
+    f = preflight(h, dns)["cert.valid"]
+    assert f.status == Status.WARN and "expires in" in f.summary
+
+
+def test_cert_not_yet_valid(tmp_path, dns):
+    h = make_host(tmp_path / "f", make_pki(days=60, start_days=5))
+    assert preflight(h, dns)["cert.valid"].status == Status.FAIL
+
+
+def test_cert_garbage_file(host, dns):
+    host.write("keys/pbx.crt", "-----BEGIN CERTIFICATE-----\nnot base64!\n"
+               "-----END CERTIFICATE-----\n")
+    res = preflight(host, dns)
+    assert res["cert.valid"].status == Status.FAIL
+    assert res["cert.key"].status == Status.SKIP and res["cert.chain"].status == Status.SKIP
+
+
+def test_cert_wrong_key(host, dns):
+    host.write("keys/pbx.key", make_cert("other").key_pem())
+    f = preflight(host, dns)["cert.key"]
+    assert f.status == Status.FAIL and "does not belong" in f.summary
+    assert "openssl" in f.fix
+
+
+def test_cert_chain_out_of_order_names_the_right_order(host, dns):
+    host.write("keys/pbx.crt", host.pki.inter.pem() + host.pki.leaf.pem())
+    res = preflight(host, dns)
+    f = res["cert.chain"]
+    assert f.status == Status.FAIL and "out of order" in f.summary
+    assert f.evidence["correct_order"][0] == f"CN={FQDN},O=Harbor Lab"
+    assert f.fix.startswith(f"rewrite the file leaf first: 1. CN={FQDN}")
+
+
+def test_cert_chain_that_is_no_chain(host, dns):
+    stranger = make_cert("Stranger CA", ca=True)
+    host.write("keys/pbx.crt", host.pki.leaf.pem() + stranger.pem())
+    f = preflight(host, dns)["cert.chain"]
+    assert f.status == Status.FAIL and "no order" in f.summary
+
+
+def test_cert_dns_wrong_name(tmp_path, dns):
+    h = make_host(tmp_path / "w", make_pki(fqdn="elsewhere.harbor-hotel.test"))
+    f = preflight(h, dns)["cert.dns"]
+    assert f.status == Status.FAIL and "52.95.110.1" in f.summary
+    assert f.fix.startswith(f"publish an A record: elsewhere.harbor-hotel.test. IN A {PUBLIC_IP}")
+
+
+def test_cert_dns_nxdomain(tmp_path, dns):
+    h = make_host(tmp_path / "n", make_pki(fqdn="nowhere.harbor-hotel.test"))
+    f = preflight(h, dns)["cert.dns"]
+    assert f.status == Status.FAIL and "NXDOMAIN" in f.summary
+
+
+def test_cert_dns_with_fqdn_option(tmp_path, dns):
+    h = make_host(tmp_path / "q", make_pki(fqdn="elsewhere.harbor-hotel.test"))
+    dns.resolver.records["elsewhere.harbor-hotel.test"] = [PUBLIC_IP]
+    assert preflight(h, dns, fqdn="elsewhere.harbor-hotel.test")["cert.dns"].status == \
+        Status.PASS
+
+
+def test_cert_dns_server_that_does_not_answer_skips(host):
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))  # bound, never answers
+    try:
+        class Silent:
+            port = s.getsockname()[1]
+        f = preflight(host, Silent)["cert.dns"]
+    finally:
+        s.close()
+    assert f.status == Status.SKIP and "timed out" in f.summary
+
+
+# ------------------------------------------------------------ ip.public
+
+def test_ip_public_private_address_fails(tmp_path, dns):
+    h = make_host(tmp_path / "p", ip="10.1.2.3")
+    f = preflight(h, dns)["ip.public"]
+    assert f.status == Status.FAIL and "not a public address" in f.summary
+    assert f.where == f"{h.root}/pjsip.conf:18"
+
+
+def test_ip_public_option_differs_from_advertised(host, dns):
+    f = preflight(host, dns, public_ip="52.95.110.1")["ip.public"]
+    assert f.status == Status.FAIL
+    assert f"external_signaling_address={PUBLIC_IP}" in f.summary
+    assert "external_signaling_address=52.95.110.1" in f.fix
+
+
+def test_ip_public_nat_without_external_address(host, dns):
+    host.edit("pjsip.conf", f"external_signaling_address={PUBLIC_IP}\n", "")
+    host.edit("pjsip.conf", f"external_media_address={PUBLIC_IP}\n", "")
+    f = preflight(host, dns, public_ip=PUBLIC_IP, public_host=False)["ip.public"]
+    assert f.status == Status.FAIL and "NAT" in f.summary
+    # on a host that owns the address, the same config is fine
+    g = preflight(host, dns, public_host=True)["ip.public"]
+    assert g.status == Status.PASS and g.evidence["source"] == "this host's interface address"
+
+
+def test_ip_unknown_skips(host, dns):
+    host.edit("pjsip.conf", f"external_signaling_address={PUBLIC_IP}\n", "")
+    res = preflight(host, dns, public_host=False)
+    assert res["ip.public"].status == Status.SKIP and "--public-ip" in res["ip.public"].summary
+    assert res["cert.dns"].status == Status.SKIP
+
+
+# ------------------------------------------------------------ srtp.*
+
+def test_srtp_module_noload(host, dns):
+    host.write("modules.conf", "[modules]\nautoload=yes\nnoload => res_srtp.so\n")
+    f = preflight(host, dns)["srtp.module"]
+    assert f.status == Status.FAIL and f.where == f"{host.root}/modules.conf:3"
+
+
+def test_srtp_module_autoload_off(host, dns):
+    host.write("modules.conf", "[modules]\nautoload=no\nload => res_pjsip.so\n")
+    assert preflight(host, dns)["srtp.module"].status == Status.FAIL
+    host.write("modules.conf", "[modules]\nautoload=no\nload => res_srtp.so\n")
+    assert preflight(host, dns)["srtp.module"].status == Status.PASS
+
+
+@pytest.mark.parametrize("old,new,word", [
+    ("media_encryption=sdes", "media_encryption=no", "not sdes"),
+    ("media_encryption_optimistic=no", "media_encryption_optimistic=yes", "optimistic"),
+])
+def test_srtp_endpoint_fails(host, dns, old, new, word):
+    host.edit("pjsip.conf", old, new)
+    f = preflight(host, dns)["srtp.endpoint"]
+    assert f.status == Status.FAIL and word in f.summary
+    assert f.where.startswith(f"{host.root}/pjsip.conf:")
+    assert "media_encryption=sdes" in f.fix
+
+
+def test_srtp_endpoint_override_in_section_wins_over_template(host, dns):
+    host.edit("pjsip.conf", "aors=alexa\n", "aors=alexa\nmedia_encryption=no\n")
+    f = preflight(host, dns)["srtp.endpoint"]
+    assert f.status == Status.FAIL and f.where == f"{host.root}/pjsip.conf:35"
+
+
+def test_srtp_endpoint_without_identify_skips_unless_named(host, dns):
+    host.edit("pjsip.conf", f"match={AMAZON}", "match=198.51.100.0/24")
+    assert preflight(host, dns)["srtp.endpoint"].status == Status.SKIP
+    assert preflight(host, dns, endpoint="alexa")["srtp.endpoint"].status == Status.PASS
+    f = preflight(host, dns, endpoint="nosuch")["srtp.endpoint"]
+    assert f.status == Status.SKIP and "nosuch" in f.summary
+
+
+# ------------------------------------------------------------ rtp.range
+
+@pytest.mark.parametrize("text,word", [
+    ("[general]\nrtpstart=20000\nrtpend=10000\n", "not a range"),
+    ("[general]\nrtpstart=10000\n", "does not set rtpend"),
+    ("[general]\nrtpstart=ten\nrtpend=20000\n", "not a number"),
+    ("[other]\nrtpstart=10000\n", "no [general]"),
+])
+def test_rtp_range_fails(host, dns, text, word):
+    host.write("rtp.conf", text)
+    res = preflight(host, dns)
+    assert res["rtp.range"].status == Status.FAIL and word in res["rtp.range"].summary
+    assert res["firewall.media"].status == Status.SKIP
+
+
+def test_rtp_range_missing_file(host, dns):
+    (host.root / "rtp.conf").unlink()
+    assert preflight(host, dns)["rtp.range"].status == Status.FAIL
+
+
+# ------------------------------------------------------------ firewall.*
+
+@pytest.mark.parametrize("rules", ["amazon-open.rules", "amazon-open.nft", "amazon-open.json",
+                                   "ufw-open.txt", "firewalld-open.txt", "freepbx.rules"])
+def test_firewall_passes_in_every_format(host, dns, rules):
+    res = preflight(host, dns, rules=rules)
+    assert res["firewall.signaling"].status == Status.PASS
+    assert res["firewall.media"].status == Status.PASS
+
+
+def test_firewall_drop_first_and_partial_range(host, dns):
+    res = preflight(host, dns, rules="blocked-first.rules")
+    sig, media = res["firewall.signaling"], res["firewall.media"]
+    assert sig.status == Status.FAIL and "3.239.178.192/26" in sig.summary
+    assert media.status == Status.FAIL
+    assert any(r.startswith("15001-20000 from 3.239.178.128/26") for r in media.evidence["refused"])
+    assert "iptables -I INPUT -s 3.239.178.128/25 -p udp -m udp --dport 10000:20000 -j ACCEPT" \
+        in media.fix
+
+
+def test_firewall_uncertain_rule_warns(host, dns, tmp_path):
+    text = (FW / "amazon-open.rules").read_text().replace(
+        "-A INPUT -i lo -j ACCEPT", "-A INPUT -i lo -j ACCEPT\n-A INPUT -m set --match-set "
+        "blocklist src -j DROP")
+    (tmp_path / "set.rules").write_text(text)
+    res = preflight(host, dns, rules=str(tmp_path / "set.rules"))
+    f = res["firewall.signaling"]
+    assert f.status == Status.WARN and f.evidence["cannot_judge"]
+
+
+def test_firewall_skips_without_a_ruleset(host, dns):
+    res = preflight(host, dns, rules=None)  # the recorded runner has no firewall tools
+    assert res["firewall.signaling"].status == Status.SKIP
+    assert "--firewall-rules" in res["firewall.signaling"].summary
+
+
+# ------------------------------------------------------------ amazon.ca
+
+def test_amazon_ca_present_missing_or_without_amazon(tmp_path, dns):
+    h = make_host(tmp_path / "c", amazon_ca=False)
+    f = preflight(h, dns)["amazon.ca"]
+    assert f.status == Status.WARN and "Amazon's root certificate must be in it" in f.summary
+    (h.root / "keys" / "ca.crt").unlink()
+    f = preflight(h, dns)["amazon.ca"]
+    assert f.status == Status.FAIL and f.where == f"{h.root}/pjsip.conf:16"
+
+
+# ------------------------------------------------------------ live.*
+
+def test_live_tls_and_sip_against_a_loopback_sip_responder(tmp_path, dns):
+    pki = make_pki()
+    h = make_host(tmp_path / "live", pki)
+    server = SipTlsServer(h.root / "keys/pbx.crt", h.root / "keys/pbx.key")
+    try:
+        h.edit("pjsip.conf", "bind=0.0.0.0:5061", f"bind=127.0.0.1:{server.port}")
+        h.edit("pjsip.conf", f"external_signaling_address={PUBLIC_IP}\n"
+               f"external_media_address={PUBLIC_IP}",
+               f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}")
+        res = preflight(h, dns, live=True)
+    finally:
+        server.stop()
+    assert res["live.tls"].status == Status.PASS, res["live.tls"].summary
+    assert res["live.tls"].evidence["version"] == "TLSv1.2"
+    assert res["live.tls"].evidence["served_certificate"] == "matches cert_file"
+    assert res["live.sip"].status == Status.PASS
+    assert res["live.sip"].summary == "OPTIONS answered: SIP/2.0 200 OK"
+    assert server.requests[0].startswith(f"OPTIONS sip:127.0.0.1:{server.port};transport=tls")
+
+
+def test_live_served_certificate_differs(tmp_path, dns):
+    h = make_host(tmp_path / "live2")
+    other = make_pki()
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    (other_dir / "c.pem").write_bytes(other.leaf.pem())
+    (other_dir / "k.pem").write_bytes(other.leaf.key_pem())
+    server = SipTlsServer(other_dir / "c.pem", other_dir / "k.pem")
+    try:
+        h.edit("pjsip.conf", "bind=0.0.0.0:5061", f"bind=127.0.0.1:{server.port}")
+        res = preflight(h, dns, live=True)
+    finally:
+        server.stop()
+    assert res["live.tls"].status == Status.FAIL and "different certificate" in res["live.tls"].summary
+
+
+def test_live_nothing_listening_and_not_sip(tmp_path, dns):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    h = make_host(tmp_path / "live3")
+    h.edit("pjsip.conf", "bind=0.0.0.0:5061", f"bind=127.0.0.1:{port}")
+    res = preflight(h, dns, live=True)
+    assert res["live.tls"].status == Status.FAIL and "cannot connect" in res["live.tls"].summary
+    assert res["live.sip"].status == Status.SKIP
+    server = SipTlsServer(h.root / "keys/pbx.crt", h.root / "keys/pbx.key",
+                          reply=b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    try:
+        h.edit("pjsip.conf", f"bind=127.0.0.1:{port}", f"bind=127.0.0.1:{server.port}")
+        res = preflight(h, dns, live=True)
+    finally:
+        server.stop()
+    assert res["live.tls"].status == Status.PASS
+    assert res["live.sip"].status == Status.FAIL and "not SIP" in res["live.sip"].summary
+
+
+# ------------------------------------------------------------ FreePBX layout
+
+def test_freepbx_real_tree_fixes_point_at_custom_files(tmp_path, dns):
+    d = freepbx_tree(tmp_path / "fpbx")
+    res = preflight(d, dns)
+    assert res["asterisk.config"].status == Status.PASS
+    assert res["asterisk.config"].evidence["freepbx"] is True
+    t = res["tls.transport"]
+    assert t.status == Status.FAIL and t.fix.startswith("add to pjsip.transports_custom.conf:")
+    # rtp.conf is absent in that copy
+    assert res["rtp.range"].status == Status.FAIL
+
+
+def test_freepbx_tree_with_tls_in_custom_files_passes(tmp_path, dns):
+    d = freepbx_tree(tmp_path / "fpbx")
+    pki = make_pki()
+    (d / "keys").mkdir()
+    (d / "keys" / "pbx.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
+    (d / "keys" / "pbx.key").write_bytes(pki.leaf.key_pem())
+    (d / "keys" / "ca.crt").write_bytes(make_cert("Amazon Root CA 1", ca=True, org="Amazon").pem())
+    (d / "pjsip.transports_custom.conf").write_text(
+        "[0.0.0.0-tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n"
+        "cert_file=/etc/asterisk/keys/pbx.crt\npriv_key_file=/etc/asterisk/keys/pbx.key\n"
+        "ca_list_file=/etc/asterisk/keys/ca.crt\nmethod=tlsv1_2\n"
+        f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
+    (d / "pjsip.endpoint_custom.conf").write_text(
+        "[alexa]\ntype=endpoint\ntransport=0.0.0.0-tls\nmedia_encryption=sdes\naors=alexa\n")
+    (d / "pjsip.identify_custom.conf").write_text(
+        f"[alexa]\ntype=identify\nendpoint=alexa\nmatch={AMAZON}\n")
+    # FreePBX's rtp.conf: generated values, then the hand-edit file, inside [general]
+    (d / "rtp.conf").write_text("[general]\n#include rtp_additional.conf\n"
+                                "#include rtp_custom.conf\n")
+    (d / "rtp_additional.conf").write_text("rtpstart=10000\nrtpend=20000\n")
+    (d / "rtp_custom.conf").write_text("")
+    res = preflight(d, dns, rules="freepbx.rules")
+    bad = {k: v.summary for k, v in res.items() if v.status != Status.PASS}
+    assert bad == {}
+    # a value in rtp_custom.conf overrides the generated one (Asterisk 22 takes the last)
+    (d / "rtp_custom.conf").write_text("rtpend=12000\n")
+    res = preflight(d, dns, rules="freepbx.rules")
+    assert res["rtp.range"].summary.startswith("RTP ports 10000-12000")
+    assert res["rtp.range"].where == f"{d}/rtp_additional.conf:1"
+
+
+def test_freepbx_edit_fix_uses_custom_post_for_generated_sections(tmp_path, dns):
+    d = freepbx_tree(tmp_path / "fpbx")
+    (d / "pjsip.identify_custom.conf").write_text(
+        f"[alexa]\ntype=identify\nendpoint=30\nmatch={AMAZON}\n")
+    f = preflight(d, dns)["srtp.endpoint"]
+    assert f.status == Status.FAIL
+    assert f.fix.startswith("FreePBX regenerates pjsip.endpoint.conf; add to "
+                            "pjsip.endpoint_custom_post.conf")
+    assert "[30](+)" in f.fix
+
+
+def test_a_crashing_check_is_an_error_and_the_others_run(host, dns, monkeypatch):
+    from pbx_bridge.preflight import checks
+
+    def boom(snap):
+        raise RuntimeError("kaput")
+
+    registry = tuple((i, boom if i == "tls.port" else c) for i, c in checks.CHECKS)
+    monkeypatch.setattr(checks, "CHECKS", registry)
+    res = preflight(host, dns)
+    assert res["tls.port"].status == Status.ERROR and "kaput" in res["tls.port"].summary
+    assert res["rtp.range"].status == Status.PASS
+    assert not overall_ok(list(res.values()))
+
+
+def test_clock_door_decides_validity(host, dns):
+    class Later:
+        def now(self):
+            return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400)).timestamp()
+    options = Options(asterisk_dir=host.root, firewall_rules=FW / "amazon-open.rules",
+                      dns_server=("127.0.0.1", dns.port))
+    runner = host_runner()
+    snap = gather(options, runner=runner, net=Network(options.dns_server, runner=runner),
+                  clock=Later())
+    f = {x.id: x for x in run_checks(snap)}["cert.valid"]
+    assert f.status == Status.FAIL and "expired" in f.summary

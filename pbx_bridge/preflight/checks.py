@@ -321,7 +321,7 @@ def check_cert_dns(snap: Snapshot) -> Finding:
         return _skip(id_, "DNS did not answer: " + "; ".join(
             a.reason for a in snap.dns.values() if isinstance(a, Unknown)))
     name = next(iter(snap.dns))
-    detail = "; ".join(f"{n} -> {', '.join(a) if isinstance(a, list) else a}"
+    detail = "; ".join(f"{n} -> {', '.join(a)}" if isinstance(a, list) else str(a)
                        for n, a in answers.items())
     return Finding(id_, Status.FAIL, f"no certificate name resolves to {ip} ({detail})", ev, None,
                    f"publish an A record: {name}. IN A {ip}  (or pass --fqdn with a name of the "

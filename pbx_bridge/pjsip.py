@@ -33,8 +33,7 @@ class Transport:
 
 def objects(config: Config, type_: str) -> list[Section]:
     """Every non-template section whose ``type`` is ``type_``, in load order."""
-    return [s for s in config.sections
-            if not s.is_template and (s.value("type") or "").strip().lower() == type_]
+    return config.of_type(type_)
 
 
 def parse_bind(value: str, protocol: str) -> tuple[str, int] | None:

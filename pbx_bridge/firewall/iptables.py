@@ -59,7 +59,8 @@ def parse_iptables_save(text: str, source: str) -> Ruleset:
 
 def _parse_rule(line: str, where: str) -> tuple[str, Rule]:
     try:
-        toks = shlex.split(line)
+        # iptables-save quotes only values with spaces (comments): split plainly otherwise.
+        toks = shlex.split(line) if '"' in line or "'" in line else line.split()
     except ValueError as exc:
         raise RulesetSyntaxError(f"{where}: {exc}") from None
     if len(toks) < 2 or toks[0] not in ("-A", "--append", "-I", "--insert"):

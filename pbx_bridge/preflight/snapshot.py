@@ -305,6 +305,7 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
         raise InputError(str(d), "Asterisk config directory does not exist")
     if not d.is_dir():
         raise InputError(str(d), "is not a directory")
+    firewall = _gather_firewall(opts, fs, runner)  # first: a bad rules file is a usage error
     pj = read_config(fs, "pjsip.conf")
     rtp = read_config(fs, "rtp.conf")
     modules = read_config(fs, "modules.conf")
@@ -340,5 +341,5 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
         options=opts, now=certs.utc(clock.now()), freepbx=_is_freepbx(fs), pjsip=pj, rtp=rtp,
         modules=modules, transport=transport, endpoint=endpoint, cert=cert,
         ca_list=_gather_ca(fs, transport), public_ip=public_ip, host_ips=host_ips, dns=dns,
-        firewall=_gather_firewall(opts, fs, runner), live=live,
+        firewall=firewall, live=live,
     )

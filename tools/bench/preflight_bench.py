@@ -1,0 +1,193 @@
+"""Benchmark: `pbx-bridge preflight --format json` end to end on a large FreePBX host.
+
+Builds a FreePBX tree with 5,000 PJSIP endpoints (endpoint + aor + auth each, in FreePBX's
+files and includes, plus a TLS trunk in the *_custom files) and a 2,000-rule iptables ruleset
+(made by the real iptables-restore/iptables-save in a network namespace when run as root with
+iptables installed, else written in iptables-save format), starts a loopback DNS server, then
+prints the wall time of the whole command (median of runs) and the config reader's speed.
+
+Targets (issue 2): under 1.0 s wall; reader above 200,000 lines/s.
+Run: python tools/bench/preflight_bench.py [--endpoints 5000] [--rules 2000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import (AMAZON, FQDN, PUBLIC_IP, DnsServer, can_make_rulesets,  # noqa: E402
+                     in_netns, make_cert, make_pki)
+
+FPBX = ROOT / "tests" / "data" / "freepbx-real" / "etc-asterisk"
+
+ENDPOINT = """[{n}]
+type=endpoint
+aors={n}
+auth={n}-auth
+tos_audio=ef
+tos_video=af41
+cos_audio=5
+cos_video=4
+allow=ulaw,alaw,gsm,g726,g722
+context=from-internal
+callerid=Room {n} <{n}>
+dtmf_mode=rfc4733
+aggregate_mwi=yes
+use_avpf=no
+rtcp_mux=no
+ice_support=no
+media_use_received_transport=no
+trust_id_inbound=yes
+media_encryption=no
+timers=yes
+media_encryption_optimistic=no
+send_pai=yes
+rtp_symmetric=yes
+rewrite_contact=yes
+force_rport=yes
+language=en
+
+"""
+AOR = "[{n}]\ntype=aor\nmax_contacts=1\nremove_existing=yes\nqualify_frequency=60\n\n"
+AUTH = "[{n}-auth]\ntype=auth\nauth_type=userpass\npassword=REDACTED\nusername={n}\n\n"
+HEADER = ";--------------------------------------------------------------------------------;\n"
+
+
+def build_tree(dest: Path, endpoints: int) -> None:
+    shutil.copytree(FPBX, dest)
+    nums = range(10000, 10000 + endpoints)
+    (dest / "pjsip.endpoint.conf").write_text(
+        HEADER + "#include pjsip.endpoint_custom.conf\n\n" + "".join(ENDPOINT.format(n=n)
+                                                                  for n in nums))
+    (dest / "pjsip.aor.conf").write_text(
+        HEADER + "#include pjsip.aor_custom.conf\n\n" + "".join(AOR.format(n=n) for n in nums))
+    (dest / "pjsip.auth.conf").write_text(
+        HEADER + "#include pjsip.auth_custom.conf\n\n" + "".join(AUTH.format(n=n) for n in nums))
+    pki = make_pki()
+    (dest / "keys").mkdir()
+    (dest / "keys" / "pbx.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
+    (dest / "keys" / "pbx.key").write_bytes(pki.leaf.key_pem())
+    (dest / "keys" / "ca.crt").write_bytes(make_cert("Amazon Root CA 1", ca=True,
+                                                     org="Amazon").pem())
+    (dest / "pjsip.transports_custom.conf").write_text(
+        "[0.0.0.0-tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n"
+        "cert_file=/etc/asterisk/keys/pbx.crt\npriv_key_file=/etc/asterisk/keys/pbx.key\n"
+        "ca_list_file=/etc/asterisk/keys/ca.crt\nmethod=tlsv1_2\n"
+        f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
+    (dest / "pjsip.endpoint_custom.conf").write_text(
+        "[alexa]\ntype=endpoint\ntransport=0.0.0.0-tls\nmedia_encryption=sdes\naors=alexa\n")
+    (dest / "pjsip.identify_custom.conf").write_text(
+        f"[alexa]\ntype=identify\nendpoint=alexa\nmatch={AMAZON}\n")
+    (dest / "rtp.conf").write_text("[general]\n#include rtp_additional.conf\n"
+                                   "#include rtp_custom.conf\n")
+    (dest / "rtp_additional.conf").write_text("rtpstart=10000\nrtpend=20000\n")
+    (dest / "rtp_custom.conf").write_text("")
+
+
+def ruleset_text(rules: int) -> str:
+    """FreePBX-shaped chains, then (rules - 12) fail2ban-style bans in their own chain."""
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+             ":fpbxfirewall - [0:0]", ":f2b-sip - [0:0]", ":fpbxnets - [0:0]",
+             ":zone-trusted - [0:0]", ":fpbxreject - [0:0]",
+             "-A INPUT -j f2b-sip", "-A INPUT -j fpbxfirewall",
+             "-A fpbxfirewall -i lo -j ACCEPT",
+             "-A fpbxfirewall -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+             "-A fpbxfirewall -p udp -m udp --dport 10000:20000 -j ACCEPT",
+             "-A fpbxfirewall -j fpbxnets",
+             "-A fpbxfirewall -m mark --mark 0x1/0x1 -j ACCEPT",
+             "-A fpbxfirewall -j fpbxreject",
+             f"-A fpbxnets -s {AMAZON} -j zone-trusted",
+             "-A zone-trusted -j MARK --set-xmark 0x1/0x1",
+             "-A fpbxreject -j REJECT --reject-with icmp-port-unreachable"]
+    fixed = sum(1 for ln in lines if ln.startswith("-A"))
+    for i in range(max(0, rules - fixed)):
+        a, b = divmod(i, 250)
+        port = 5060 + (i % 7)
+        lines.append(f"-A f2b-sip -s 45.{a}.{b}.{i % 250 + 1}/32 -p udp -m udp --dport {port} "
+                     "-j REJECT --reject-with icmp-port-unreachable")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def build_rules(dest: Path, rules: int) -> str:
+    text = ruleset_text(rules)
+    if can_make_rulesets() is None:
+        src = dest.with_suffix(".in")
+        src.write_text(text)
+        made = in_netns(f"iptables-restore < '{src}'\niptables-save\n")
+        dest.write_text(made)
+        return "real iptables-save in a network namespace"
+    dest.write_text(text)
+    return "written in iptables-save format (no root/iptables here)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoints", type=int, default=5000)
+    ap.add_argument("--rules", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pbx-bridge-bench-"))
+    dns = DnsServer({FQDN: [PUBLIC_IP]})
+    try:
+        tree = tmp / "etc-asterisk"
+        build_tree(tree, args.endpoints)
+        how = build_rules(tmp / "rules.v4", args.rules)
+        rule_count = sum(1 for ln in (tmp / "rules.v4").read_text().splitlines()
+                         if ln.startswith("-A "))
+        cmd = [sys.executable, "-m", "pbx_bridge", "preflight", "--asterisk-dir", str(tree),
+               "--firewall-rules", str(tmp / "rules.v4"), "--dns-server", dns.address,
+               "--format", "json"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        walls = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            walls.append(time.perf_counter() - t0)
+            if r.returncode not in (0, 1):
+                print(r.stderr, file=sys.stderr)
+                return 1
+        import json
+        doc = json.loads(r.stdout)
+        statuses = {f["id"]: f["status"] for f in doc["findings"]}
+
+        from pbx_bridge.asterisk_conf import read_config
+        from pbx_bridge.doors import FileSystem
+        fs = FileSystem(tree)
+        lines = 0
+        best = float("inf")
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            cfg = read_config(fs, "pjsip.conf")
+            best = min(best, time.perf_counter() - t0)
+            lines = cfg.line_count()
+        sections = len(cfg.sections)
+
+        print(f"tree: {args.endpoints} endpoints, {lines} pjsip lines in {len(cfg.sources)} "
+              f"files, {sections} sections; ruleset: {rule_count} rules ({how})")
+        print(f"findings: {sum(1 for s in statuses.values() if s == 'pass')} pass, others: "
+              f"{ {k: v for k, v in statuses.items() if v != 'pass'} }")
+        print(f"preflight --format json wall: median {statistics.median(walls):.3f} s, "
+              f"min {min(walls):.3f} s, max {max(walls):.3f} s over {args.runs} runs "
+              "(target < 1.0 s)")
+        print(f"config reader: {lines / best:,.0f} lines/s (best of {args.runs}; "
+              "target > 200,000)")
+    finally:
+        dns.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -95,3 +95,29 @@ def test_text_report_exit_0_when_only_warnings(tmp_path, dns):
     lines = r.stdout.splitlines()
     assert lines[-1].startswith("ready for Amazon: 14 pass, 1 warn")
     assert any(ln.startswith("WARN   amazon.ca") for ln in lines)
+
+
+NO_NETNS = __import__("helpers").can_make_rulesets()
+
+
+@pytest.mark.skipif(NO_NETNS is not None, reason=f"live ruleset: {NO_NETNS}")
+def test_live_ruleset_read_from_the_real_tools_in_a_namespace(tmp_path, dns):
+    """Without --firewall-rules the preflight reads iptables-save and nft itself."""
+    h = make_host(tmp_path / "h")
+    script = (DATA / "firewall" / "blocked-first.iptables.sh").read_text()
+    nft = "nft add table inet extra && nft add chain inet extra input " \
+          "'{ type filter hook input priority 10; policy accept; }' && " \
+          "nft add rule inet extra input udp dport 12000-12999 drop"
+    cmd = (f"{script}\n{nft}\n{sys.executable} -m pbx_bridge preflight --asterisk-dir "
+           f"{h.root} --dns-server {dns.address} --format json")
+    r = subprocess.run(["unshare", "-n", "sh", "-ec", cmd], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 1, r.stderr
+    by_id = {f["id"]: f for f in json.loads(r.stdout)["findings"]}
+    sig, media = by_id["firewall.signaling"], by_id["firewall.media"]
+    assert sig["status"] == "fail" and "3.239.178.192/26" in sig["summary"]
+    assert sig["evidence"]["format"] == "iptables-save+nft-json"
+    refused = media["evidence"]["refused"]
+    # the native nft table drops 12000-12999 even where iptables accepts
+    assert any(g.startswith("12000-12999 from 3.239.178.128/26: refused by rule at nft -j "
+                            "list ruleset") for g in refused), refused

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 
 class CertError(ValueError):
@@ -46,7 +46,7 @@ def names(cert: x509.Certificate) -> tuple[str | None, tuple[str, ...]]:
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         sans = tuple(ext.value.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         sans = ()

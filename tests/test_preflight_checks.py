@@ -112,6 +112,7 @@ def test_tls_port_shared_with_tcp_transport(host, dns):
     f = preflight(host, dns)["tls.port"]
     assert f.status == Status.FAIL and "transport-tcp" in f.summary
     assert f.where == f"{host.root}/pjsip.conf:10"
+    assert "bind=0.0.0.0:5062" in f.fix
 
 
 def test_tls_port_udp_on_same_number_is_fine(host, dns):

@@ -123,13 +123,13 @@ def _parse_rule(line: str, where: str) -> tuple[str, Rule]:
             if module == "connmark":
                 unknown.append("connmark")
         elif t in ("--set-xmark", "--set-mark", "--or-mark", "--and-mark", "--xor-mark"):
-            v, m = parse_mark(arg(), where)
+            mv, mm = parse_mark(arg(), where)
             f["set_mark"] = {
-                "--set-xmark": (v, m),
-                "--set-mark": (v, m | v),
-                "--or-mark": (v, v),
-                "--and-mark": (0, ~v & 0xFFFFFFFF),
-                "--xor-mark": (v, 0),
+                "--set-xmark": (mv, mm),
+                "--set-mark": (mv, mm | mv),
+                "--or-mark": (mv, mv),
+                "--and-mark": (0, ~mv & 0xFFFFFFFF),
+                "--xor-mark": (mv, 0),
             }[t]
         elif t in ("-j", "--jump", "-g", "--goto"):
             name = arg()

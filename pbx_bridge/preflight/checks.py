@@ -190,12 +190,15 @@ def check_tls_port(snap: Snapshot) -> Finding:
           "conflicts": [f"{o.name} ({o.protocol} {o.host}:{o.port})" for o in others]}
     if others:
         o = others[0]
+        used = {x.port for x in transports(snap.pjsip)}
+        free = next(p for p in range(5061, 65536) if p not in used)
         return Finding(id_, Status.FAIL, f"TCP port {t.port} is also bound by transport {o.name} "
                        f"({o.protocol})", ev, _w(o.where),
-                       _edit_fix(snap, t.section, [f"bind={t.host or '0.0.0.0'}:5061"])
+                       _edit_fix(snap, t.section, [f"bind={t.host or '0.0.0.0'}:{free}"])
                        + f"\n(or move transport {o.name} to another port)")
+    bind = t.get("bind")
     return Finding(id_, Status.PASS, f"TCP port {t.port} is used only by {t.name}", ev,
-                   _w(t.get("bind").where if t.get("bind") else t.where))
+                   _w(bind.where if bind else t.where))
 
 
 def _chain_or_skip(snap: Snapshot, id_: str) -> Union[Finding, tuple[Any, ...]]:

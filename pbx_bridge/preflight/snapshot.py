@@ -24,6 +24,7 @@ from ..firewall.model import Ruleset
 from ..firewall.nft import parse_nft_json
 from ..firewall.values import RulesetSyntaxError
 from ..net import LookupFailed, Network, TlsProbe
+from ..pjsip import Transport
 
 DEFAULT_AMAZON_CIDR = "3.239.178.128/25"
 T = TypeVar("T")
@@ -75,7 +76,7 @@ class Snapshot:
     pjsip: Config
     rtp: Config
     modules: Config
-    transport: pjsip.Transport | None
+    transport: Transport | None
     endpoint: Union[Located[Section], Unknown]
     cert: Union[CertFacts, Unknown]
     ca_list: Union[Located[tuple[x509.Certificate, ...]], Unknown]
@@ -201,7 +202,8 @@ def _gather_public_ip(opts: Options, t: pjsip.Transport | None, net: Network,
             except LookupFailed as exc:
                 return Unknown(f"external_signaling_address {ext.value}: {exc}")
         if _is_ip(t.host) and ipaddress.ip_address(t.host).is_global:
-            return Located(t.host, t.get("bind").where if t.get("bind") else t.where,
+            bind = t.get("bind")
+            return Located(t.host, bind.where if bind else t.where,
                            "the TLS transport's bind address")
     if isinstance(host_ips, Unknown):
         return Unknown(f"could not detect the public IP ({host_ips.reason}); pass --public-ip")

@@ -485,3 +485,20 @@ def test_clock_door_decides_validity(host, dns):
                   clock=Later())
     f = {x.id: x for x in run_checks(snap)}["cert.valid"]
     assert f.status == Status.FAIL and "expired" in f.summary
+
+
+def test_pjsip_conf_that_is_a_directory(tmp_path, dns):
+    (tmp_path / "d" / "pjsip.conf").mkdir(parents=True)
+    f = preflight(tmp_path / "d", dns)["asterisk.config"]
+    assert f.status == Status.FAIL and "is a directory" in f.summary
+
+
+def test_text_rendering_colours_only_when_asked(host, dns):
+    from pbx_bridge.preflight.render import render_text
+    findings = list(preflight(host, dns, rules="blocked-first.rules").values())
+    plain = render_text(findings, colour=False)
+    coloured = render_text(findings, colour=True)
+    assert "\x1b[" not in plain and "\x1b[31mFAIL \x1b[0m  firewall.signaling" in coloured
+    assert plain.splitlines()[-1] == "NOT ready for Amazon: 13 pass, 2 fail"
+    assert "fix:   iptables -I INPUT -s 3.239.178.128/25 -p tcp -m tcp --dport 5061 -j ACCEPT" \
+        in plain

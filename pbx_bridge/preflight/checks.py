@@ -91,9 +91,10 @@ def _transport_block(snap: Snapshot) -> str:
 def check_config(snap: Snapshot) -> Finding:
     id_ = "asterisk.config"
     if not snap.pjsip.found:
-        return Finding(id_, Status.FAIL, f"pjsip.conf not found in {snap.options.asterisk_dir}",
-                       {"asterisk_dir": str(snap.options.asterisk_dir)}, None,
-                       "point --asterisk-dir at the directory that holds pjsip.conf")
+        why = snap.pjsip.problems[0].message if snap.pjsip.problems else \
+            f"pjsip.conf not found in {snap.options.asterisk_dir}"
+        return Finding(id_, Status.FAIL, why, {"asterisk_dir": str(snap.options.asterisk_dir)},
+                       None, "point --asterisk-dir at the directory that holds pjsip.conf")
     problems = [p for c in (snap.pjsip, snap.rtp, snap.modules) for p in c.problems]
     files = [s.path for c in (snap.pjsip, snap.rtp, snap.modules) for s in c.sources]
     evidence = {
@@ -319,7 +320,8 @@ def check_cert_dns(snap: Snapshot) -> Finding:
     if good:
         return Finding(id_, Status.PASS, f"{good[0]} resolves to {ip}", ev)
     looked = [n for n, a in snap.dns.items() if not isinstance(a, Unknown)]
-    if not looked and all(isinstance(a, Unknown) and "timed out" in a.reason
+    if not looked and all(isinstance(a, Unknown) and ("timed out" in a.reason or
+                                                      "not tried" in a.reason)
                           for a in snap.dns.values()):
         return _skip(id_, "DNS did not answer: " + "; ".join(
             a.reason for a in snap.dns.values() if isinstance(a, Unknown)))

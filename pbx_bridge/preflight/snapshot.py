@@ -322,14 +322,18 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
     public_ip = _gather_public_ip(opts, transport, net, host_ips)
     dns: dict[str, Union[tuple[str, ...], Unknown]] = {}
     if not isinstance(public_ip, Unknown):
+        timed_out = False
         for name in cert_dns_names(cert, opts.fqdn):
             if name.startswith("*."):
                 dns[name] = Unknown("a wildcard name cannot be looked up; pass --fqdn")
-                continue
-            try:
-                dns[name] = tuple(net.resolve_a(name))
-            except LookupFailed as exc:
-                dns[name] = Unknown(str(exc))
+            elif timed_out:  # one dead resolver should not cost a timeout per name
+                dns[name] = Unknown(f"DNS look-up of {name} not tried: an earlier one timed out")
+            else:
+                try:
+                    dns[name] = tuple(net.resolve_a(name))
+                except LookupFailed as exc:
+                    dns[name] = Unknown(str(exc))
+                    timed_out = "timed out" in str(exc)
     live: Union[TlsProbe, Unknown, None] = None
     if opts.live:
         if transport is None:

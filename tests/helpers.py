@@ -73,10 +73,11 @@ class Pki:
     leaf: Cert
 
 
-def make_pki(fqdn: str = FQDN, days: int = 365, start_days: int = -1) -> Pki:
-    root = make_cert("Harbor Root CA", ca=True, days=3650)
-    inter = make_cert("Harbor Intermediate CA", root, ca=True, days=1825)
-    leaf = make_cert(fqdn, inter, sans=(fqdn,), days=days, start_days=start_days)
+def make_pki(fqdn: str = FQDN, days: int = 365, start_days: int = -1,
+             org: str = "Harbor Lab") -> Pki:
+    root = make_cert(f"{org} Root CA", ca=True, days=3650, org=org)
+    inter = make_cert(f"{org} Intermediate CA", root, ca=True, days=1825, org=org)
+    leaf = make_cert(fqdn, inter, sans=(fqdn,), days=days, start_days=start_days, org=org)
     return Pki(root, inter, leaf)
 
 
@@ -173,6 +174,30 @@ def make_host(root: Path, pki: Pki | None = None, *, bind: str = "0.0.0.0:5061",
 def freepbx_tree(dest: Path) -> Path:
     shutil.copytree(DATA / "freepbx-real" / "etc-asterisk", dest)
     return dest
+
+
+def add_freepbx_trunk(d: Path, pki: Pki) -> None:
+    """What an integrator adds to a FreePBX tree for the Amazon trunk, in the files FreePBX
+    never overwrites: a TLS transport, the trunk endpoint and identify, keys, rtp.conf."""
+    (d / "keys").mkdir(exist_ok=True)
+    (d / "keys" / "pbx.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
+    (d / "keys" / "pbx.key").write_bytes(pki.leaf.key_pem())
+    (d / "keys" / "ca.crt").write_bytes(make_cert("Amazon Root CA 1", ca=True,
+                                                  org="Amazon").pem())
+    (d / "pjsip.transports_custom.conf").write_text(
+        "[0.0.0.0-tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n"
+        "cert_file=/etc/asterisk/keys/pbx.crt\npriv_key_file=/etc/asterisk/keys/pbx.key\n"
+        "ca_list_file=/etc/asterisk/keys/ca.crt\nmethod=tlsv1_2\n"
+        f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
+    (d / "pjsip.endpoint_custom.conf").write_text(
+        "[alexa]\ntype=endpoint\ntransport=0.0.0.0-tls\nmedia_encryption=sdes\naors=alexa\n")
+    (d / "pjsip.identify_custom.conf").write_text(
+        f"[alexa]\ntype=identify\nendpoint=alexa\nmatch={AMAZON}\n")
+    # FreePBX's rtp.conf: generated values, then the hand-edit file, inside [general]
+    (d / "rtp.conf").write_text("[general]\n#include rtp_additional.conf\n"
+                                "#include rtp_custom.conf\n")
+    (d / "rtp_additional.conf").write_text("rtpstart=10000\nrtpend=20000\n")
+    (d / "rtp_custom.conf").write_text("")
 
 
 # ------------------------------------------------------------------ DNS

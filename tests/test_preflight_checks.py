@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, freepbx_tree,
+from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, add_freepbx_trunk,
+                     freepbx_tree,
                      host_runner, make_cert, make_host, make_pki)
 from pbx_bridge.net import Network
 from pbx_bridge.preflight.checks import Finding, Status, overall_ok, run_checks
@@ -420,25 +421,7 @@ def test_freepbx_real_tree_fixes_point_at_custom_files(tmp_path, dns):
 
 def test_freepbx_tree_with_tls_in_custom_files_passes(tmp_path, dns):
     d = freepbx_tree(tmp_path / "fpbx")
-    pki = make_pki()
-    (d / "keys").mkdir()
-    (d / "keys" / "pbx.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
-    (d / "keys" / "pbx.key").write_bytes(pki.leaf.key_pem())
-    (d / "keys" / "ca.crt").write_bytes(make_cert("Amazon Root CA 1", ca=True, org="Amazon").pem())
-    (d / "pjsip.transports_custom.conf").write_text(
-        "[0.0.0.0-tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n"
-        "cert_file=/etc/asterisk/keys/pbx.crt\npriv_key_file=/etc/asterisk/keys/pbx.key\n"
-        "ca_list_file=/etc/asterisk/keys/ca.crt\nmethod=tlsv1_2\n"
-        f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
-    (d / "pjsip.endpoint_custom.conf").write_text(
-        "[alexa]\ntype=endpoint\ntransport=0.0.0.0-tls\nmedia_encryption=sdes\naors=alexa\n")
-    (d / "pjsip.identify_custom.conf").write_text(
-        f"[alexa]\ntype=identify\nendpoint=alexa\nmatch={AMAZON}\n")
-    # FreePBX's rtp.conf: generated values, then the hand-edit file, inside [general]
-    (d / "rtp.conf").write_text("[general]\n#include rtp_additional.conf\n"
-                                "#include rtp_custom.conf\n")
-    (d / "rtp_additional.conf").write_text("rtpstart=10000\nrtpend=20000\n")
-    (d / "rtp_custom.conf").write_text("")
+    add_freepbx_trunk(d, make_pki())
     res = preflight(d, dns, rules="freepbx.rules")
     bad = {k: v.summary for k, v in res.items() if v.status != Status.PASS}
     assert bad == {}

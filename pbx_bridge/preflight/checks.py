@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from .. import certs
 from ..asterisk_conf import Section, Setting, Where
 from ..firewall.model import Coverage, Ruleset, coverage
+from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, transports
 from .snapshot import Located, Snapshot, Unknown
 
@@ -507,7 +508,7 @@ def _firewall(snap: Snapshot, id_: str, proto: str, ports: tuple[int, int], what
         uncertain.extend(u for u in w.uncertain if u not in uncertain)
         if w.gaps:
             best.extend(g.describe() for g in coverage(fw, proto, net, ports, dst, "best").gaps)
-    span = f"{ports[0]}" if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
+    span = _span(ports, "-")
     ev: dict[str, Any] = {"ruleset": fw.source, "format": fw.format, "protocol": proto,
                           "ports": span, "cidrs": list(snap.options.amazon_cidrs),
                           "notes": list(fw.notes)}
@@ -529,25 +530,27 @@ def _firewall(snap: Snapshot, id_: str, proto: str, ports: tuple[int, int], what
                    None, fix)
 
 
+def _span(ports: tuple[int, int], sep: str) -> str:
+    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}{sep}{ports[1]}"
+
+
 def _firewall_fix(fmt: str, proto: str, ports: tuple[int, int], cidrs: tuple[str, ...]) -> str:
+    """The command that opens the ports, in the tool that wrote the ruleset."""
     lines = []
     for cidr in cidrs:
         if fmt.startswith("nft"):
-            span = f"{ports[0]}" if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
             lines.append(f"nft insert rule inet filter input ip saddr {cidr} {proto} dport "
-                         f"{span} accept")
+                         f"{_span(ports, '-')} accept")
         elif fmt == "ufw":
-            span = f"{ports[0]}" if ports[0] == ports[1] else f"{ports[0]}:{ports[1]}"
-            lines.append(f"ufw insert 1 allow proto {proto} from {cidr} to any port {span}")
+            lines.append(f"ufw insert 1 allow proto {proto} from {cidr} to any port "
+                         f"{_span(ports, ':')}")
         elif fmt == "firewalld":
-            span = f"{ports[0]}" if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
             lines.append(f"firewall-cmd --permanent --add-rich-rule='rule family=\"ipv4\" "
-                         f"source address=\"{cidr}\" port port=\"{span}\" protocol=\"{proto}\" "
-                         "accept' && firewall-cmd --reload")
+                         f"source address=\"{cidr}\" port port=\"{_span(ports, '-')}\" "
+                         f"protocol=\"{proto}\" accept' && firewall-cmd --reload")
         else:
-            span = f"{ports[0]}" if ports[0] == ports[1] else f"{ports[0]}:{ports[1]}"
-            lines.append(f"iptables -I INPUT -s {cidr} -p {proto} -m {proto} --dport {span} "
-                         "-j ACCEPT")
+            lines.append(f"iptables -I INPUT -s {cidr} -p {proto} -m {proto} --dport "
+                         f"{_span(ports, ':')} -j ACCEPT")
     if fmt.startswith("iptables"):
         lines.append("(FreePBX: add the CIDR as Trusted in Connectivity > Firewall > Networks, "
                      "or run: fwconsole firewall trust " + " ".join(cidrs) + ")")
@@ -603,13 +606,20 @@ def check_amazon_ca(snap: Snapshot) -> Finding:
                    fix_block)
 
 
-def check_live_tls(snap: Snapshot) -> Finding | None:
-    id_ = "live.tls"
+def _live(snap: Snapshot, id_: str) -> Union[TlsProbe, Finding, None]:
+    """The probe, or the finding to give instead (None: --live was not asked for)."""
     if snap.live is None:
         return None
     if isinstance(snap.live, Unknown):
         return _skip(id_, snap.live.reason)
-    p = snap.live
+    return snap.live
+
+
+def check_live_tls(snap: Snapshot) -> Finding | None:
+    id_ = "live.tls"
+    p = _live(snap, id_)
+    if not isinstance(p, TlsProbe):
+        return p
     t = snap.transport
     assert t is not None
     target = f"{t.host if t.host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{t.port}"
@@ -633,11 +643,9 @@ def check_live_tls(snap: Snapshot) -> Finding | None:
 
 def check_live_sip(snap: Snapshot) -> Finding | None:
     id_ = "live.sip"
-    if snap.live is None:
-        return None
-    if isinstance(snap.live, Unknown):
-        return _skip(id_, snap.live.reason)
-    p = snap.live
+    p = _live(snap, id_)
+    if not isinstance(p, TlsProbe):
+        return p
     if not p.connected:
         return _skip(id_, "no TLS connection")
     if p.sip_status is None:

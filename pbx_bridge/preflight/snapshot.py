@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Generic, TypeVar, Union
+from typing import Callable, Generic, TypeVar, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -92,7 +92,7 @@ def _is_freepbx(fs: FileSystem) -> bool:
         fs.host_path("freepbx_module_admin.conf").exists()
 
 
-def _choose_transport(cfg: Config, endpoint: Section | None) -> pjsip.Transport | None:
+def _choose_transport(cfg: Config, endpoint: Section | None) -> Transport | None:
     tls = [t for t in pjsip.transports(cfg) if t.protocol == "tls"]
     if endpoint is not None:
         named = endpoint.value("transport")
@@ -122,61 +122,61 @@ def _choose_endpoint(cfg: Config, opts: Options) -> Union[Located[Section], Unkn
     return Located(sec, sec.where, f"identify at {found[1]}")
 
 
-def _read_file(fs: FileSystem, config_path: str) -> bytes:
-    return fs.read_bytes(fs.host_path(config_path))
+L = TypeVar("L")
 
 
-def _gather_cert(fs: FileSystem, t: pjsip.Transport | None) -> Union[CertFacts, Unknown]:
+def _load(fs: FileSystem, config_path: str, parse: Callable[[bytes], L]
+          ) -> tuple[Union[L, Unknown], str | None]:
+    """Read and parse a file the config names. Returns the value (or why not) and, apart, the
+    error when the file itself could not be read."""
+    path = str(fs.host_path(config_path))
+    try:
+        data = fs.read_bytes(fs.host_path(config_path))
+    except IsADirectoryError:
+        err = f"{path} is a directory"
+        return Unknown(err), err
+    except OSError as exc:
+        err = f"cannot read {path}: {exc.strerror or exc}"
+        return Unknown(err), err
+    try:
+        return parse(data), None
+    except certs.CertError as exc:
+        return Unknown(f"{path}: {exc}"), None
+
+
+def _gather_cert(fs: FileSystem, t: Transport | None) -> Union[CertFacts, Unknown]:
     if t is None:
         return Unknown("no TLS transport")
     cert_s = t.get("cert_file")
     if cert_s is None or not cert_s.value:
         return Unknown(f"transport {t.name} has no cert_file")
-    path = str(fs.host_path(cert_s.value))
-    chain: Union[tuple[x509.Certificate, ...], Unknown]
-    cert_read_error = key_read_error = None
-    try:
-        chain = tuple(certs.load_chain(_read_file(fs, cert_s.value)))
-    except IsADirectoryError:
-        chain = Unknown(cert_read_error := f"{path} is a directory")
-    except OSError as exc:
-        chain = Unknown(cert_read_error := f"cannot read {path}: {exc.strerror or exc}")
-    except certs.CertError as exc:
-        chain = Unknown(f"{path}: {exc}")
+    chain, cert_read_error = _load(fs, cert_s.value,
+                                   lambda data: tuple(certs.load_chain(data)))
     key_s = t.get("priv_key_file")
     key: Union[PrivateKeyTypes, Unknown]
-    key_path = None
+    key_path = key_read_error = None
     if key_s is None or not key_s.value:
         key = Unknown(f"transport {t.name} has no priv_key_file")
     else:
         key_path = str(fs.host_path(key_s.value))
-        try:
-            pw = t.value("priv_key_password")
-            key = certs.load_key(_read_file(fs, key_s.value), pw)
-        except IsADirectoryError:
-            key = Unknown(key_read_error := f"{key_path} is a directory")
-        except OSError as exc:
-            key = Unknown(key_read_error := f"cannot read {key_path}: {exc.strerror or exc}")
-        except certs.CertError as exc:
-            key = Unknown(f"{key_path}: {exc}")
-    return CertFacts(path, cert_s.where, chain, key_path, key_s.where if key_s else None, key,
-                     cert_read_error, key_read_error)
+        password = t.value("priv_key_password")
+        key, key_read_error = _load(fs, key_s.value,
+                                    lambda data: certs.load_key(data, password))
+    return CertFacts(str(fs.host_path(cert_s.value)), cert_s.where, chain, key_path,
+                     key_s.where if key_s else None, key, cert_read_error, key_read_error)
 
 
-def _gather_ca(fs: FileSystem, t: pjsip.Transport | None
+def _gather_ca(fs: FileSystem, t: Transport | None
                ) -> Union[Located[tuple[x509.Certificate, ...]], Unknown]:
     if t is None:
         return Unknown("no TLS transport")
     s = t.get("ca_list_file")
     if s is None or not s.value:
         return Unknown(f"transport {t.name} sets no ca_list_file")
-    path = str(fs.host_path(s.value))
-    try:
-        return Located(tuple(certs.load_chain(_read_file(fs, s.value))), s.where, path)
-    except OSError as exc:
-        return Unknown(f"cannot read {path}: {exc.strerror or exc}")
-    except certs.CertError as exc:
-        return Unknown(f"{path}: {exc}")
+    bundle, _ = _load(fs, s.value, lambda data: tuple(certs.load_chain(data)))
+    if isinstance(bundle, Unknown):
+        return bundle
+    return Located(bundle, s.where, str(fs.host_path(s.value)))
 
 
 def _is_ip(text: str) -> bool:
@@ -187,7 +187,7 @@ def _is_ip(text: str) -> bool:
         return False
 
 
-def _gather_public_ip(opts: Options, t: pjsip.Transport | None, net: Network,
+def _gather_public_ip(opts: Options, t: Transport | None, net: Network,
                       host_ips: Union[tuple[str, ...], Unknown]) -> Union[Located[str], Unknown]:
     if opts.public_ip:
         return Located(opts.public_ip, None, "--public-ip")

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import (AMAZON, FQDN, PUBLIC_IP, DnsServer, can_make_rulesets,  # noqa: E402
-                     in_netns, make_cert, make_pki)
+from helpers import (AMAZON, FQDN, PUBLIC_IP, DnsServer, add_freepbx_trunk,  # noqa: E402
+                     can_make_rulesets, in_netns, make_pki)
 
 FPBX = ROOT / "tests" / "data" / "freepbx-real" / "etc-asterisk"
 
@@ -74,25 +74,7 @@ def build_tree(dest: Path, endpoints: int) -> None:
         HEADER + "#include pjsip.aor_custom.conf\n\n" + "".join(AOR.format(n=n) for n in nums))
     (dest / "pjsip.auth.conf").write_text(
         HEADER + "#include pjsip.auth_custom.conf\n\n" + "".join(AUTH.format(n=n) for n in nums))
-    pki = make_pki()
-    (dest / "keys").mkdir()
-    (dest / "keys" / "pbx.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
-    (dest / "keys" / "pbx.key").write_bytes(pki.leaf.key_pem())
-    (dest / "keys" / "ca.crt").write_bytes(make_cert("Amazon Root CA 1", ca=True,
-                                                     org="Amazon").pem())
-    (dest / "pjsip.transports_custom.conf").write_text(
-        "[0.0.0.0-tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n"
-        "cert_file=/etc/asterisk/keys/pbx.crt\npriv_key_file=/etc/asterisk/keys/pbx.key\n"
-        "ca_list_file=/etc/asterisk/keys/ca.crt\nmethod=tlsv1_2\n"
-        f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
-    (dest / "pjsip.endpoint_custom.conf").write_text(
-        "[alexa]\ntype=endpoint\ntransport=0.0.0.0-tls\nmedia_encryption=sdes\naors=alexa\n")
-    (dest / "pjsip.identify_custom.conf").write_text(
-        f"[alexa]\ntype=identify\nendpoint=alexa\nmatch={AMAZON}\n")
-    (dest / "rtp.conf").write_text("[general]\n#include rtp_additional.conf\n"
-                                   "#include rtp_custom.conf\n")
-    (dest / "rtp_additional.conf").write_text("rtpstart=10000\nrtpend=20000\n")
-    (dest / "rtp_custom.conf").write_text("")
+    add_freepbx_trunk(dest, make_pki())
 
 
 def ruleset_text(rules: int) -> str:

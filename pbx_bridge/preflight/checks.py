@@ -203,12 +203,17 @@ def check_tls_port(snap: Snapshot) -> Finding:
                    _w(bind.where if bind else t.where))
 
 
-def _chain_or_skip(snap: Snapshot, id_: str) -> Union[Finding, tuple[Any, ...]]:
+def _chain_or_skip(snap: Snapshot, id_: str, reports_parse: bool = False
+                   ) -> Union[Finding, tuple[Any, ...]]:
+    """The certificate chain, or the finding to give instead. Only ``cert.valid`` (with
+    ``reports_parse``) fails for a certificate that does not parse; the others skip."""
     c = snap.cert
     if isinstance(c, Unknown):
         return _skip(id_, c.reason)
     if c.cert_read_error:
         return _skip(id_, c.cert_read_error)
+    if not reports_parse and (isinstance(c.chain, Unknown) or not c.chain):
+        return _skip(id_, "the certificate does not parse (see cert.valid)")
     if isinstance(c.chain, Unknown):
         return Finding(id_, Status.FAIL, c.chain.reason, {"cert_file": c.path}, _w(c.where),
                        "replace the file with the PEM certificate chain, leaf first")
@@ -220,7 +225,7 @@ def _chain_or_skip(snap: Snapshot, id_: str) -> Union[Finding, tuple[Any, ...]]:
 
 def check_cert_valid(snap: Snapshot) -> Finding:
     id_ = "cert.valid"
-    chain = _chain_or_skip(snap, id_)
+    chain = _chain_or_skip(snap, id_, reports_parse=True)
     if isinstance(chain, Finding):
         return chain
     assert not isinstance(snap.cert, Unknown)
@@ -251,8 +256,7 @@ def check_cert_key(snap: Snapshot) -> Finding:
     id_ = "cert.key"
     chain = _chain_or_skip(snap, id_)
     if isinstance(chain, Finding):
-        return chain if chain.status == Status.SKIP else _skip(id_, "the certificate does not "
-                                                                     "parse")
+        return chain
     c = snap.cert
     assert not isinstance(c, Unknown)
     if c.key_read_error:
@@ -275,8 +279,7 @@ def check_cert_chain(snap: Snapshot) -> Finding:
     id_ = "cert.chain"
     chain = _chain_or_skip(snap, id_)
     if isinstance(chain, Finding):
-        return chain if chain.status == Status.SKIP else _skip(id_, "the certificate does not "
-                                                                     "parse")
+        return chain
     assert not isinstance(snap.cert, Unknown)
     subjects = [certs.describe(c) for c in chain]
     ev: dict[str, Any] = {"certificates": subjects}

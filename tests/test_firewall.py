@@ -159,3 +159,9 @@ table inet t {
         # goto gsub drops 5061 before input's later accept
         assert gaps(rs, "tcp", (5061, 5061))[0].startswith("5061 from 3.239.178.128/25: "
                                                            "refused by rule")
+
+
+def test_nat_only_iptables_filters_nothing():
+    rs = parse_ruleset("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", "nat.rules")
+    assert gaps(rs, "udp", (10000, 20000)) == []
+    assert rs.notes == ("no filter table: iptables filters nothing",)

@@ -46,7 +46,9 @@ def parse_iptables_save(text: str, source: str) -> Ruleset:
         chain, rule = _parse_rule(line, where)
         chains.setdefault(chain, []).append(rule)
     if not seen_filter:
-        raise RulesetSyntaxError(f"{source}: no '*filter' table in this iptables-save output")
+        # Only nat/mangle/raw tables loaded: iptables filters nothing.
+        return Ruleset("iptables-save", source, {}, (),
+                       ("no filter table: iptables filters nothing",))
     built = {
         name: Chain(name, tuple(rules),
                     ("accept" if policies.get(name, "ACCEPT") == "ACCEPT" else "drop")
@@ -63,8 +65,9 @@ def _parse_rule(line: str, where: str) -> tuple[str, Rule]:
         toks = shlex.split(line) if '"' in line or "'" in line else line.split()
     except ValueError as exc:
         raise RulesetSyntaxError(f"{where}: {exc}") from None
-    if len(toks) < 2 or toks[0] not in ("-A", "--append", "-I", "--insert"):
-        raise RulesetSyntaxError(f"{where}: expected '-A CHAIN ...', got {line[:60]!r}")
+    if len(toks) < 2 or toks[0] not in ("-A", "--append"):
+        raise RulesetSyntaxError(f"{where}: expected '-A CHAIN ...' (iptables-save output), "
+                                 f"got {line[:60]!r}")
     chain = toks[1]
     f: dict[str, object] = {}
     unknown: list[str] = []

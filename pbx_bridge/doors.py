@@ -66,5 +66,13 @@ class Runner:
 
 
 class Clock:
+    """Wall time, a monotonic timer, and sleeping: tests pass a clock that only pretends."""
+
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -382,3 +382,37 @@ def host_runner(public: bool = True, extra: dict | None = None) -> RecordedRunne
     outputs = {("ip", "-j", "-4", "addr", "show"): ip_json}
     outputs.update(extra or {})
     return RecordedRunner(outputs)
+
+
+# ------------------------------------------------------------------ Amazon side
+
+class FakeClock:
+    """The clock door for client tests: real wall time plus whatever the test skips ahead,
+    and sleeps that are recorded instead of slept."""
+
+    def __init__(self) -> None:
+        import time
+        self._time = time
+        self.offset = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self._time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return self._time.monotonic() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.offset += seconds
+
+
+def settings_for(url: str, state_dir: Path, **kw):
+    from pbx_bridge.secret import Secret
+    from pbx_bridge.settings import DEFAULT_SCOPE, Settings
+    values = dict(client_id="emulator-client", client_secret=Secret("emulator-secret"),
+                  refresh_token=None, api_url=url, token_url=url + "/auth/o2/token",
+                  scope=DEFAULT_SCOPE, state_dir=state_dir, asterisk_dir=Path("/etc/asterisk"),
+                  source="(test)", timeout=5.0)
+    values.update(kw)
+    return Settings(**values)

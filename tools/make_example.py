@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import GOOD_MODULES, GOOD_PJSIP, GOOD_RTP, make_pki  # noqa: E402
+from helpers import GOOD_MODULES, GOOD_PJSIP, GOOD_RTP, PUBLIC_IP, make_pki  # noqa: E402
 
 DEST = ROOT / "asterisk" / "examples" / "hotel"
 FQDN = "pbx.example-hotel.test"
-IP = "203.0.113.10"  # a documentation address: the example's ip.public check says so
+IP = PUBLIC_IP  # made up; nothing ever connects to it
 
 ROOMS = """\
 ; Room phones (one per room), from a template.

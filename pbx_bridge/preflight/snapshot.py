@@ -45,6 +45,7 @@ class Options:
     firewall_rules: Path | None = None
     dns_server: tuple[str, int] | None = None
     live: bool = False
+    firewall: bool = True  # read the firewall (trunk create does not need it)
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,8 @@ def cert_dns_names(snap_cert: Union[CertFacts, Unknown], fqdn: str | None) -> li
 
 
 def _gather_firewall(opts: Options, fs: FileSystem, runner: Runner) -> Union[Ruleset, Unknown]:
+    if not opts.firewall:
+        return Unknown("not asked for")
     if opts.firewall_rules is not None:
         path = opts.firewall_rules
         try:

@@ -1,0 +1,1 @@
+"""The Amazon side: Login with Amazon tokens and the Alexa Smart Properties PBX API."""

@@ -1,0 +1,67 @@
+"""The HTTP door. Everything else speaks to Amazon (or the emulator) through :class:`Http`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import requests
+
+from .. import __version__
+
+
+class TransportError(Exception):
+    """No HTTP answer: connection refused or cut, timeout, TLS failure."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers.items():
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+class Http:
+    def __init__(self, timeout: float = 15.0) -> None:
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"pbx-bridge/{__version__}"
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                data: Mapping[str, str] | None = None, json_body: Any = None,
+                params: Mapping[str, str] | None = None) -> Response:
+        try:
+            r = self.session.request(method, url, headers=dict(headers or {}), data=data,
+                                     json=json_body, params=params, timeout=self.timeout,
+                                     allow_redirects=False)
+            return Response(r.status_code, dict(r.headers), r.content)
+        except requests.exceptions.Timeout:
+            raise TransportError(f"no answer from {_host(url)} within {self.timeout:g} s") \
+                from None
+        except requests.exceptions.ConnectionError as exc:
+            raise TransportError(f"connection to {_host(url)} failed: "
+                                 f"{_reason(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"request to {_host(url)} failed: {type(exc).__name__}") \
+                from None
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+    u = urlparse(url)
+    return f"{u.scheme}://{u.netloc}"
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "Connection aborted",
+                   "RemoteDisconnected", "Name or service not known", "timed out"):
+        if marker in text:
+            return marker
+    return type(exc).__name__

@@ -1,0 +1,76 @@
+"""Retries with exponential backoff and full jitter, honouring ``Retry-After``, bounded in count
+and in total time. One loop serves the token endpoint and every API call."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from ..doors import Clock
+from .errors import NetworkError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 8
+    base: float = 0.5
+    cap: float = 20.0
+    deadline: float = 120.0  # seconds across all attempts of one call
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = rng.uniform(0, min(self.cap, self.base * (2 ** attempt)))
+        if retry_after is not None:
+            return max(retry_after, backoff)
+        return backoff
+
+
+class Transient(Exception):
+    """An attempt that may succeed if tried again."""
+
+    def __init__(self, reason: str, retry_after: float | None = None,
+                 maybe_applied: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        # a cut connection or a 5xx may come after the server did the work; a 429 never does
+        self.maybe_applied = maybe_applied
+
+
+def with_retries(what: str, attempt: Callable[[], T], policy: RetryPolicy, clock: Clock,
+                 rng: random.Random, already_done: Callable[[], T | None] | None = None) -> T:
+    """Run ``attempt`` until it returns. After a transient failure that may have been applied,
+    ``already_done`` (for calls that are not idempotent) may end the loop with its result."""
+    start = clock.monotonic()
+    tries = 0
+    while True:
+        try:
+            return attempt()
+        except Transient as t:
+            if already_done is not None and t.maybe_applied:
+                done = already_done()
+                if done is not None:
+                    return done
+            delay = policy.delay(tries, t.retry_after, rng)
+            tries += 1
+            if tries >= policy.attempts or clock.monotonic() - start + delay > policy.deadline:
+                raise NetworkError(f"{what}: gave up after {tries} attempts: {t.reason}") \
+                    from None
+            clock.sleep(delay)
+
+
+def parse_retry_after(value: str | None, clock: Clock) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - clock.now())

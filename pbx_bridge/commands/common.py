@@ -1,0 +1,48 @@
+"""What the Amazon-facing commands share: settings, the client, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ..amazon.client import PbxApi
+from ..amazon.http import Http
+from ..amazon.token import TokenProvider
+from ..doors import Clock
+from ..settings import Settings, load
+from ..state import State
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="settings file (default: "
+                   "$PBX_BRIDGE_CONFIG or /etc/pbx-bridge/pbx-bridge.toml)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    http: Http
+    tokens: TokenProvider
+    api: PbxApi
+    state: State
+    clock: Clock
+
+
+def context(args: argparse.Namespace, clock: Clock | None = None) -> Context:
+    settings = load(args.config)
+    clock = clock or Clock()
+    http = Http(settings.timeout)
+    tokens = TokenProvider(settings, http, clock)
+    api = PbxApi(settings.api_url, http, tokens, clock)
+    return Context(settings, http, tokens, api, State(settings.state_dir), clock)
+
+
+def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        sys.stdout.write(text + "\n")

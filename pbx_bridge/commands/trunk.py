@@ -1,0 +1,301 @@
+"""``pbx-bridge trunk create|show|list|update|delete``: the Amazon SIP trunk of this PBX.
+
+Values not given on the command line come from the Asterisk config (the TLS transport's
+certificate chain, name, external address and port), through the preflight's snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import certs
+from ..amazon.client import PbxApi
+from ..amazon.models import Peer, Trunk, TrunkSpec
+from ..errors import InputError, PbxBridgeError, UsageError
+from ..preflight.checks import Finding, Status, run_checks
+from ..preflight.command import _dns_server
+from ..preflight.snapshot import Located, Options, Snapshot, Unknown, gather
+from .common import Context, add_settings_args, context, emit
+
+HELP = "create, show, list, update or delete the Amazon SIP trunk"
+# The preflight checks that decide whether what we would send is right.
+GATE = ("tls.transport", "tls.version", "tls.port", "cert.valid", "cert.key", "cert.chain",
+        "ip.public")
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.S)
+
+
+class TrunkFailed(PbxBridgeError):
+    pass
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("trunk", help=HELP, description=HELP + ".")
+    tsub = p.add_subparsers(dest="trunk_command", metavar="ACTION", required=True,
+                            parser_class=type(p))
+
+    def spec_args(q: argparse.ArgumentParser) -> None:
+        add_settings_args(q)
+        q.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
+                       "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+        q.add_argument("--fqdn", metavar="NAME", help="TLS name (default: the certificate's "
+                       "first SAN, else its CN)")
+        q.add_argument("--cert-chain", metavar="FILE", help="PEM chain, leaf first (default: "
+                       "the TLS transport's cert_file)")
+        q.add_argument("--peer", action="append", metavar="HOST:PORT", help="public IP (or "
+                       "FQDN) and TLS port Amazon connects to; may repeat (default: the "
+                       "transport's external address and port)")
+        q.add_argument("--public-ip", metavar="IP", help="as in preflight")
+        q.add_argument("--dns-server", metavar="HOST[:PORT]", help="as in preflight")
+        q.add_argument("--skip-preflight", action="store_true",
+                       help="do not refuse when preflight checks fail")
+        q.add_argument("--wait", action="store_true", help="wait until the trunk is ACTIVE")
+        q.add_argument("--timeout", type=float, default=900.0, metavar="S",
+                       help="how long --wait waits (default 900)")
+
+    c = tsub.add_parser("create", help="create the trunk (or adopt an identical one)")
+    spec_args(c)
+    c.set_defaults(run=run_create)
+    u = tsub.add_parser("update", help="send what changed to the trunk")
+    spec_args(u)
+    u.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID")
+    u.set_defaults(run=run_update)
+    s = tsub.add_parser("show", help="show one trunk (default: the saved one)")
+    add_settings_args(s)
+    s.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID")
+    s.set_defaults(run=run_show)
+    ls = tsub.add_parser("list", help="list every trunk of this account")
+    add_settings_args(ls)
+    ls.set_defaults(run=run_list)
+    d = tsub.add_parser("delete", help="delete the trunk")
+    add_settings_args(d)
+    d.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID")
+    d.add_argument("--yes", action="store_true", help="really delete")
+    d.add_argument("--force", action="store_true", help="delete even while extensions are "
+                   "mapped to it")
+    d.set_defaults(run=run_delete)
+
+
+# ---------------------------------------------------------------- building the spec
+
+def _peer(text: str) -> Peer:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise UsageError(f"--peer {text}: expected HOST:PORT with a port 1..65535")
+    try:
+        ipaddress.IPv4Address(host)
+        return Peer(host, int(port), True)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host):
+            raise UsageError(f"--peer {text}: {host!r} is neither an IPv4 address nor a "
+                             "host name") from None
+        return Peer(host, int(port), False)
+
+
+def read_chain(data: bytes, source: str) -> tuple[str, ...]:
+    pems = tuple(m.group(0) for m in _PEM.finditer(data.decode("ascii", "replace")))
+    if not pems:
+        raise InputError(source, "holds no PEM certificate")
+    try:
+        for pem in pems:
+            certs.load_chain(pem.encode())
+    except certs.CertError as exc:
+        raise InputError(source, str(exc)) from None
+    return pems
+
+
+def _needs_config(args: argparse.Namespace) -> bool:
+    return not (args.fqdn and args.cert_chain and args.peer)
+
+
+def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list[Finding]]:
+    """The trunk this PBX should have, and the gate's findings (empty without config)."""
+    snap: Snapshot | None = None
+    findings: list[Finding] = []
+    if _needs_config(args):
+        opts = Options(asterisk_dir=Path(args.asterisk_dir or ctx.settings.asterisk_dir),
+                       public_ip=args.public_ip, fqdn=args.fqdn, firewall=False,
+                       dns_server=_dns_server(args.dns_server) if args.dns_server else None)
+        snap = gather(opts)
+        findings = [f for f in run_checks(snap) if f.id in GATE]
+    missing = []
+    if args.cert_chain:
+        path = Path(args.cert_chain)
+        try:
+            chain = read_chain(path.read_bytes(), str(path))
+        except OSError as exc:
+            raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    elif snap is not None and not isinstance(snap.cert, Unknown) and snap.cert.cert_read_error \
+            is None:
+        chain = read_chain(Path(snap.cert.path).read_bytes(), snap.cert.path)
+    else:
+        chain = ()
+        missing.append("certificate chain (--cert-chain, or cert_file on a TLS transport)")
+    name = args.fqdn
+    if not name and snap is not None and not isinstance(snap.cert, Unknown) and \
+            isinstance(snap.cert.chain, tuple) and snap.cert.chain:
+        cn, sans = certs.names(snap.cert.chain[0])
+        name = next((n for n in sans if not n.startswith("*.")), None) or cn
+    if not name:
+        missing.append("TLS name (--fqdn)")
+    if args.peer:
+        peers = tuple(_peer(p) for p in args.peer)
+    elif snap is not None and snap.transport is not None and \
+            isinstance(snap.public_ip, Located):
+        peers = (Peer(snap.public_ip.value, snap.transport.port, True),)
+    else:
+        peers = ()
+        missing.append("peer (--peer IP:PORT, or a TLS transport and --public-ip)")
+    if missing:
+        raise UsageError("cannot tell the trunk's " + "; ".join(missing))
+    if len({p.is_ip for p in peers}) > 1:
+        raise UsageError("--peer values must be all IP addresses or all host names")
+    return TrunkSpec(name or "", chain, peers), findings
+
+
+def _gate(args: argparse.Namespace, findings: list[Finding]) -> None:
+    bad = [f for f in findings if f.status in (Status.FAIL, Status.ERROR)]
+    if bad and not args.skip_preflight:
+        lines = "\n".join(f"  {f.id}: {f.summary}" + (f" ({f.where})" if f.where else "")
+                          for f in bad)
+        raise TrunkFailed(f"preflight checks failed (fix them, or pass --skip-preflight):\n"
+                          f"{lines}")
+
+
+# ---------------------------------------------------------------- waiting
+
+def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Trunk:
+    start = ctx.clock.monotonic()
+    delay = 1.0
+    last = None
+    tty = sys.stderr.isatty() and not quiet
+    while True:
+        trunk = ctx.api.get_trunk(trunk_id)
+        status = trunk.status or "(no status)"
+        elapsed = ctx.clock.monotonic() - start
+        if not quiet and (tty or status != last):
+            start_of_line, end = ("\r", "") if tty else ("", "\n")
+            sys.stderr.write(f"{start_of_line}trunk {trunk_id}: {status} after "
+                             f"{elapsed:.0f} s{end}")
+            sys.stderr.flush()
+        last = status
+        if status == "ACTIVE":
+            if tty:
+                sys.stderr.write("\n")
+            return trunk
+        if status == "FAILED":
+            raise TrunkFailed(f"trunk {trunk_id} FAILED at Amazon; check the certificate "
+                              "chain, TLS name and peers, then 'pbx-bridge trunk update'")
+        if elapsed + delay > timeout:
+            raise TrunkFailed(f"trunk {trunk_id} still {status} after {elapsed:.0f} s "
+                              "(--timeout); run 'pbx-bridge trunk show' later")
+        ctx.clock.sleep(delay)
+        delay = min(delay * 1.5, 30.0)
+
+
+# ---------------------------------------------------------------- commands
+
+def _save(ctx: Context, trunk: Trunk) -> None:
+    ctx.state.set_trunk(trunk.trunk_id, name=trunk.name, peers=[str(p) for p in trunk.peers])
+
+
+def run_create(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    spec, findings = desired(args, ctx)
+    _gate(args, findings)
+    existing = ctx.api.find_trunk(spec)
+    if existing is not None:
+        trunk, action = existing, "adopted"
+    else:
+        trunk, action = ctx.api.create_trunk(spec), "created"
+    _save(ctx, trunk)
+    if args.wait:
+        trunk = wait_active(ctx, trunk.trunk_id, args.timeout, args.json)
+    elif trunk.status is None:
+        trunk = ctx.api.get_trunk(trunk.trunk_id)
+    emit(args, {"action": action, **trunk.to_json()},
+         f"{action} trunk {trunk.trunk_id} ({trunk.status}) for {spec.name}, peers "
+         f"{', '.join(map(str, spec.peers))}; saved in {ctx.state.path}")
+    return 0
+
+
+def _trunk_id(args: argparse.Namespace, ctx: Context) -> str:
+    tid: str | None = args.trunk_id or ctx.state.trunk_id
+    if not tid:
+        raise UsageError(f"no TRUNK_ID given and none saved in {ctx.state.path}; run "
+                         "'pbx-bridge trunk create' or 'pbx-bridge trunk list'")
+    return tid
+
+
+def _describe(t: Trunk) -> str:
+    return (f"{t.trunk_id}  {t.status or '-'}  {t.name or '-'}  "
+            f"peers {', '.join(map(str, t.peers)) or '-'}  "
+            f"{len(t.certificate_chain)} certificate(s)")
+
+
+def run_show(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    trunk = ctx.api.get_trunk(_trunk_id(args, ctx))
+    emit(args, trunk.to_json(), _describe(trunk))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    trunks = ctx.api.list_trunks()
+    saved = ctx.state.trunk_id
+    lines = [("* " if t.trunk_id == saved else "  ") + _describe(t) for t in trunks]
+    emit(args, {"trunks": [t.to_json() for t in trunks], "saved": saved},
+         "\n".join(lines) if lines else "no trunks")
+    return 0
+
+
+def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
+    """Only the parts of the trunk that differ from what this PBX wants."""
+    out: dict[str, Any] = {}
+    if current.name != want.name or current.certificate_chain != want.certificate_chain:
+        out["tls"] = want.to_wire()["tls"]
+    if sorted(current.peers) != sorted(want.peers):
+        out["peers"] = want.to_wire()["peers"]
+    return out
+
+
+def run_update(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    tid = _trunk_id(args, ctx)
+    spec, findings = desired(args, ctx)
+    _gate(args, findings)
+    current = ctx.api.get_trunk(tid)
+    diff = changes(current, spec)
+    if not diff:
+        emit(args, {"action": "unchanged", **current.to_json()},
+             f"trunk {tid} already matches this PBX; nothing sent")
+        return 0
+    trunk = ctx.api.update_trunk(tid, diff)
+    if args.wait:
+        trunk = wait_active(ctx, tid, args.timeout, args.json)
+    emit(args, {"action": "updated", "changed": sorted(diff), **trunk.to_json()},
+         f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    tid = _trunk_id(args, ctx)
+    if not args.yes:
+        raise UsageError(f"this deletes trunk {tid} at Amazon; pass --yes to go ahead")
+    api: PbxApi = ctx.api
+    mapped = api.list_mappings(tid)
+    if mapped and not args.force:
+        raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "
+                          f"(e.g. {mapped[0].extension}); remove them or pass --force")
+    api.delete_trunk(tid)
+    if ctx.state.trunk_id == tid:
+        ctx.state.set_trunk(None)
+    emit(args, {"action": "deleted", "trunkId": tid, "mappings_removed": len(mapped)},
+         f"deleted trunk {tid}")
+    return 0

@@ -1,0 +1,183 @@
+"""Settings: one TOML file (default ``/etc/pbx-bridge/pbx-bridge.toml``, or ``--config FILE``,
+or ``PBX_BRIDGE_CONFIG``), overridden by environment variables. Secrets may come from a file;
+a settings or secret file that group or others can read is refused."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import InputError, UsageError
+from .fileio import atomic_write
+from .secret import Secret
+
+DEFAULT_CONFIG = Path("/etc/pbx-bridge/pbx-bridge.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/pbx-bridge")
+DEFAULT_API_URL = "https://api.amazonalexa.com"
+DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+DEFAULT_SCOPE = "amazon_communication::network:siptrunk"
+
+ENV = {
+    "client_id": "PBX_BRIDGE_CLIENT_ID",
+    "client_secret": "PBX_BRIDGE_CLIENT_SECRET",
+    "refresh_token": "PBX_BRIDGE_REFRESH_TOKEN",
+    "api_url": "PBX_BRIDGE_API_URL",
+    "token_url": "PBX_BRIDGE_TOKEN_URL",
+    "state_dir": "PBX_BRIDGE_STATE_DIR",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    client_id: str | None
+    client_secret: Secret | None
+    refresh_token: Secret | None
+    api_url: str
+    token_url: str
+    scope: str
+    state_dir: Path
+    asterisk_dir: Path
+    source: str  # the settings file used, or "(none)"
+    timeout: float = 15.0
+
+    def require_credentials(self) -> tuple[str, Secret]:
+        if not self.client_id:
+            raise UsageError("no client id: set client_id in [amazon] of the settings file or "
+                             "PBX_BRIDGE_CLIENT_ID (pbx-bridge config init writes a file)")
+        if not self.client_secret:
+            raise UsageError("no client secret: set client_secret or client_secret_file in "
+                             "[amazon], or PBX_BRIDGE_CLIENT_SECRET")
+        return self.client_id, self.client_secret
+
+
+def _check_private(path: Path, what: str) -> None:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read {what}: {exc.strerror or exc}") from None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise InputError(str(path), f"{what} is readable by group or others; run: "
+                         f"chmod 600 {path}")
+
+
+def _url(value: str, name: str) -> str:
+    u = urlparse(value)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise UsageError(f"{name} {value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings. ``config`` is ``--config``; else ``PBX_BRIDGE_CONFIG``; else the
+    default path, which may be absent (environment variables alone then)."""
+    env = os.environ if env is None else env
+    explicit = config or env.get("PBX_BRIDGE_CONFIG")
+    path = Path(explicit) if explicit else DEFAULT_CONFIG
+    doc: dict[str, Any] = {}
+    source = "(none)"
+    if path.exists() or explicit:
+        if not path.exists():
+            raise InputError(str(path), "settings file does not exist "
+                             "(pbx-bridge config init --config FILE writes one)")
+        if path.is_dir():
+            raise InputError(str(path), "is a directory, not a settings file")
+        _check_private(path, "the settings file")
+        try:
+            doc = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(str(path), f"not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        source = str(path)
+    amazon = doc.get("amazon", {})
+    paths = doc.get("paths", {})
+    pbx = doc.get("pbx", {})
+    for name, table in (("amazon", amazon), ("paths", paths), ("pbx", pbx)):
+        if not isinstance(table, dict):
+            raise InputError(source, f"[{name}] must be a table")
+
+    def get(key: str, table: dict[str, Any]) -> str | None:
+        v = env.get(ENV[key]) if key in ENV else None
+        if v:
+            return v
+        raw = table.get(key)
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            raise InputError(source, f"{key} must be a string")
+        return raw or None
+
+    secret = get("client_secret", amazon)
+    secret_file = amazon.get("client_secret_file")
+    if not secret and secret_file:
+        sf = Path(str(secret_file))
+        _check_private(sf, "the client secret file")
+        try:
+            secret = sf.read_text().strip()
+        except OSError as exc:
+            raise InputError(str(sf), f"cannot read: {exc.strerror or exc}") from None
+    refresh = get("refresh_token", amazon)
+    timeout = amazon.get("timeout", 15.0)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InputError(source, "timeout must be a positive number of seconds")
+    return Settings(
+        client_id=get("client_id", amazon),
+        client_secret=Secret(secret) if secret else None,
+        refresh_token=Secret(refresh) if refresh else None,
+        api_url=_url(get("api_url", amazon) or DEFAULT_API_URL, "api_url"),
+        token_url=_url(get("token_url", amazon) or DEFAULT_TOKEN_URL, "token_url"),
+        scope=str(amazon.get("scope") or DEFAULT_SCOPE),
+        state_dir=Path(get("state_dir", paths) or DEFAULT_STATE_DIR),
+        asterisk_dir=Path(str(pbx.get("asterisk_dir") or "/etc/asterisk")),
+        source=source,
+        timeout=float(timeout),
+    )
+
+
+TEMPLATE = """\
+# pbx-bridge settings. Keep this file private (mode 0600): it holds credentials.
+# Environment variables override it: PBX_BRIDGE_CLIENT_ID, PBX_BRIDGE_CLIENT_SECRET,
+# PBX_BRIDGE_REFRESH_TOKEN, PBX_BRIDGE_API_URL, PBX_BRIDGE_TOKEN_URL, PBX_BRIDGE_STATE_DIR.
+
+[amazon]
+# The Login with Amazon security profile that has the SIP trunk scope.
+client_id = ""
+# The client secret, here or in a file of its own (also mode 0600):
+client_secret = ""
+# client_secret_file = "/etc/pbx-bridge/client_secret"
+# Set this to use the refresh-token grant (an administrator's login) instead of
+# client credentials:
+# refresh_token = ""
+# Amazon's hosts; point both at `pbx-bridge emulator` to rehearse offline.
+api_url = "https://api.amazonalexa.com"
+token_url = "https://api.amazon.com/auth/o2/token"
+scope = "amazon_communication::network:siptrunk"
+# Seconds to wait for one HTTP request.
+timeout = 15
+
+[pbx]
+asterisk_dir = "/etc/asterisk"
+
+[paths]
+# The trunk id and the cached access token (mode 0600) are kept here.
+state_dir = "/var/lib/pbx-bridge"
+"""
+
+
+def write_template(path: Path, force: bool = False) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    try:
+        atomic_write(path, TEMPLATE.encode(), mode=0o600)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot write: {exc.strerror or exc}") from None

@@ -116,6 +116,9 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list[Fin
     """The trunk this PBX should have, and the gate's findings (empty without config)."""
     snap: Snapshot | None = None
     findings: list[Finding] = []
+    explicit_peers = tuple(_peer(p) for p in args.peer or ())  # flags first: fail fast
+    if len({p.is_ip for p in explicit_peers}) > 1:
+        raise UsageError("--peer values must be all IP addresses or all host names")
     if _needs_config(args):
         opts = Options(asterisk_dir=Path(args.asterisk_dir or ctx.settings.asterisk_dir),
                        public_ip=args.public_ip, fqdn=args.fqdn, firewall=False,
@@ -142,8 +145,8 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list[Fin
         name = next((n for n in sans if not n.startswith("*.")), None) or cn
     if not name:
         missing.append("TLS name (--fqdn)")
-    if args.peer:
-        peers = tuple(_peer(p) for p in args.peer)
+    if explicit_peers:
+        peers = explicit_peers
     elif snap is not None and snap.transport is not None and \
             isinstance(snap.public_ip, Located):
         peers = (Peer(snap.public_ip.value, snap.transport.port, True),)
@@ -152,8 +155,6 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list[Fin
         missing.append("peer (--peer IP:PORT, or a TLS transport and --public-ip)")
     if missing:
         raise UsageError("cannot tell the trunk's " + "; ".join(missing))
-    if len({p.is_ip for p in peers}) > 1:
-        raise UsageError("--peer values must be all IP addresses or all host names")
     return TrunkSpec(name or "", chain, peers), findings
 
 
@@ -214,7 +215,7 @@ def run_create(args: argparse.Namespace) -> int:
         trunk, action = ctx.api.create_trunk(spec), "created"
     _save(ctx, trunk)
     if args.wait:
-        trunk = wait_active(ctx, trunk.trunk_id, args.timeout, args.json)
+        trunk = wait_active(ctx, trunk.trunk_id, args.timeout, quiet=False)
     elif trunk.status is None:
         trunk = ctx.api.get_trunk(trunk.trunk_id)
     emit(args, {"action": action, **trunk.to_json()},
@@ -277,7 +278,7 @@ def run_update(args: argparse.Namespace) -> int:
         return 0
     trunk = ctx.api.update_trunk(tid, diff)
     if args.wait:
-        trunk = wait_active(ctx, tid, args.timeout, args.json)
+        trunk = wait_active(ctx, tid, args.timeout, quiet=False)
     emit(args, {"action": "updated", "changed": sorted(diff), **trunk.to_json()},
          f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
     return 0

@@ -57,27 +57,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.add_argument("--timeout", type=float, default=900.0, metavar="S",
                        help="how long --wait waits (default 900)")
 
-    c = tsub.add_parser("create", help="create the trunk (or adopt an identical one)")
-    spec_args(c)
-    c.set_defaults(run=run_create)
-    u = tsub.add_parser("update", help="send what changed to the trunk")
-    spec_args(u)
-    u.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID")
-    u.set_defaults(run=run_update)
-    s = tsub.add_parser("show", help="show one trunk (default: the saved one)")
-    add_settings_args(s)
-    s.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID")
-    s.set_defaults(run=run_show)
-    ls = tsub.add_parser("list", help="list every trunk of this account")
-    add_settings_args(ls)
-    ls.set_defaults(run=run_list)
-    d = tsub.add_parser("delete", help="delete the trunk")
-    add_settings_args(d)
-    d.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID")
+    def action(name: str, help_: str, run: Any, spec: bool = False, takes_id: bool = True
+               ) -> argparse.ArgumentParser:
+        q: argparse.ArgumentParser = tsub.add_parser(name, help=help_,
+                                                      description=help_ + ".")
+        if spec:
+            spec_args(q)
+        else:
+            add_settings_args(q)
+        if takes_id:
+            q.add_argument("trunk_id", nargs="?", metavar="TRUNK_ID",
+                           help="default: the trunk saved by 'trunk create'")
+        q.set_defaults(run=run)
+        return q
+
+    action("create", "create the trunk (or adopt an identical one)", run_create, spec=True,
+           takes_id=False)
+    action("update", "send what changed to the trunk", run_update, spec=True)
+    action("show", "show one trunk", run_show)
+    action("list", "list every trunk of this account", run_list, takes_id=False)
+    d = action("delete", "delete the trunk", run_delete)
     d.add_argument("--yes", action="store_true", help="really delete")
     d.add_argument("--force", action="store_true", help="delete even while extensions are "
                    "mapped to it")
-    d.set_defaults(run=run_delete)
 
 
 # ---------------------------------------------------------------- building the spec

@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from .. import certs
 from ..asterisk_conf import Section, Setting, Where
+from ..firewall.commands import open_commands, port_span
 from ..firewall.model import Coverage, Ruleset, coverage
 from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, transports
@@ -511,12 +512,12 @@ def _firewall(snap: Snapshot, id_: str, proto: str, ports: tuple[int, int], what
         uncertain.extend(u for u in w.uncertain if u not in uncertain)
         if w.gaps:
             best.extend(g.describe() for g in coverage(fw, proto, net, ports, dst, "best").gaps)
-    span = _span(ports, "-")
+    span = port_span(ports, "-")
     ev: dict[str, Any] = {"ruleset": fw.source, "format": fw.format, "protocol": proto,
                           "ports": span, "cidrs": list(snap.options.amazon_cidrs),
                           "notes": list(fw.notes)}
     cidrs = " ".join(snap.options.amazon_cidrs)
-    fix = _firewall_fix(fw.format, proto, ports, snap.options.amazon_cidrs)
+    fix = open_commands(fw.format, proto, ports, snap.options.amazon_cidrs)
     if not worst:
         return Finding(id_, Status.PASS, f"{proto.upper()} {span} ({what}) is open to {cidrs}",
                        ev)
@@ -531,33 +532,6 @@ def _firewall(snap: Snapshot, id_: str, proto: str, ports: tuple[int, int], what
     return Finding(id_, Status.FAIL, f"{proto.upper()} {what} not open to Amazon: {first}"
                    + (f" (+{len(worst) - 1} more)" if len(worst) > 1 else ""), ev,
                    None, fix)
-
-
-def _span(ports: tuple[int, int], sep: str) -> str:
-    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}{sep}{ports[1]}"
-
-
-def _firewall_fix(fmt: str, proto: str, ports: tuple[int, int], cidrs: tuple[str, ...]) -> str:
-    """The command that opens the ports, in the tool that wrote the ruleset."""
-    lines = []
-    for cidr in cidrs:
-        if fmt.startswith("nft"):
-            lines.append(f"nft insert rule inet filter input ip saddr {cidr} {proto} dport "
-                         f"{_span(ports, '-')} accept")
-        elif fmt == "ufw":
-            lines.append(f"ufw insert 1 allow proto {proto} from {cidr} to any port "
-                         f"{_span(ports, ':')}")
-        elif fmt == "firewalld":
-            lines.append(f"firewall-cmd --permanent --add-rich-rule='rule family=\"ipv4\" "
-                         f"source address=\"{cidr}\" port port=\"{_span(ports, '-')}\" "
-                         f"protocol=\"{proto}\" accept' && firewall-cmd --reload")
-        else:
-            lines.append(f"iptables -I INPUT -s {cidr} -p {proto} -m {proto} --dport "
-                         f"{_span(ports, ':')} -j ACCEPT")
-    if fmt.startswith("iptables"):
-        lines.append("(FreePBX: add the CIDR as Trusted in Connectivity > Firewall > Networks, "
-                     "or run: fwconsole firewall trust " + " ".join(cidrs) + ")")
-    return "\n".join(lines)
 
 
 def check_firewall_signaling(snap: Snapshot) -> Finding:

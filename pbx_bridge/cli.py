@@ -10,6 +10,7 @@ from . import __version__
 from .errors import PbxBridgeError
 from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
+from .commands import generate as generate_cmd
 from .commands import token as token_cmd
 from .commands import trunk as trunk_cmd
 from .preflight import command as preflight
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pbx-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     preflight.add_parser(sub)
+    generate_cmd.add_parser(sub)
     token_cmd.add_parser(sub)
     trunk_cmd.add_parser(sub)
     emulator_cmd.add_parser(sub)

@@ -429,7 +429,7 @@ def test_freepbx_tree_with_tls_in_custom_files_passes(tmp_path, dns):
     (d / "rtp_custom.conf").write_text("rtpend=12000\n")
     res = preflight(d, dns, rules="freepbx.rules")
     assert res["rtp.range"].summary.startswith("RTP ports 10000-12000")
-    assert res["rtp.range"].where == f"{d}/rtp_additional.conf:1"
+    assert res["rtp.range"].where == f"{d}/rtp_additional.conf:2"
 
 
 def test_freepbx_edit_fix_uses_custom_post_for_generated_sections(tmp_path, dns):

@@ -8,12 +8,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..amazon.client import PbxApi
-from ..amazon.http import Http
-from ..amazon.token import TokenProvider
+from typing import TYPE_CHECKING
+
 from ..doors import Clock
 from ..settings import Settings, load
 from ..state import State
+
+if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
+    from ..amazon.client import PbxApi
+    from ..amazon.http import Http
+    from ..amazon.token import TokenProvider
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:
@@ -25,14 +29,17 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
 @dataclass
 class Context:
     settings: Settings
-    http: Http
-    tokens: TokenProvider
-    api: PbxApi
+    http: "Http"
+    tokens: "TokenProvider"
+    api: "PbxApi"
     state: State
     clock: Clock
 
 
 def context(args: argparse.Namespace, clock: Clock | None = None) -> Context:
+    from ..amazon.client import PbxApi
+    from ..amazon.http import Http
+    from ..amazon.token import TokenProvider
     settings = load(args.config)
     clock = clock or Clock()
     http = Http(settings.timeout)

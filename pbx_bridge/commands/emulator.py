@@ -7,7 +7,6 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from ..emulator import EmulatorConfig, load_rooms, serve_forever
 from ..errors import InputError, UsageError
 
 HELP = "run a local emulator of Amazon's token endpoint and PBX API (for rehearsals and tests)"
@@ -57,6 +56,7 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..emulator import EmulatorConfig, load_rooms, serve_forever
     host, port = _listen(args.listen)
     for name in ("throttle_rate", "error_rate", "cut_rate"):
         v = getattr(args, name)

@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import certs
-from ..amazon.client import PbxApi
+from typing import TYPE_CHECKING
+
 from ..amazon.models import Peer, Trunk, TrunkSpec
 from ..errors import InputError, PbxBridgeError, UsageError
-from ..preflight.checks import Finding, Status, run_checks
-from ..preflight.command import _dns_server
-from ..preflight.snapshot import Located, Options, Snapshot, Unknown, gather
 from .common import Context, add_settings_args, context, emit
+
+if TYPE_CHECKING:  # the preflight's stack is imported only when a command needs it
+    from ..preflight.checks import Finding
 
 HELP = "create, show, list, update or delete the Amazon SIP trunk"
 # The preflight checks that decide whether what we would send is right.
@@ -99,6 +99,7 @@ def _peer(text: str) -> Peer:
 
 
 def read_chain(data: bytes, source: str) -> tuple[str, ...]:
+    from .. import certs
     pems = tuple(m.group(0) for m in _PEM.finditer(data.decode("ascii", "replace")))
     if not pems:
         raise InputError(source, "holds no PEM certificate")
@@ -114,8 +115,12 @@ def _needs_config(args: argparse.Namespace) -> bool:
     return not (args.fqdn and args.cert_chain and args.peer)
 
 
-def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list[Finding]]:
+def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Finding"]]:
     """The trunk this PBX should have, and the gate's findings (empty without config)."""
+    from .. import certs
+    from ..preflight.checks import run_checks
+    from ..preflight.command import _dns_server
+    from ..preflight.snapshot import Located, Options, Snapshot, Unknown, gather
     snap: Snapshot | None = None
     findings: list[Finding] = []
     explicit_peers = tuple(_peer(p) for p in args.peer or ())  # flags first: fail fast
@@ -160,7 +165,8 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list[Fin
     return TrunkSpec(name or "", chain, peers), findings
 
 
-def _gate(args: argparse.Namespace, findings: list[Finding]) -> None:
+def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
+    from ..preflight.checks import Status
     bad = [f for f in findings if f.status in (Status.FAIL, Status.ERROR)]
     if bad and not args.skip_preflight:
         lines = "\n".join(f"  {f.id}: {f.summary}" + (f" ({f.where})" if f.where else "")
@@ -291,7 +297,7 @@ def run_delete(args: argparse.Namespace) -> int:
     tid = _trunk_id(args, ctx)
     if not args.yes:
         raise UsageError(f"this deletes trunk {tid} at Amazon; pass --yes to go ahead")
-    api: PbxApi = ctx.api
+    api = ctx.api
     mapped = api.list_mappings(tid)
     if mapped and not args.force:
         raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "

@@ -7,10 +7,13 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from ..defaults import DEFAULT_AMAZON_CIDR
 from ..errors import UsageError
-from .checks import overall_ok, run_checks
-from .render import write
-from .snapshot import DEFAULT_AMAZON_CIDR, Options, gather
+
+if TYPE_CHECKING:  # the checks' stack (cryptography, dnspython) loads only when preflight runs
+    from .snapshot import Options
 
 HELP = "check that this PBX meets Amazon's requirements (read-only)"
 
@@ -62,7 +65,8 @@ def _port(p: str, whole: str) -> int:
     return int(p)
 
 
-def options_from(args: argparse.Namespace) -> Options:
+def options_from(args: argparse.Namespace) -> "Options":
+    from .snapshot import Options
     cidrs = tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR])
     for c in cidrs:
         try:
@@ -86,6 +90,9 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .checks import overall_ok, run_checks
+    from .render import write
+    from .snapshot import gather
     snap = gather(options_from(args))
     findings = run_checks(snap)
     write(findings, args.format, sys.stdout)

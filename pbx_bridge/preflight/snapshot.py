@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from .. import certs, pjsip
 from ..asterisk_conf import Config, Section, Where, read_config
+from ..defaults import DEFAULT_AMAZON_CIDR
 from ..doors import Clock, FileSystem, Runner
 from ..errors import InputError
 from ..firewall.detect import combine, parse_ruleset
@@ -26,7 +27,6 @@ from ..firewall.values import RulesetSyntaxError
 from ..net import LookupFailed, Network, TlsProbe
 from ..pjsip import Transport
 
-DEFAULT_AMAZON_CIDR = "3.239.178.128/25"
 T = TypeVar("T")
 
 

@@ -1,0 +1,140 @@
+"""``pbx-bridge generate``: the Amazon trunk's Asterisk/FreePBX config, shown as a diff (the
+default), written safely (``--write``), or undone (``--rollback``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from ..errors import InputError, UsageError
+from ..settings import load
+
+if TYPE_CHECKING:
+    from ..generate.transaction import Transaction
+
+HELP = "generate the Amazon trunk's Asterisk config (dry run: a diff), --write it, or " \
+       "--rollback"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("generate", help=HELP, description=HELP + ". Without --write nothing "
+                       "is changed.")
+    p.add_argument("--config", metavar="FILE", help="settings file (for the state dir)")
+    p.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory")
+    p.add_argument("--fqdn", metavar="NAME", help="the PBX's TLS name (names the default "
+                   "certificate files /etc/asterisk/keys/NAME.crt and .key)")
+    p.add_argument("--cert", metavar="FILE", help="certificate chain for the TLS transport")
+    p.add_argument("--key", metavar="FILE", help="its private key")
+    p.add_argument("--ca-list", metavar="FILE", default="/etc/asterisk/keys/ca.crt",
+                   help="CA list with Amazon's root (default /etc/asterisk/keys/ca.crt)")
+    p.add_argument("--port", type=int, default=5061, help="TLS port (default 5061)")
+    p.add_argument("--rtp-range", metavar="START-END", help="media ports (default: rtp.conf's, "
+                   "else 10000-20000)")
+    p.add_argument("--public-ip", metavar="IP", help="default: detected as in preflight")
+    p.add_argument("--local-net", action="append", default=[], metavar="CIDR",
+                   help="a local network (may repeat)")
+    p.add_argument("--context", help="dialplan context for calls from Alexa (default "
+                   "from-internal on FreePBX, from-alexa otherwise)")
+    p.add_argument("--endpoint", default="alexa", help="name of the trunk endpoint/aor/"
+                   "identify (default alexa)")
+    p.add_argument("--transport-name", default="transport-alexa-tls",
+                   help="name of the TLS transport (default transport-alexa-tls)")
+    p.add_argument("--amazon-cidr", action="append", metavar="CIDR")
+    p.add_argument("--amazon-sip", metavar="HOST[:PORT]", help="Amazon's outbound SIP address, "
+                   "when known")
+    p.add_argument("--room-pattern", default="_7XXX", help="dialplan pattern of the rooms' "
+                   "Alexa extensions (default _7XXX)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the files (with backups), "
+                      "reload Asterisk, verify, roll back on failure")
+    mode.add_argument("--rollback", action="store_true", help="restore the files of the last "
+                      "--write")
+    p.add_argument("--no-reload", action="store_true", help="write without reloading Asterisk")
+    p.set_defaults(run=run)
+
+
+def _range(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    if not sep or not lo.isdigit() or not hi.isdigit():
+        raise UsageError(f"--rtp-range {text}: expected START-END, e.g. 10000-20000")
+    return int(lo), int(hi)
+
+
+def _transaction(args: argparse.Namespace) -> "Transaction":
+    from ..asterisk_cli import AsteriskCli
+    from ..doors import Runner
+    from ..generate.transaction import Transaction
+    settings = load(args.config)
+    delay = float(os.environ.get("PBX_BRIDGE_WRITE_PAUSE", "0") or 0)  # crash-safety tests
+
+    def pause(i: int) -> None:
+        if delay:
+            sys.stderr.write(f"wrote file {i + 1}\n")
+            sys.stderr.flush()
+            time.sleep(delay)
+    return Transaction(settings.state_dir, AsteriskCli(Runner()), pause)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..doors import FileSystem
+    from ..generate.plan import build
+    from ..generate.render import TrunkConfig
+    from ..preflight.checks import rtp_range
+    from ..defaults import DEFAULT_AMAZON_CIDR
+    from ..preflight.snapshot import Located, Options, gather
+    if args.rollback:
+        folder, restored, note = _transaction(args).rollback(reload=not args.no_reload)
+        for path in restored:
+            sys.stdout.write(f"restored {path}\n")
+        sys.stdout.write(f"rolled back the change of {folder.name}; {note}\n")
+        return 0
+    asterisk_dir = Path(args.asterisk_dir or load(args.config).asterisk_dir)
+    if not asterisk_dir.is_dir():
+        raise InputError(str(asterisk_dir), "Asterisk config directory does not exist")
+    snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip, firewall=False),
+                  fs=FileSystem(asterisk_dir))
+    if args.rtp_range:
+        start, end = _range(args.rtp_range)
+    else:
+        r = rtp_range(snap)
+        start, end = (10000, 20000) if isinstance(r, str) else (r.start, r.end)
+    keys = "/etc/asterisk/keys"
+    base = args.fqdn or "pbx"
+    config = TrunkConfig(
+        freepbx=snap.freepbx, transport=args.transport_name, endpoint=args.endpoint,
+        port=args.port, cert_file=args.cert or f"{keys}/{base}.crt",
+        priv_key_file=args.key or f"{keys}/{base}.key", ca_list_file=args.ca_list,
+        public_ip=snap.public_ip.value if isinstance(snap.public_ip, Located) else None,
+        local_nets=tuple(args.local_net), rtp_start=start, rtp_end=end,
+        context=args.context or ("from-internal" if snap.freepbx else "from-alexa"),
+        amazon_cidrs=tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR]),
+        room_pattern=args.room_pattern, amazon_sip=args.amazon_sip)
+    plan = build(asterisk_dir, config)
+    out = sys.stdout
+    layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \
+        "plain Asterisk (our own included files)"
+    out.write(f"# layout: {layout}\n")
+    if not plan.changes:
+        out.write("nothing to change: the config already matches; nothing written\n")
+    elif not args.write:
+        for ch in plan.changes:
+            out.write(ch.diff())
+        out.write(f"# dry run: {len(plan.changes)} file(s) would change; pass --write to "
+                  "write them\n")
+    for note in plan.notes:
+        out.write(f"# note: {note}\n")
+    out.write("# firewall rules to apply yourself (pbx-bridge never changes the firewall):\n")
+    out.write("".join(f"#   {line}\n" for line in plan.firewall.splitlines()))
+    if args.write and plan.changes:
+        outcome = _transaction(args).apply(plan, reload=not args.no_reload,
+                                           verify_endpoint=config.endpoint)
+        for path in outcome.written:
+            out.write(f"wrote {path}\n")
+        out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")
+        out.write(f"{outcome.reload_note}\n")
+    return 0

@@ -1,0 +1,200 @@
+"""Where the trunk config goes, and what each file would become: a plan is a value.
+
+On FreePBX, only the hand-edit files FreePBX preserves are written (``pjsip.*_custom.conf``,
+``rtp_custom.conf``, ``extensions_custom.conf``). On plain Asterisk, our own included files
+plus one marked ``#include`` block in ``pjsip.conf``, ``rtp.conf`` and ``extensions.conf``.
+Our lines sit in a marked block; every other byte of a file is kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..asterisk_conf import Config, Where, read_config
+from ..doors import FileSystem
+from ..errors import PbxBridgeError
+from ..pjsip import TCP_PROTOCOLS, transports
+from . import blocks, render
+from .render import TrunkConfig
+
+PJSIP_OURS = "pjsip_pbx-bridge.conf"
+RTP_OURS = "rtp_pbx-bridge.conf"
+EXT_OURS = "extensions_pbx-bridge.conf"
+
+
+class Conflict(PbxBridgeError):
+    """The existing config already has something ours would clash with: we stop, unwritten."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: Path
+    old: bytes | None  # None: the file does not exist yet
+    new: bytes
+
+    def diff(self) -> str:
+        def lines(b: bytes | None) -> list[str]:
+            if b is None:
+                return []
+            try:
+                text = b.decode("utf-8")
+            except UnicodeDecodeError:
+                text = b.decode("latin-1")
+            return text.splitlines(keepends=True)
+        name = str(self.path)
+        return "".join(difflib.unified_diff(lines(self.old), lines(self.new),
+                                            "/dev/null" if self.old is None else name, name))
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: TrunkConfig
+    changes: tuple[FileChange, ...]  # only files whose bytes change
+    notes: tuple[str, ...]
+    firewall: str
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise Conflict(f"{path} is a directory where a config file should be") from None
+    except OSError as exc:
+        raise Conflict(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _ours(config: Config) -> dict[str, tuple[int, int]]:
+    """Line ranges of our marked blocks, by file."""
+    spans = {}
+    for src in config.sources:
+        span = blocks.find(src.raw, src.path)
+        if span is not None:
+            spans[src.path] = (span.first_line, span.last_line)
+    return spans
+
+
+def _inside(ours: dict[str, tuple[int, int]], where: Where) -> bool:
+    span = ours.get(where.file)
+    return span is not None and span[0] <= where.line <= span[1]
+
+
+def _check_conflicts(pj: Config, c: TrunkConfig) -> None:
+    if pj.errors:
+        first = pj.errors[0]
+        raise Conflict(f"pjsip.conf does not load as it is ({first}); fix that first "
+                       "(pbx-bridge preflight lists every problem)")
+    ours = _ours(pj)
+    for t in transports(pj):
+        if _inside(ours, t.where):
+            continue
+        if t.protocol in TCP_PROTOCOLS and t.port == c.port and \
+                (t.host in ("0.0.0.0", "::", "") or c.bind in ("0.0.0.0", "::") or
+                 t.host == c.bind):
+            raise Conflict(f"transport {t.name} at {t.where} already binds TCP port {c.port}; "
+                           f"choose another --port, or remove that transport yourself")
+    for sec in pj.sections:
+        if sec.is_template or _inside(ours, sec.where):
+            continue
+        kind = (sec.value("type") or "").lower()
+        if (sec.name == c.transport and kind == "transport") or \
+                (sec.name == c.endpoint and kind in ("endpoint", "aor", "identify")):
+            raise Conflict(f"[{sec.name}] (type={kind}) at {sec.where} already exists; pass "
+                           f"--{'transport-name' if kind == 'transport' else 'endpoint'} "
+                           "with another name")
+
+
+def _rtp_header(rtp: Config) -> str:
+    # Asterisk reads rtpstart/rtpend from the first [general]: append to it when there is one.
+    return "[general](+)" if rtp.named("general") else "[general]"
+
+
+def _include_block(name: str) -> str:
+    return f"#include {name}"
+
+
+def build(asterisk_dir: Path, c: TrunkConfig) -> Plan:
+    fs = FileSystem(asterisk_dir)
+    pj = read_config(fs, "pjsip.conf")
+    if not pj.found:
+        raise Conflict(f"no pjsip.conf in {asterisk_dir}; is this an Asterisk config dir?")
+    _check_conflicts(pj, c)
+    rtp = read_config(fs, "rtp.conf")
+    modules = read_config(fs, "modules.conf")
+    notes: list[str] = []
+    wanted: list[tuple[Path, str]] = []
+    d = asterisk_dir
+    if c.freepbx:
+        sources = {os.path.basename(s.path) for s in pj.sources}
+        targets = [("pjsip.transports_custom.conf", render.transport(c)),
+                   ("pjsip.endpoint_custom.conf", render.endpoint(c)),
+                   ("pjsip.aor_custom.conf", render.aor(c)),
+                   ("pjsip.identify_custom.conf", render.identify(c))]
+        for name, _ in targets:
+            if name not in sources:
+                raise Conflict(f"{name} is not included by this FreePBX pjsip.conf; "
+                               "run 'fwconsole reload' to regenerate FreePBX's files first")
+        wanted += [(d / name, body) for name, body in targets]
+        if not rtp.found:
+            raise Conflict(f"no rtp.conf in {asterisk_dir}; run 'fwconsole reload' first")
+        wanted.append((d / "rtp_custom.conf", render.rtp(c, _rtp_header(rtp))))
+        wanted.append((d / "extensions_custom.conf", render.dialplan(c)))
+    else:
+        ext = read_config(fs, "extensions.conf")
+        ext_ours = _ours(ext)
+        context_exists = any(sec.name == c.context and not _inside(ext_ours, sec.where)
+                             for sec in ext.sections)
+        if context_exists:
+            notes.append(f"the dialplan already has [{c.context}]: calls from Alexa rooms go "
+                         "there (not generated)")
+        wanted += [(d / PJSIP_OURS, render.pjsip_all(c)),
+                   (d / "pjsip.conf", _include_block(PJSIP_OURS)),
+                   (d / RTP_OURS, render.rtp(c, _rtp_header(rtp))),
+                   (d / "rtp.conf", _include_block(RTP_OURS)),
+                   (d / EXT_OURS, render.dialplan(c, context_exists)),
+                   (d / "extensions.conf", _include_block(EXT_OURS))]
+    changes = []
+    for path, body in wanted:
+        old = _read(path)
+        try:
+            new = blocks.put(old or b"", body, str(path))
+        except blocks.BlockError as exc:
+            raise Conflict(f"{exc}; fix the markers by hand") from None
+        if new != old:
+            changes.append(FileChange(path, old, new))
+    if c.public_ip is None:
+        notes.append("the public IP is not known: external_signaling_address and "
+                     "external_media_address say FILL-IN-PUBLIC-IP; re-run with --public-ip")
+    if c.amazon_sip is None:
+        notes.append(f"Amazon's outbound SIP address is not known from the trunk: the aor's "
+                     f"contact is commented out with {render.AMAZON_SIP_PLACEHOLDER} to fill "
+                     "in (needed only for calls from PBX phones to rooms)")
+    settings = [s for sec in modules.named("modules") for s in sec.settings]
+    if any(s.key.lower() == "noload" and s.value.strip().lower().startswith("res_srtp")
+           for s in settings):
+        raise Conflict("modules.conf disables res_srtp (noload), which SRTP needs; remove "
+                       "that line yourself (pbx-bridge never edits your lines)")
+    if any(s.key.lower() == "autoload" and s.value.strip().lower() in ("no", "false", "0")
+           for s in settings) and not any(
+            s.value.strip().lower().startswith("res_srtp") for s in settings
+            if s.key.lower() in ("load", "preload", "require")):
+        if c.freepbx:
+            notes.append("modules.conf has autoload=no and does not load res_srtp.so")
+        else:
+            path = d / "modules.conf"
+            old = _read(path)
+            changes.append(FileChange(path, old, blocks.put(
+                old or b"", "[modules](+)\nload => res_srtp.so", str(path))))
+    if not c.freepbx:
+        notes.append(f"add 'include => pbx-bridge-to-alexa' to the context your phones use, "
+                     f"so they can dial rooms ({c.room_pattern}) through the trunk")
+    for label, named in (("certificate", c.cert_file), ("private key", c.priv_key_file),
+                         ("CA list", c.ca_list_file)):
+        if not fs.host_path(named).exists():
+            notes.append(f"the {label} {named} does not exist yet; put it there before "
+                         "reloading")
+    return Plan(c, tuple(changes), tuple(notes), render.firewall(c))

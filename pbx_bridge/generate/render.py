@@ -1,0 +1,183 @@
+"""The Amazon trunk's Asterisk configuration as text: pure functions of a :class:`TrunkConfig`.
+
+Every value that reaches a config file is checked first: a newline, ``;``, ``[`` or ``]`` in a
+name, path or address would change the file's meaning, so it is refused, never written.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from ..firewall.commands import port_span
+
+AMAZON_SIP_PLACEHOLDER = "FILL-IN-AMAZON-SIP-ADDRESS"
+_FORBIDDEN = re.compile(r"[\n\r;\[\]]")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+
+def checked(value: str, what: str) -> str:
+    if _FORBIDDEN.search(value):
+        raise UsageError(f"{what} {value!r} contains a newline, ';', '[' or ']', which would "
+                         "change the meaning of the config file; refused")
+    if not value.strip():
+        raise UsageError(f"{what} is empty")
+    return value
+
+
+def checked_name(value: str, what: str) -> str:
+    checked(value, what)
+    if not _NAME.match(value):
+        raise UsageError(f"{what} {value!r}: use letters, digits, '.', '_' and '-'")
+    return value
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    freepbx: bool
+    transport: str
+    endpoint: str
+    port: int
+    cert_file: str
+    priv_key_file: str
+    ca_list_file: str
+    public_ip: str | None
+    local_nets: tuple[str, ...]
+    rtp_start: int
+    rtp_end: int
+    context: str
+    amazon_cidrs: tuple[str, ...]
+    room_pattern: str
+    amazon_sip: str | None  # Amazon's outbound SIP address, when the trunk tells it
+    bind: str = "0.0.0.0"
+
+    def __post_init__(self) -> None:
+        for name in ("transport", "endpoint", "context"):
+            checked_name(getattr(self, name), f"--{name.replace('_', '-')}")
+        for name in ("cert_file", "priv_key_file", "ca_list_file"):
+            checked(getattr(self, name), name)
+        if not 0 < self.port < 65536:
+            raise UsageError(f"--port {self.port}: not a port")
+        if not 1024 <= self.rtp_start < self.rtp_end <= 65535:
+            raise UsageError(f"--rtp-range {self.rtp_start}-{self.rtp_end}: need "
+                             "1024 <= start < end <= 65535")
+        if self.public_ip is not None:
+            checked(self.public_ip, "--public-ip")
+            try:
+                ipaddress.IPv4Address(self.public_ip)
+            except ValueError:
+                raise UsageError(f"--public-ip {self.public_ip}: not an IPv4 address") \
+                    from None
+        for net in self.local_nets + self.amazon_cidrs:
+            checked(net, "network")
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise UsageError(f"{net!r} is not a network (e.g. 192.168.1.0/24)") from None
+        checked(self.room_pattern, "--room-pattern")
+        if not re.fullmatch(r"_?[0-9XZN.\[\]-]+", self.room_pattern.replace("[", "").replace(
+                "]", "")):
+            raise UsageError(f"--room-pattern {self.room_pattern!r}: expected a dialplan "
+                             "pattern such as _7XXX")
+        if self.amazon_sip is not None:
+            checked(self.amazon_sip, "Amazon's SIP address")
+
+
+def transport(c: TrunkConfig) -> str:
+    ip = c.public_ip or "FILL-IN-PUBLIC-IP"
+    lines = [f"[{c.transport}]", "type=transport", "protocol=tls",
+             f"bind={c.bind}:{c.port}", f"cert_file={c.cert_file}",
+             f"priv_key_file={c.priv_key_file}", f"ca_list_file={c.ca_list_file}",
+             "method=tlsv1_2", "verify_server=yes", "verify_client=no",
+             f"external_signaling_address={ip}", f"external_media_address={ip}"]
+    lines += [f"local_net={n}" for n in c.local_nets]
+    return "\n".join(lines)
+
+
+def endpoint(c: TrunkConfig) -> str:
+    return "\n".join([
+        f"[{c.endpoint}]", "type=endpoint", f"transport={c.transport}", f"context={c.context}",
+        f"aors={c.endpoint}", "disallow=all", "allow=ulaw,alaw",
+        "; SDES-SRTP is required; the suite Amazon uses is AES_CM_128_HMAC_SHA1_80",
+        "media_encryption=sdes", "media_encryption_optimistic=no", "srtp_tag_32=no",
+        "dtmf_mode=rfc4733", "rtp_symmetric=yes", "force_rport=yes", "rewrite_contact=yes",
+        "direct_media=no", "trust_id_inbound=yes", "send_pai=yes"])
+
+
+def aor(c: TrunkConfig) -> str:
+    lines = [f"[{c.endpoint}]", "type=aor", "qualify_frequency=60"]
+    if c.amazon_sip:
+        lines.append(f"contact=sip:{c.amazon_sip}\\;transport=tls")
+    else:
+        lines += ["; Amazon's outbound SIP address is not known yet (the trunk does not say it).",
+                  "; Fill it in, uncomment, and reload, for calls from PBX phones to rooms:",
+                  f";contact=sip:{AMAZON_SIP_PLACEHOLDER}:5061\\;transport=tls"]
+    return "\n".join(lines)
+
+
+def identify(c: TrunkConfig) -> str:
+    return "\n".join([f"[{c.endpoint}]", "type=identify", f"endpoint={c.endpoint}",
+                      *(f"match={n}" for n in c.amazon_cidrs)])
+
+
+def pjsip_all(c: TrunkConfig) -> str:
+    return "\n\n".join([transport(c), endpoint(c), aor(c), identify(c)])
+
+
+def rtp(c: TrunkConfig, header: str) -> str:
+    return "\n".join([header, f"rtpstart={c.rtp_start}", f"rtpend={c.rtp_end}"])
+
+
+def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
+    lines = [
+        "; Calls from Alexa rooms arrive in the endpoint's context"
+        + (f" ({c.context}, which the dialplan already has)" if c.freepbx or context_exists
+           else "") + ".",
+    ]
+    if not c.freepbx and not context_exists:
+        lines += [f"[{c.context}]",
+                  "exten => _X.,1,NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})",
+                  " same => n,Goto(default,${EXTEN},1)", ""]
+    lines += [
+        "; PBX phones reach a room's Alexa through the Amazon trunk:",
+        "[pbx-bridge-to-alexa]",
+        f"exten => {c.room_pattern},1,NoOp(Calling Alexa room extension ${{EXTEN}})",
+        f" same => n,Dial(PJSIP/${{EXTEN}}@{c.endpoint},60)",
+        " same => n,Hangup()",
+    ]
+    if c.freepbx:
+        lines += ["", "[from-internal-custom]", "include => pbx-bridge-to-alexa"]
+    return "\n".join(lines)
+
+
+def firewall(c: TrunkConfig) -> str:
+    """Rules for every firewall tool, printed for the user to apply (never applied here)."""
+    media = (c.rtp_start, c.rtp_end)
+    sig = (c.port, c.port)
+    out = ["# iptables"]
+    for cidr in c.amazon_cidrs:
+        out.append(f"iptables -I INPUT -s {cidr} -p tcp -m tcp --dport {c.port} -j ACCEPT")
+        out.append(f"iptables -I INPUT -s {cidr} -p udp -m udp --dport "
+                   f"{port_span(media, ':')} -j ACCEPT")
+    out.append("# nftables")
+    for cidr in c.amazon_cidrs:
+        out.append(f"nft insert rule inet filter input ip saddr {cidr} tcp dport {c.port} "
+                   "accept")
+        out.append(f"nft insert rule inet filter input ip saddr {cidr} udp dport "
+                   f"{port_span(media, '-')} accept")
+    out.append("# ufw")
+    for cidr in c.amazon_cidrs:
+        out.append(f"ufw allow proto tcp from {cidr} to any port {port_span(sig, ':')}")
+        out.append(f"ufw allow proto udp from {cidr} to any port {port_span(media, ':')}")
+    out.append("# firewalld")
+    for cidr in c.amazon_cidrs:
+        for proto, ports in (("tcp", sig), ("udp", media)):
+            out.append(f"firewall-cmd --permanent --add-rich-rule='rule family=\"ipv4\" "
+                       f"source address=\"{cidr}\" port port=\"{port_span(ports, '-')}\" "
+                       f"protocol=\"{proto}\" accept'")
+    out.append("firewall-cmd --reload")
+    out.append("# FreePBX firewall module")
+    out.append("fwconsole firewall trust " + " ".join(c.amazon_cidrs))
+    return "\n".join(out)

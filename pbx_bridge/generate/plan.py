@@ -109,8 +109,11 @@ def _check_conflicts(pj: Config, c: TrunkConfig) -> None:
 
 
 def _rtp_header(rtp: Config) -> str:
-    # Asterisk reads rtpstart/rtpend from the first [general]: append to it when there is one.
-    return "[general](+)" if rtp.named("general") else "[general]"
+    # Asterisk reads rtpstart/rtpend from the first [general]: append to it when the user's
+    # config has one (ours, from an earlier run, does not count).
+    ours = _ours(rtp)
+    theirs = [s for s in rtp.named("general") if not _inside(ours, s.where)]
+    return "[general](+)" if theirs else "[general]"
 
 
 def _include_block(name: str) -> str:

@@ -1,0 +1,245 @@
+"""`pbx-bridge generate`: the trunk config for FreePBX and plain Asterisk, written safely."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import (DATA, PUBLIC_IP, freepbx_generate_tree, host_runner,
+                     plain_generate_tree)
+from pbx_bridge.asterisk_cli import AsteriskCli
+from pbx_bridge.doors import Runner
+from pbx_bridge.generate.plan import build
+from pbx_bridge.generate.render import TrunkConfig
+from pbx_bridge.generate.transaction import ApplyFailed, Transaction
+from pbx_bridge.net import Network
+from pbx_bridge.preflight.checks import Status, run_checks
+from pbx_bridge.preflight.snapshot import Options, gather
+
+ROOT = Path(__file__).parent.parent
+FAKE_BIN = Path(__file__).parent / "bin"
+MOVED = ("tls.transport", "tls.version", "tls.port", "srtp.endpoint", "srtp.module", "rtp.range")
+
+
+def hashes(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def gen(etc: Path, state: Path, *args: str, asterisk: str | None = None,
+        env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env.update(PBX_BRIDGE_STATE_DIR=str(state))
+    # PATH decides whether an `asterisk` is "installed": none, or the recorded stand-in
+    env["PATH"] = (f"{FAKE_BIN}:" if asterisk else "") + "/usr/bin:/bin"
+    env["FAKE_ASTERISK_ETC"] = str(etc)
+    if asterisk in ("down", "reject"):
+        env[f"FAKE_ASTERISK_{asterisk.upper()}"] = "1"
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "pbx_bridge", "generate", "--asterisk-dir",
+                           str(etc), "--public-ip", PUBLIC_IP, *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=60)
+
+
+def statuses(etc: Path) -> dict[str, Status]:
+    opts = Options(asterisk_dir=etc, firewall=False)
+    runner = host_runner()
+    snap = gather(opts, runner=runner, net=Network(("127.0.0.1", 9), 0.2, runner))
+    return {f.id: f.status for f in run_checks(snap)}
+
+
+@pytest.mark.parametrize("make", [plain_generate_tree, freepbx_generate_tree])
+def test_write_then_preflight_passes_and_second_write_is_a_no_op(tmp_path, make):
+    etc = make(tmp_path / "etc")
+    before = statuses(etc)
+    assert all(before[i] != Status.PASS for i in MOVED if not
+               (i == "srtp.module" and make is freepbx_generate_tree)), before
+    r = gen(etc, tmp_path / "state", "--write")
+    assert r.returncode == 0, r.stderr
+    assert "Asterisk is not installed here: files written, reload skipped" in r.stdout
+    after = statuses(etc)
+    assert {i: after[i] for i in MOVED} == {i: Status.PASS for i in MOVED}
+    assert after["srtp.endpoint"] == Status.PASS and after["tls.transport"] == Status.PASS
+    written = hashes(etc)
+    r = gen(etc, tmp_path / "state", "--write")
+    assert r.returncode == 0 and "nothing to change" in r.stdout and "wrote" not in r.stdout
+    assert hashes(etc) == written
+
+
+@pytest.mark.parametrize("make", [plain_generate_tree, freepbx_generate_tree])
+def test_rollback_restores_the_original_bytes(tmp_path, make):
+    etc = make(tmp_path / "etc")
+    original = hashes(etc)
+    assert gen(etc, tmp_path / "state", "--write").returncode == 0
+    assert hashes(etc) != original
+    r = gen(etc, tmp_path / "state", "--rollback")
+    assert r.returncode == 0, r.stderr
+    assert hashes(etc) == original
+    r = gen(etc, tmp_path / "state", "--rollback")
+    assert r.returncode == 1 and "already rolled back" in r.stderr
+
+
+def test_dry_run_shows_a_diff_and_writes_nothing(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    original = hashes(etc)
+    r = gen(etc, tmp_path / "state")
+    assert r.returncode == 0
+    assert hashes(etc) == original and not (tmp_path / "state").exists()
+    assert "+++ " + str(etc / "pjsip_pbx-bridge.conf") in r.stdout
+    assert "+#include pjsip_pbx-bridge.conf" in r.stdout
+    assert "dry run: 7 file(s) would change" in r.stdout
+    assert "iptables -I INPUT -s 3.239.178.128/25 -p udp -m udp --dport 10000:20000 -j ACCEPT" \
+        in r.stdout
+    assert "fwconsole firewall trust 3.239.178.128/25" in r.stdout
+    assert "FILL-IN-AMAZON-SIP-ADDRESS" in r.stdout  # Amazon's address is not invented
+
+
+def test_user_lines_are_kept_byte_for_byte(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    rtp_before = (etc / "rtp.conf").read_bytes()
+    pj_before = (etc / "pjsip.conf").read_bytes()
+    assert gen(etc, tmp_path / "state", "--write").returncode == 0
+    rtp_after = (etc / "rtp.conf").read_bytes()
+    assert rtp_after.startswith(rtp_before)  # appended only
+    assert b"\r\n#include rtp_pbx-bridge.conf\r\n" in rtp_after  # in the file's CRLF
+    assert (etc / "pjsip.conf").read_bytes().startswith(pj_before)
+    # the user edits outside our block; a new run with other values changes only our block
+    (etc / "pjsip.conf").write_bytes((etc / "pjsip.conf").read_bytes() + b"; my note\n")
+    mine = (etc / "pjsip.conf").read_bytes()
+    assert gen(etc, tmp_path / "state", "--write", "--port", "5063").returncode == 0
+    assert (etc / "pjsip.conf").read_bytes() == mine
+    ours = (etc / "pjsip_pbx-bridge.conf").read_text()
+    assert "bind=0.0.0.0:5063" in ours and ours.count("; BEGIN pbx-bridge") == 1
+    rtp = (etc / "rtp_pbx-bridge.conf").read_text()
+    assert rtp.splitlines()[1] == "[general](+)"  # appended to the existing [general]
+
+
+def test_conflicts_stop_before_writing(tmp_path):
+    import shutil
+    etc = tmp_path / "etc"
+    shutil.copytree(DATA / "asterisk-22" / "etc-asterisk", etc)
+    original = hashes(etc)
+    r = gen(etc, tmp_path / "state", "--write")
+    assert r.returncode == 1 and "already binds TCP port 5061" in r.stderr
+    r = gen(etc, tmp_path / "state", "--write", "--port", "5062")
+    assert r.returncode == 1 and "[alexa] (type=endpoint)" in r.stderr and "pjsip.conf:" in r.stderr
+    assert hashes(etc) == original
+    r = gen(etc, tmp_path / "state", "--write", "--port", "5062", "--endpoint", "amazon")
+    assert r.returncode == 0, r.stderr
+    assert "the dialplan already has [from-alexa]" in r.stdout
+
+
+def test_noload_res_srtp_is_a_conflict(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    (etc / "modules.conf").write_text("[modules]\nautoload=yes\nnoload => res_srtp.so\n")
+    r = gen(etc, tmp_path / "state", "--write")
+    assert r.returncode == 1 and "noload" in r.stderr and "never edits your lines" in r.stderr
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--endpoint", "alexa;evil"], "--endpoint"),
+    (["--cert", "/etc/asterisk/keys/a]b.crt"], "cert_file"),
+    (["--local-net", "10.0.0.0/8\n[evil]"], "network"),
+    (["--rtp-range", "20000-10000"], "--rtp-range"),
+    (["--context", "from[x]"], "--context"),
+    (["--room-pattern", "7XXX;Hangup"], "--room-pattern"),
+])
+def test_unsafe_values_are_refused(tmp_path, args, word):
+    etc = plain_generate_tree(tmp_path / "etc")
+    original = hashes(etc)
+    r = gen(etc, tmp_path / "state", "--write", *args)
+    assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr
+    assert hashes(etc) == original
+
+
+def test_running_asterisk_accepts_and_is_verified(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    log = tmp_path / "asterisk.log"
+    r = gen(etc, tmp_path / "state", "--write", asterisk="up",
+            env_extra={"FAKE_ASTERISK_LOG": str(log)})
+    assert r.returncode == 0, r.stderr
+    assert "Asterisk reloaded; endpoint alexa is loaded (transport transport-tls)" in r.stdout
+    calls = log.read_text().splitlines()
+    assert "-rx module reload res_pjsip.so" in calls and "-rx pjsip show endpoint alexa" in calls
+
+
+def test_running_asterisk_rejects_and_everything_is_rolled_back(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    original = hashes(etc)
+    r = gen(etc, tmp_path / "state", "--write", asterisk="reject")
+    assert r.returncode == 1
+    assert "did not accept the new config" in r.stderr and "restored" in r.stderr
+    assert hashes(etc) == original
+
+
+def test_asterisk_not_running_writes_and_says_so(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    r = gen(etc, tmp_path / "state", "--write", asterisk="down")
+    assert r.returncode == 0 and "Asterisk is not running: files written, reload skipped" \
+        in r.stdout
+
+
+def test_failure_between_files_restores_every_file(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    original = hashes(etc)
+    config = TrunkConfig(freepbx=False, transport="transport-alexa-tls", endpoint="alexa",
+                         port=5061, cert_file="/etc/asterisk/keys/pbx.crt",
+                         priv_key_file="/etc/asterisk/keys/pbx.key",
+                         ca_list_file="/etc/asterisk/keys/ca.crt", public_ip=PUBLIC_IP,
+                         local_nets=(), rtp_start=10000, rtp_end=20000, context="from-alexa",
+                         amazon_cidrs=("3.239.178.128/25",), room_pattern="_7XXX",
+                         amazon_sip=None)
+    plan = build(etc, config)
+
+    def fail_on_third(i: int) -> None:
+        if i == 2:
+            raise OSError(28, "No space left on device")
+
+    tx = Transaction(tmp_path / "state", AsteriskCli(Runner(), "no-such-asterisk"),
+                     fail_on_third)
+    with pytest.raises(ApplyFailed) as err:
+        tx.apply(plan, reload=True, verify_endpoint="alexa")
+    assert "No space left" in str(err.value) and "restored" in str(err.value)
+    assert hashes(etc) == original
+
+
+def test_kill_during_write_leaves_files_old_or_new_and_rollback_restores(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    original = hashes(etc)
+    # what a complete write produces, on a copy
+    import shutil
+    shutil.copytree(etc, tmp_path / "done")
+    assert gen(tmp_path / "done", tmp_path / "s2", "--write").returncode == 0
+    complete = hashes(tmp_path / "done")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env.update(PBX_BRIDGE_STATE_DIR=str(tmp_path / "state"), PATH="/usr/bin:/bin",
+               PBX_BRIDGE_WRITE_PAUSE="2")
+    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "generate", "--asterisk-dir",
+                             str(etc), "--public-ip", PUBLIC_IP, "--write"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "wrote file 2" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert "wrote file 2" in seen
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    now = hashes(etc)
+    assert set(original) <= set(now) <= set(complete)
+    for name, digest in now.items():
+        assert digest in (original.get(name), complete.get(name)), name
+    assert sum(now[n] != original.get(n) for n in now) == 2  # two files were replaced
+    assert not list(etc.glob(".*.tmp"))  # no half-written temporary left behind
+    r = gen(etc, tmp_path / "state", "--rollback")
+    assert r.returncode == 0, r.stderr
+    assert hashes(etc) == original

@@ -4,6 +4,7 @@ turns errors into exit codes and one-line messages."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -11,6 +12,7 @@ from .errors import PbxBridgeError
 from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
 from .commands import generate as generate_cmd
+from .commands import rooms as rooms_cmd
 from .commands import token as token_cmd
 from .commands import trunk as trunk_cmd
 from .preflight import command as preflight
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_cmd.add_parser(sub)
     token_cmd.add_parser(sub)
     trunk_cmd.add_parser(sub)
+    rooms_cmd.add_parser(sub)
     emulator_cmd.add_parser(sub)
     config_cmd.add_parser(sub)
     return parser
@@ -52,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("pbx-bridge: interrupted\n")
         return 130
     except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: one line, not a traceback (PBX_BRIDGE_DEBUG=1 shows it)
+        if os.environ.get("PBX_BRIDGE_DEBUG"):
+            raise
+        sys.stderr.write(f"pbx-bridge: internal error: {type(exc).__name__}: {exc} "
+                         "(run with PBX_BRIDGE_DEBUG=1 for details, and please report it)\n")
         return 1
 
 

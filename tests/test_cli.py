@@ -121,3 +121,21 @@ def test_live_ruleset_read_from_the_real_tools_in_a_namespace(tmp_path, dns):
     # the native nft table drops 12000-12999 even where iptables accepts
     assert any(g.startswith("12000-12999 from 3.239.178.128/26: refused by rule at nft -j "
                             "list ruleset") for g in refused), refused
+
+
+def _all_commands(parser, prefix=()):
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,)
+                yield from _all_commands(sub, prefix + (name,))
+
+
+def test_every_command_has_help():
+    from pbx_bridge.cli import build_parser
+    commands = list(_all_commands(build_parser()))
+    assert ("rooms", "apply") in commands and ("trunk", "create") in commands
+    for cmd in commands:
+        r = cli(*cmd, "--help")
+        assert r.returncode == 0 and "usage: pbx-bridge " + " ".join(cmd) in r.stdout, cmd

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 from pathlib import Path
 
 from ..doors import Clock
@@ -30,6 +31,7 @@ class TokenProvider:
         self.rng = rng or random.Random()
         self._token: Secret | None = None
         self._info: Token | None = None
+        self._lock = threading.Lock()  # one refresh at a time when requests run in parallel
 
     @property
     def cache_path(self) -> Path:
@@ -60,6 +62,10 @@ class TokenProvider:
 
     def get(self, force: bool = False) -> tuple[Secret, Token]:
         """A token valid for at least another minute."""
+        with self._lock:
+            return self._get(force)
+
+    def _get(self, force: bool) -> tuple[Secret, Token]:
         now = self.clock.now()
         if not force:
             if self._token and self._info and self._info.expires_at - EARLY > now:

@@ -1,0 +1,218 @@
+"""``pbx-bridge rooms discover|import|plan|apply``: the property's extension-to-room mappings,
+kept in sync with Amazon from one CSV file (plan, then apply)."""
+
+from __future__ import annotations
+
+import argparse
+
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError, PbxBridgeError, UsageError
+from ..fileio import atomic_write
+from .common import Context, add_settings_args, context, emit
+
+if TYPE_CHECKING:
+    from ..rooms.store import Store
+    from ..rooms.sync import RoomPlan
+
+HELP = "keep extension-to-room mappings in sync with Amazon (discover, import, plan, apply)"
+MAX_SHARE = 0.25
+
+
+class Refused(PbxBridgeError):
+    pass
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("rooms", help=HELP, description=HELP + ".")
+    rsub = p.add_subparsers(dest="rooms_command", metavar="ACTION", required=True,
+                            parser_class=type(p))
+
+    d = rsub.add_parser("discover", help="write a starting CSV of the property's rooms")
+    add_settings_args(d)
+    d.add_argument("--property", required=True, metavar="UNIT_ID")
+    d.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    d.set_defaults(run=run_discover)
+
+    i = rsub.add_parser("import", help="build the map from the PBX's own extensions")
+    add_settings_args(i)
+    i.add_argument("--from-asterisk", action="store_true", required=True,
+                   help="read the PJSIP endpoints of the Asterisk config")
+    i.add_argument("--asterisk-dir", metavar="DIR")
+    i.add_argument("--pattern", required=True, metavar="PATTERN",
+                   help="how an extension names its room, e.g. '7{room}': 7204 is Room 204")
+    i.add_argument("--property", required=True, metavar="UNIT_ID")
+    i.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    i.set_defaults(run=run_import)
+
+    for name, run, text in (("plan", run_plan, "show what apply would change (read-only)"),
+                            ("apply", run_apply, "make Amazon's mappings match the map")):
+        q = rsub.add_parser(name, help=text, description=text + ".")
+        add_settings_args(q)
+        q.add_argument("--map", required=True, metavar="FILE",
+                       help="CSV: extension,room,comms_profile_id")
+        q.add_argument("--trunk", metavar="TRUNK_ID", help="default: the saved trunk")
+        q.add_argument("--property", metavar="UNIT_ID", help="look rooms without a profile id "
+                       "up by name in this property")
+        q.add_argument("--create-profiles", action="store_true",
+                       help="create missing communication profiles (apply only)")
+        q.add_argument("--prune", action="store_true", help="also delete mappings this tool "
+                       "did not create")
+        q.add_argument("--endpoint", default="alexa", help="the trunk's PJSIP endpoint, for "
+                       "the dial strings the AGI hands out (default alexa)")
+        if name == "apply":
+            q.add_argument("--yes", action="store_true", help="do not ask")
+            q.add_argument("--force", action="store_true", help=f"allow deleting or changing "
+                           f"more than {MAX_SHARE * 100:.0f}%% of the existing mappings")
+            q.add_argument("--concurrency", type=int, default=4, metavar="N",
+                           help="requests in flight (default 4)")
+        q.set_defaults(run=run)
+
+
+def _output(args: argparse.Namespace, text: str, count: int) -> None:
+    if args.out:
+        try:
+            atomic_write(Path(args.out), text.encode("utf-8"))
+        except OSError as exc:
+            raise InputError(args.out, f"cannot write: {exc.strerror or exc}") from None
+        sys.stderr.write(f"wrote {count} room(s) to {args.out}\n")
+    else:
+        sys.stdout.write(text)
+
+
+def run_discover(args: argparse.Namespace) -> int:
+    from ..rooms.mapfile import write
+    ctx = context(args)
+    units = ctx.api.list_units(args.property)
+    rows = [("", u.name, ctx.api.get_profile(u.unit_id) or "") for u in units]
+    _output(args, write(rows), len(rows))
+    return 0
+
+
+def _room_key(name: str) -> str:
+    parts = name.split()
+    return (parts[-1] if parts else name).casefold()
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    if pattern.count("{room}") != 1:
+        raise UsageError("--pattern must contain {room} once, e.g. '7{room}'")
+    before, after = pattern.split("{room}")
+    return re.compile(f"^{re.escape(before)}(?P<room>[0-9A-Za-z]+){re.escape(after)}$")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .. import pjsip
+    from ..asterisk_conf import read_config
+    from ..doors import FileSystem
+    from ..rooms.mapfile import write
+    rx = pattern_regex(args.pattern)
+    ctx = context(args)
+    d = Path(args.asterisk_dir or ctx.settings.asterisk_dir)
+    if not d.is_dir():
+        raise InputError(str(d), "Asterisk config directory does not exist")
+    cfg = read_config(FileSystem(d), "pjsip.conf")
+    if not cfg.found:
+        raise InputError(str(d / "pjsip.conf"), "does not exist")
+    units = {_room_key(u.name): u for u in ctx.api.list_units(args.property)}
+    rows = []
+    unmatched = []
+    for sec in pjsip.objects(cfg, "endpoint"):
+        m = rx.match(sec.name)
+        if not m or not sec.name.isdigit():
+            continue
+        unit = units.get(m.group("room").casefold())
+        if unit is None:
+            unmatched.append(sec.name)
+            continue
+        rows.append((sec.name, unit.name, ctx.api.get_profile(unit.unit_id) or ""))
+    rows.sort()
+    if unmatched:
+        sys.stderr.write(f"{len(unmatched)} extension(s) match the pattern but no room: "
+                         f"{', '.join(unmatched[:10])}\n")
+    _output(args, write(rows), len(rows))
+    return 0
+
+
+def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
+    from ..rooms.mapfile import read
+    from ..rooms.sync import build_plan, resolve
+    trunk = args.trunk or ctx.state.trunk_id
+    if not trunk:
+        raise UsageError(f"no --trunk given and none saved in {ctx.state.path}; run "
+                         "'pbx-bridge trunk create' first")
+    rooms = read(Path(args.map))
+    desired = resolve(rooms, ctx.api, args.property,
+                      args.create_profiles and args.rooms_command == "apply", args.map)
+    return build_plan(trunk, desired, ctx.api.list_mappings(trunk), store, args.prune)
+
+
+def _show(plan: "RoomPlan") -> str:
+    lines = [f"trunk {plan.trunk_id}: {plan.summary()}"]
+    sign = {"create": "+", "update": "~", "delete": "-"}
+    for c in plan.changes:
+        detail = c.profile_id if c.action != "update" else \
+            f"{c.old_profile_id} -> {c.profile_id}"
+        lines.append(f"  {sign[c.action]} {c.extension:<8} {c.room:<20} {detail}")
+    if plan.kept:
+        lines.append(f"  ({len(plan.kept)} mapping(s) at Amazon not in the map are kept; "
+                     "--prune deletes them)")
+    return "\n".join(lines)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from ..rooms.store import Store
+    ctx = context(args)
+    store = Store(ctx.settings.state_dir)
+    plan = _plan(args, ctx, store)
+    emit(args, plan.to_json(), _show(plan))
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from ..rooms.store import Store
+    from ..rooms.sync import apply
+    if not 1 <= args.concurrency <= 32:
+        raise UsageError("--concurrency must be 1..32")
+    ctx = context(args)
+    store = Store(ctx.settings.state_dir)
+    plan = _plan(args, ctx, store)
+    store.set_meta(trunk_id=plan.trunk_id, endpoint=args.endpoint)
+    if plan.disruptive_share > MAX_SHARE and not args.force:
+        raise Refused(f"this plan deletes or changes {plan.disruptive_share:.0%} of the "
+                      f"{plan.existing} existing mappings (more than {MAX_SHARE:.0%}); review "
+                      "it with 'rooms plan' and pass --force")
+    if not plan.empty and not args.yes and sys.stdin.isatty() and sys.stderr.isatty():
+        sys.stderr.write(_show(plan) + "\nApply these changes? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            sys.stderr.write("nothing changed\n")
+            return 1
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            width = 30
+            filled = width * done // total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    report = apply(plan, ctx.api, store, args.concurrency, progress)
+    doc = {**plan.to_json(), "done": len(report.done), "not_done": len(report.skipped),
+           "error": report.error}
+    if report.error:
+        emit(args, doc, f"stopped: {report.error}\n{len(report.done)} change(s) done, "
+             f"{len(report.skipped)} not done; run 'rooms apply' again to finish")
+        return 1
+    emit(args, doc, f"trunk {plan.trunk_id}: applied {len(report.done)} change(s) "
+         f"({plan.summary()}); {len(store.rows(plan.trunk_id))} mapping(s) recorded in "
+         f"{store.path}")
+    return 0
+
+
+

@@ -1,0 +1,106 @@
+"""The local state the dialplan reads: SQLite in the state dir (WAL, full sync), recording the
+trunk, its endpoint, and each mapping with whether we created it and when it was confirmed.
+
+Each change is one transaction, so a kill at any moment leaves the database as it was before
+or after that change. The AGI side opens it read-only and never waits on a writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mappings (
+    trunk_id TEXT NOT NULL,
+    extension TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    room TEXT NOT NULL DEFAULT '',
+    ours INTEGER NOT NULL DEFAULT 0,
+    confirmed_at REAL NOT NULL,
+    PRIMARY KEY (trunk_id, extension)
+);
+"""
+DB_NAME = "pbx-bridge.sqlite"
+
+
+@dataclass(frozen=True)
+class Row:
+    extension: str
+    profile_id: str
+    room: str
+    ours: bool
+    confirmed_at: float
+
+
+class Store:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / DB_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise InputError(str(self.path), f"cannot open the state database: {exc}") \
+                from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def set_meta(self, **values: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for k, v in values.items():
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def rows(self, trunk_id: str) -> dict[str, Row]:
+        cur = self.db.execute("SELECT extension, profile_id, room, ours, confirmed_at "
+                              "FROM mappings WHERE trunk_id = ?", (trunk_id,))
+        return {r[0]: Row(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cur}
+
+    def record(self, trunk_id: str, extension: str, profile_id: str, room: str,
+               ours: bool | None = None) -> None:
+        """A mapping confirmed at Amazon. ``ours`` None keeps what was recorded before."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            old = self.db.execute("SELECT ours FROM mappings WHERE trunk_id=? AND extension=?",
+                                  (trunk_id, extension)).fetchone()
+            keep = bool(old[0]) if old else False
+            self.db.execute("INSERT OR REPLACE INTO mappings VALUES (?, ?, ?, ?, ?, ?)",
+                            (trunk_id, extension, profile_id, room,
+                             int(keep if ours is None else ours), time.time()))
+
+    def forget(self, trunk_id: str, extension: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM mappings WHERE trunk_id = ? AND extension = ?",
+                            (trunk_id, extension))
+
+
+def lookup_table(state_dir: Path) -> tuple[str | None, str | None, dict[str, tuple[str, str]]]:
+    """For the AGI side, read-only: (trunk id, endpoint, {extension: (profile id, room)}).
+    Raises ``sqlite3.Error``/``OSError`` when there is no usable database."""
+    path = state_dir / DB_NAME
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        trunk = meta.get("trunk_id")
+        table: dict[str, tuple[str, str]] = {}
+        if trunk:
+            for ext, pid, room in db.execute("SELECT extension, profile_id, room FROM mappings "
+                                             "WHERE trunk_id = ?", (trunk,)):
+                table[ext] = (pid, room)
+        return trunk, meta.get("endpoint"), table
+    finally:
+        db.close()

@@ -1,0 +1,216 @@
+"""Extension-to-room mappings: the desired state from the map file, the plan (a value), and an
+apply that runs exactly that plan with bounded concurrency and stops cleanly on a hard error."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from ..amazon.client import PbxApi
+from ..amazon.errors import ApiError
+from ..amazon.models import Mapping
+from ..errors import PbxBridgeError
+from .mapfile import MapErrors, Room
+from .store import Store
+
+Action = Literal["create", "update", "delete"]
+ORDER: tuple[Action, ...] = ("delete", "update", "create")
+
+
+@dataclass(frozen=True)
+class Desired:
+    extension: str
+    profile_id: str
+    room: str
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    extension: str
+    profile_id: str  # the new profile (the old one for a delete)
+    room: str = ""
+    old_profile_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"action": self.action, "extension": self.extension,
+                             "commsProfileId": self.profile_id, "room": self.room}
+        if self.old_profile_id is not None:
+            d["oldCommsProfileId"] = self.old_profile_id
+        return d
+
+
+@dataclass(frozen=True)
+class RoomPlan:
+    trunk_id: str
+    changes: tuple[Change, ...]  # deletes, updates, creates; each sorted by extension
+    unchanged: tuple[Desired, ...]
+    kept: tuple[Mapping, ...]  # at Amazon, not in the map, not ours to delete
+    existing: int
+
+    def of(self, action: Action) -> list[Change]:
+        return [c for c in self.changes if c.action == action]
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    @property
+    def disruptive_share(self) -> float:
+        """Share of existing mappings this plan deletes or changes."""
+        hit = sum(1 for c in self.changes if c.action != "create")
+        return hit / self.existing if self.existing else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trunkId": self.trunk_id,
+                "creates": [c.to_json() for c in self.of("create")],
+                "updates": [c.to_json() for c in self.of("update")],
+                "deletes": [c.to_json() for c in self.of("delete")],
+                "unchanged": len(self.unchanged), "existing": self.existing}
+
+    def summary(self) -> str:
+        return (f"{len(self.of('create'))} to create, {len(self.of('update'))} to update, "
+                f"{len(self.of('delete'))} to delete, {len(self.unchanged)} unchanged")
+
+
+def resolve(rooms: list[Room], api: PbxApi | None, property_id: str | None,
+            create_profiles: bool, name: str) -> list[Desired]:
+    """Rows with their communication profiles, looking rooms up by name where needed. All
+    problems are reported together before anything is written."""
+    problems: list[str] = []
+    need = [r for r in rooms if not r.profile_id]
+    by_name: dict[str, str] = {}
+    if need:
+        if property_id is None or api is None:
+            raise MapErrors(name, [f"line {r.line}: no comms_profile_id (give one, or "
+                                   "--property UNIT_ID to look the room up by name)"
+                                   for r in need])
+        for unit in api.list_units(property_id):
+            by_name.setdefault(unit.name.strip().casefold(), unit.unit_id)
+    out: list[Desired] = []
+    seen: dict[str, int] = {r.profile_id: r.line for r in rooms if r.profile_id}
+    for r in rooms:
+        pid = r.profile_id
+        if not pid:
+            assert api is not None
+            unit_id = by_name.get(r.room.strip().casefold())
+            if unit_id is None:
+                problems.append(f"line {r.line}: no room named {r.room!r} in property "
+                                f"{property_id}")
+                continue
+            found = api.get_profile(unit_id)
+            if found is None and create_profiles:
+                found = api.create_profile(unit_id, r.room)
+            if found is None:
+                problems.append(f"line {r.line}: room {r.room!r} has no communication profile "
+                                "(pass --create-profiles to create it)")
+                continue
+            if found in seen:
+                problems.append(f"line {r.line}: room {r.room!r} has the profile of line "
+                                f"{seen[found]}")
+                continue
+            seen[found] = r.line
+            pid = found
+        out.append(Desired(r.extension, pid, r.room))
+    if problems:
+        raise MapErrors(name, problems)
+    return out
+
+
+def build_plan(trunk_id: str, desired: list[Desired], at_amazon: list[Mapping], store: Store,
+               prune: bool) -> RoomPlan:
+    have = {m.extension: m for m in at_amazon}
+    ours = {e for e, row in store.rows(trunk_id).items() if row.ours}
+    changes: list[Change] = []
+    unchanged: list[Desired] = []
+    wanted = {d.extension for d in desired}
+    for d in sorted(desired, key=lambda d: d.extension):
+        m = have.get(d.extension)
+        if m is None:
+            changes.append(Change("create", d.extension, d.profile_id, d.room))
+        elif m.comms_profile_id != d.profile_id:
+            changes.append(Change("update", d.extension, d.profile_id, d.room,
+                                  m.comms_profile_id))
+        else:
+            unchanged.append(d)
+    kept = []
+    for ext in sorted(set(have) - wanted):
+        if prune or ext in ours:
+            changes.append(Change("delete", ext, have[ext].comms_profile_id))
+        else:
+            kept.append(have[ext])
+    changes.sort(key=lambda c: (ORDER.index(c.action), c.extension))
+    return RoomPlan(trunk_id, tuple(changes), tuple(unchanged), tuple(kept), len(have))
+
+
+class ApplyStopped(PbxBridgeError):
+    pass
+
+
+@dataclass
+class Report:
+    done: list[Change] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)
+    error: str | None = None
+
+
+def apply(plan: RoomPlan, api: PbxApi, store: Store, concurrency: int,
+          progress: Callable[[int, int], None] = lambda done, total: None) -> Report:
+    """Run exactly ``plan``. Each success is recorded at once, so a re-run after a stop (or a
+    kill) finishes the job without duplicating anything."""
+    report = Report()
+    stop = threading.Event()
+    lock = threading.Lock()
+    tid = plan.trunk_id
+
+    def one(c: Change) -> None:
+        if stop.is_set():
+            with lock:
+                report.skipped.append(c)
+            return
+        try:
+            if c.action == "create":
+                try:
+                    api.map_extension(tid, Mapping(c.extension, c.profile_id))
+                except ApiError as exc:
+                    # already mapped (a run that was cut off after Amazon did the work)
+                    if exc.status != 409 or \
+                            api.get_mapping(tid, c.extension).comms_profile_id != c.profile_id:
+                        raise
+                store.record(tid, c.extension, c.profile_id, c.room, ours=True)
+            elif c.action == "update":
+                api.update_mapping(tid, Mapping(c.extension, c.profile_id))
+                store.record(tid, c.extension, c.profile_id, c.room, ours=True)
+            else:
+                try:
+                    api.delete_mapping(tid, c.extension)
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                store.forget(tid, c.extension)
+        except PbxBridgeError as exc:
+            with lock:
+                if report.error is None:
+                    report.error = f"{c.action} {c.extension}: {exc}"
+                report.skipped.append(c)
+            stop.set()
+            return
+        with lock:
+            report.done.append(c)
+            progress(len(report.done), len(plan.changes))
+
+    # deletes first (they free extensions), then updates, then creates: one phase at a time
+    for action in ORDER:
+        batch = plan.of(action)
+        if not batch:
+            continue
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            list(pool.map(one, batch))
+    if report.error is None:
+        for d in plan.unchanged:
+            store.record(tid, d.extension, d.profile_id, d.room)
+        for m in plan.kept:
+            store.record(tid, m.extension, m.comms_profile_id, "")
+    return report

@@ -451,3 +451,27 @@ def plain_generate_tree(dest: Path) -> Path:
     shutil.copytree(DATA / "plain-asterisk", dest)
     install_keys(dest)
     return dest
+
+
+# ------------------------------------------------------------------ running the CLI
+
+ROOT = Path(__file__).parent.parent
+SECRET = "s3cret-Do-Not-Print"
+
+
+def cli_env(server, state_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `pbx-bridge` process talking to an emulator, no settings file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env.update(PBX_BRIDGE_API_URL=server.url,
+               PBX_BRIDGE_TOKEN_URL=server.url + "/auth/o2/token",
+               PBX_BRIDGE_CLIENT_ID="emulator-client", PBX_BRIDGE_CLIENT_SECRET=SECRET,
+               PBX_BRIDGE_STATE_DIR=str(state_dir))
+    env.update(extra)
+    return env
+
+
+def pb(env: dict[str, str], *args: str, timeout: float = 120,
+       stdin: str | None = None) -> subprocess.CompletedProcess:
+    import sys
+    return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=timeout, input=stdin)

@@ -11,30 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP
+from helpers import PUBLIC_IP, SECRET, cli_env, pb
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "asterisk" / "examples" / "hotel" / "etc-asterisk"
-SECRET = "s3cret-Do-Not-Print"
 
 
 @pytest.fixture
 def env(tmp_path):
     def make(server, **extra):
-        e = {**os.environ, "PBX_BRIDGE_CONFIG": str(tmp_path / "none.toml"),
-             "PBX_BRIDGE_API_URL": server.url,
-             "PBX_BRIDGE_TOKEN_URL": server.url + "/auth/o2/token",
-             "PBX_BRIDGE_CLIENT_ID": "emulator-client", "PBX_BRIDGE_CLIENT_SECRET": SECRET,
-             "PBX_BRIDGE_STATE_DIR": str(tmp_path / "state")}
-        e.pop("PBX_BRIDGE_CONFIG")
-        e.update(extra)
-        return e
+        return cli_env(server, tmp_path / "state", **extra)
     return make
-
-
-def pb(env, *args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
 def no_secrets(r, server):

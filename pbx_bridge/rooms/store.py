@@ -8,9 +8,12 @@ or after that change. The AGI side opens it read-only and never waits on a write
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import InputError
 
@@ -41,6 +44,7 @@ class Row:
 class Store:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / DB_NAME
+        self._lock = threading.Lock()
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
@@ -55,37 +59,49 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def set_meta(self, **values: str) -> None:
-        with self.db:
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction at a time (apply runs requests from several threads)."""
+        with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def set_meta(self, **values: str) -> None:
+        with self._tx():
             for k, v in values.items():
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
 
     def meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
     def rows(self, trunk_id: str) -> dict[str, Row]:
-        cur = self.db.execute("SELECT extension, profile_id, room, ours, confirmed_at "
-                              "FROM mappings WHERE trunk_id = ?", (trunk_id,))
-        return {r[0]: Row(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cur}
+        with self._lock:
+            got = self.db.execute("SELECT extension, profile_id, room, ours, confirmed_at "
+                                  "FROM mappings WHERE trunk_id = ?", (trunk_id,)).fetchall()
+        return {r[0]: Row(r[0], r[1], r[2], bool(r[3]), r[4]) for r in got}
 
     def record(self, trunk_id: str, extension: str, profile_id: str, room: str,
                ours: bool | None = None) -> None:
         """A mapping confirmed at Amazon. ``ours`` None keeps what was recorded before."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            old = self.db.execute("SELECT ours FROM mappings WHERE trunk_id=? AND extension=?",
-                                  (trunk_id, extension)).fetchone()
+        with self._tx() as db:
+            old = db.execute("SELECT ours FROM mappings WHERE trunk_id=? AND extension=?",
+                             (trunk_id, extension)).fetchone()
             keep = bool(old[0]) if old else False
-            self.db.execute("INSERT OR REPLACE INTO mappings VALUES (?, ?, ?, ?, ?, ?)",
-                            (trunk_id, extension, profile_id, room,
-                             int(keep if ours is None else ours), time.time()))
+            db.execute("INSERT OR REPLACE INTO mappings VALUES (?, ?, ?, ?, ?, ?)",
+                       (trunk_id, extension, profile_id, room,
+                        int(keep if ours is None else ours), time.time()))
 
     def forget(self, trunk_id: str, extension: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM mappings WHERE trunk_id = ? AND extension = ?",
-                            (trunk_id, extension))
+        with self._tx() as db:
+            db.execute("DELETE FROM mappings WHERE trunk_id = ? AND extension = ?",
+                       (trunk_id, extension))
 
 
 def lookup_table(state_dir: Path) -> tuple[str | None, str | None, dict[str, tuple[str, str]]]:

@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .errors import PbxBridgeError
+from .commands import agi as agi_cmd
 from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
 from .commands import generate as generate_cmd
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_cmd.add_parser(sub)
     trunk_cmd.add_parser(sub)
     rooms_cmd.add_parser(sub)
+    agi_cmd.add_parsers(sub)
     emulator_cmd.add_parser(sub)
     config_cmd.add_parser(sub)
     return parser

@@ -1,0 +1,75 @@
+"""What each AGI route decides, as pure functions of the call and the local mapping table:
+the channel variables to set and one log line. The network is never touched."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..rooms.store import lookup_table
+
+_EXT = re.compile(r"^[0-9]{1,15}$")
+
+
+@dataclass(frozen=True)
+class Table:
+    trunk_id: str | None
+    endpoint: str
+    rooms: dict[str, tuple[str, str]]  # extension -> (profile id, room name)
+
+
+@dataclass(frozen=True)
+class Decision:
+    variables: tuple[tuple[str, str], ...]
+    log: str
+
+
+Route = Callable[[dict[str, str], list[str], "Table | None", str], Decision]
+
+
+def load_table(state_dir: Path) -> Table:
+    trunk, endpoint, rooms = lookup_table(state_dir)
+    return Table(trunk, endpoint or "alexa", rooms)
+
+
+def _unmapped(why: str) -> Decision:
+    return Decision((("ALEXA_MAPPED", "0"), ("ALEXA_ROOM", ""), ("ALEXA_DIAL", "")), why)
+
+
+def alexa_route(env: dict[str, str], args: list[str], table: Table | None, why_none: str
+                ) -> Decision:
+    """A PBX phone dials an extension: is it an Alexa room, and how is it dialled?"""
+    ext = (args[0] if args else env.get("agi_extension", "")).strip()
+    if table is None:
+        return _unmapped(f"alexa-route {ext or '?'}: not mapped ({why_none})")
+    if not _EXT.match(ext):
+        return _unmapped(f"alexa-route {ext[:20]!r}: not an extension")
+    hit = table.rooms.get(ext)
+    if hit is None:
+        return _unmapped(f"alexa-route {ext}: not an Alexa room")
+    _, room = hit
+    dial = f"PJSIP/{ext}@{table.endpoint}"
+    return Decision((("ALEXA_MAPPED", "1"), ("ALEXA_ROOM", room), ("ALEXA_DIAL", dial)),
+                    f"alexa-route {ext}: {room or 'room'} via {dial}")
+
+
+def alexa_caller(env: dict[str, str], args: list[str], table: Table | None, why_none: str
+                 ) -> Decision:
+    """A call arrives from Alexa: name the caller after the room ("Room 204")."""
+    caller = (args[0] if args else env.get("agi_callerid", "")).strip()
+    if table is None:
+        return _unmapped(f"alexa-caller {caller or '?'}: unknown ({why_none})")
+    hit = table.rooms.get(caller) if _EXT.match(caller) else None
+    if hit is None:
+        return _unmapped(f"alexa-caller {caller[:20]!r}: not an Alexa room")
+    room = hit[1] or f"Room {caller}"
+    return Decision((("ALEXA_MAPPED", "1"), ("ALEXA_ROOM", room), ("CALLERID(name)", room)),
+                    f"alexa-caller {caller}: {room}")
+
+
+ROUTES: dict[str, Route] = {
+    "alexa-route": alexa_route,
+    "alexa-caller": alexa_caller,
+}

@@ -32,7 +32,7 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         self.connection.settimeout(srv.timeout_s)
         ch = SocketChannel(self.rfile, self.wfile, srv.timeout_s)  # type: ignore[arg-type]
-        converse(ch, None, [], srv.tables, srv.log)
+        converse(ch, None, None, srv.tables, srv.log)
 
 
 class FastAgiServer(socketserver.ThreadingTCPServer):

@@ -108,15 +108,18 @@ class TableSource:
             return None, f"state database unreadable: {exc}"
 
 
-def converse(ch: Channel, route_name: str | None, argv_args: list[str], tables: TableSource,
-             log: Callable[[str], None]) -> Decision:
-    """Run one call's AGI. Always ends with a log line, never raises."""
+def converse(ch: Channel, route_name: str | None, argv_args: list[str] | None,
+             tables: TableSource, log: Callable[[str], None]) -> Decision:
+    """Run one call's AGI. Always ends with a log line, never raises.
+
+    Process AGI passes its command-line arguments (Asterisk's ``agi_arg_N`` there also holds
+    the words before them); FastAGI passes None and the arguments come from ``agi_arg_N``."""
     decision: Decision | None = None
     try:
         env, problem = read_header(ch)
         name = route_name or env.get("agi_network_script", "").split("?")[0].strip("/")
         route = ROUTES.get(name)
-        args = argv_args or args_of(env)
+        args = args_of(env) if argv_args is None else argv_args
         if problem is not None:
             decision = Decision((("ALEXA_MAPPED", "0"),), f"{name or '?'}: bad AGI header "
                                 f"({problem})")

@@ -276,3 +276,10 @@ def test_fastagi_command_binds_loopback_by_default(state):
     r = subprocess.run([sys.executable, "-m", "pbx_bridge", "fastagi", "--listen", "nowhere"],
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
+
+
+def test_dialplan_examples_match_the_generator():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_asterisk_examples
+    for name, text in make_asterisk_examples.render_all().items():
+        assert (ROOT / "asterisk" / "dialplan" / name).read_text() == text, name

@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--amazon-cidr", action="append", metavar="CIDR")
     p.add_argument("--amazon-sip", metavar="HOST[:PORT]", help="Amazon's outbound SIP address, "
                    "when known")
+    p.add_argument("--agi", metavar="agi://HOST:PORT|process", help="look rooms up at call "
+                   "time through pbx-bridge's FastAGI server (or process AGI) instead of "
+                   "dialling every extension of --room-pattern")
     p.add_argument("--room-pattern", default="_7XXX", help="dialplan pattern of the rooms' "
                    "Alexa extensions (default _7XXX)")
     mode = p.add_mutually_exclusive_group()
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         local_nets=tuple(args.local_net), rtp_start=start, rtp_end=end,
         context=args.context or ("from-internal" if snap.freepbx else "from-alexa"),
         amazon_cidrs=tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR]),
-        room_pattern=args.room_pattern, amazon_sip=args.amazon_sip)
+        room_pattern=args.room_pattern, amazon_sip=args.amazon_sip, agi=args.agi)
     plan = build(asterisk_dir, config)
     out = sys.stdout
     layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \

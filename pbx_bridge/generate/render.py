@@ -52,6 +52,7 @@ class TrunkConfig:
     room_pattern: str
     amazon_sip: str | None  # Amazon's outbound SIP address, when the trunk tells it
     bind: str = "0.0.0.0"
+    agi: str | None = None  # e.g. agi://127.0.0.1:4573 to look rooms up at call time
 
     def __post_init__(self) -> None:
         for name in ("transport", "endpoint", "context"):
@@ -77,6 +78,10 @@ class TrunkConfig:
             except ValueError:
                 raise UsageError(f"{net!r} is not a network (e.g. 192.168.1.0/24)") from None
         checked(self.room_pattern, "--room-pattern")
+        if self.agi is not None:
+            checked(self.agi, "--agi")
+            if not re.fullmatch(r"agi://[A-Za-z0-9.:\[\]-]+", self.agi) and self.agi != "process":
+                raise UsageError(f"--agi {self.agi!r}: expected agi://HOST:PORT or 'process'")
         if not re.fullmatch(r"_?[0-9XZN.\[\]-]+", self.room_pattern.replace("[", "").replace(
                 "]", "")):
             raise UsageError(f"--room-pattern {self.room_pattern!r}: expected a dialplan "
@@ -138,15 +143,24 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
     ]
     if not c.freepbx and not context_exists:
         lines += [f"[{c.context}]",
-                  "exten => _X.,1,NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})",
-                  " same => n,Goto(default,${EXTEN},1)", ""]
-    lines += [
-        "; PBX phones reach a room's Alexa through the Amazon trunk:",
-        "[pbx-bridge-to-alexa]",
-        f"exten => {c.room_pattern},1,NoOp(Calling Alexa room extension ${{EXTEN}})",
-        f" same => n,Dial(PJSIP/${{EXTEN}}@{c.endpoint},60)",
-        " same => n,Hangup()",
-    ]
+                  "exten => _X.,1,NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})"]
+        if c.agi:  # show the room's name on the front desk's phone
+            lines.append(" same => n,AGI(pbx-bridge,agi,alexa-caller)" if c.agi == "process"
+                         else f" same => n,AGI({c.agi}/alexa-caller)")
+        lines += [" same => n,Goto(default,${EXTEN},1)", ""]
+    lines += ["; PBX phones reach a room's Alexa through the Amazon trunk:",
+              "[pbx-bridge-to-alexa]",
+              f"exten => {c.room_pattern},1,NoOp(Calling Alexa room extension ${{EXTEN}})"]
+    if c.agi:
+        call = "AGI(pbx-bridge,agi,alexa-route,${EXTEN})" if c.agi == "process" else \
+            f"AGI({c.agi}/alexa-route,${{EXTEN}})"
+        lines += [f" same => n,{call}",
+                  ' same => n,GotoIf($["${ALEXA_MAPPED}" != "1"]?notroom)',
+                  " same => n,Dial(${ALEXA_DIAL},60)",
+                  " same => n,Hangup()",
+                  " same => n(notroom),Congestion()"]
+    else:
+        lines += [f" same => n,Dial(PJSIP/${{EXTEN}}@{c.endpoint},60)", " same => n,Hangup()"]
     if c.freepbx:
         lines += ["", "[from-internal-custom]", "include => pbx-bridge-to-alexa"]
     return "\n".join(lines)

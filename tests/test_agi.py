@@ -183,8 +183,7 @@ def fastagi(state):
         import ipaddress
         srv = FastAgiServer(("127.0.0.1", 0), sd, [ipaddress.ip_network(a) for a in allow],
                             timeout, logs.append)
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
         return srv
 
@@ -198,9 +197,18 @@ def fast_call(port, transcript=FAST, header=None, answer=None, max_commands=10):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         f = s.makefile("rb")
 
+        def read():
+            try:
+                return f.readline()
+            except ConnectionResetError:  # the server closed with our extra bytes unread
+                return b""
+
         def write(b):
-            s.sendall(b)
-        return play(f.readline, write, transcript, header, max_commands, answer)
+            try:
+                s.sendall(b)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        return play(read, write, transcript, header, max_commands, answer)
 
 
 def test_fastagi_replays_the_recorded_route_request(fastagi):
@@ -252,8 +260,11 @@ def test_fastagi_restricts_clients_by_address(fastagi):
     start, logs = fastagi
     srv = start(allow=("10.0.0.0/8",))
     with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=5) as s:
-        s.sendall(FAST.header_bytes())
-        assert s.recv(100) == b""
+        try:
+            s.sendall(FAST.header_bytes())
+            assert s.recv(100) == b""  # closed without a word
+        except ConnectionResetError:
+            pass  # or reset, when the header was still unread
     assert logs == ["refused FastAGI client 127.0.0.1 (not in --allow)"]
 
 

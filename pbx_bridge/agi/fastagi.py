@@ -1,52 +1,122 @@
-"""The FastAGI server: the same routes at ``agi://HOST:PORT/ROUTE``, one thread per call,
-loopback by default, clients restricted by address."""
+"""The FastAGI server: the same routes at ``agi://HOST:PORT/ROUTE``. One asyncio event loop
+drives every call's conversation (no thread per call), loopback by default, clients
+restricted by address."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-import socketserver
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .session import SocketChannel, TableSource, converse
+from .protocol import AgiError
+from .session import READ, TableSource, conversation
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    server: "FastAgiServer"
-    disable_nagle_algorithm = True
-
-    def handle(self) -> None:
-        srv = self.server
-        peer = self.client_address[0]
-        try:
-            addr = ipaddress.ip_address(peer)
-        except ValueError:
-            addr = None
-        if addr is None or not any(addr in n for n in srv.allow):
-            srv.log(f"refused FastAGI client {peer} (not in --allow)")
-            return
-        self.connection.settimeout(srv.timeout_s)
-        ch = SocketChannel(self.rfile, self.wfile, srv.timeout_s)  # type: ignore[arg-type]
-        converse(ch, None, None, srv.tables, srv.log)
+def _stderr(line: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
-class FastAgiServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
+class FastAgiServer:
     def __init__(self, address: tuple[str, int], state_dir: Path, allow: Sequence[Net],
                  timeout: float = 5.0, log: Callable[[str], None] | None = None) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(address)
+        self.sock.listen(256)
         self.tables = TableSource(state_dir)
         self.allow = list(allow)
-        self.timeout_s = timeout
-        self.log = log or (lambda line: print(f"{time.strftime('%H:%M:%S')} {line}",
-                                              file=sys.stderr, flush=True))
+        self.timeout = timeout
+        self.log = log or _stderr
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._running = threading.Event()
+        self._done = threading.Event()
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    async def _line(self, reader: asyncio.StreamReader) -> str:
+        try:
+            if sys.version_info >= (3, 11):  # no extra task per read, unlike wait_for
+                async with asyncio.timeout(self.timeout):
+                    raw = await reader.readline()
+            else:  # pragma: no cover - Python 3.10
+                raw = await asyncio.wait_for(reader.readline(), self.timeout)
+        except asyncio.TimeoutError:
+            raise AgiError(f"no answer within {self.timeout:g} s") from None
+        except (ValueError, asyncio.LimitOverrunError):
+            raise AgiError("line too long") from None
+        except OSError as exc:
+            raise AgiError(f"the client went away ({exc})") from None
+        if not raw:
+            raise AgiError("the client closed the connection")
+        if not raw.endswith(b"\n"):
+            raise AgiError("the client closed the connection mid-line")
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            addr = ipaddress.ip_address(peer[0]) if peer else None
+            if addr is None or not any(addr in n for n in self.allow):
+                self.log(f"refused FastAGI client {peer[0] if peer else '?'} (not in --allow)")
+                return
+            conv = conversation(None, None, self.tables, self.log)
+            try:
+                op = next(conv)
+                while True:
+                    try:
+                        if op is READ:
+                            op = conv.send(await self._line(reader))
+                        else:
+                            writer.write(op.encode("utf-8"))
+                            await writer.drain()
+                            op = conv.send(None)
+                    except AgiError as exc:
+                        op = conv.throw(exc)
+                    except OSError as exc:
+                        op = conv.throw(AgiError(f"the client went away ({exc})"))
+            except StopIteration:
+                pass
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        server = await asyncio.start_server(self._handle, sock=self.sock)
+        async with server:
+            await self._stop.wait()
+
+    def serve_forever(self) -> None:
+        self._running.set()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._done.set()
+
+    def shutdown(self) -> None:
+        """Stop serving (from another thread) and wait until the loop has ended."""
+        if not self._running.is_set():
+            return
+        while self._loop is None or self._stop is None:
+            time.sleep(0.01)
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._done.wait(10)
+
+    def server_close(self) -> None:
+        self.sock.close()

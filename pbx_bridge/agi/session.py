@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Protocol
+from typing import BinaryIO, Callable, Generator, Optional, Protocol
 
 from .protocol import (MAX_HEADER_LINES, AgiError, args_of, parse_env_line, parse_reply,
                        set_variable)
@@ -53,36 +53,6 @@ class FdChannel:
             raise AgiError(f"Asterisk went away ({exc})") from None
 
 
-class SocketChannel(FdChannel):
-    """FastAGI: the socket's own timeout bounds every read."""
-
-    def readline(self) -> str:
-        try:
-            raw = self.rfile.readline(65537)
-        except OSError as exc:  # socket.timeout is an OSError
-            raise AgiError(f"no answer within {self.timeout:g} s ({exc})") from None
-        if not raw:
-            raise AgiError("the client closed the connection")
-        if not raw.endswith(b"\n"):
-            raise AgiError("the client closed the connection mid-line")
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
-
-
-def read_header(ch: Channel) -> tuple[dict[str, str], str | None]:
-    """The ``agi_*`` environment, and what was wrong with it (None when it was fine)."""
-    env: dict[str, str] = {}
-    for _ in range(MAX_HEADER_LINES):
-        line = ch.readline()
-        if line == "":
-            return env, None
-        try:
-            name, value = parse_env_line(line)
-        except AgiError as exc:
-            return env, str(exc)
-        env[name] = value
-    return env, "header too long"
-
-
 @dataclass
 class TableSource:
     """The mapping table, re-read only when the state database changes."""
@@ -108,15 +78,33 @@ class TableSource:
             return None, f"state database unreadable: {exc}"
 
 
-def converse(ch: Channel, route_name: str | None, argv_args: list[str] | None,
-             tables: TableSource, log: Callable[[str], None]) -> Decision:
-    """Run one call's AGI. Always ends with a log line, never raises.
+READ = None  # what the conversation yields to ask its driver for the next line
+Conversation = Generator[Optional[str], Optional[str], Decision]
+
+
+def conversation(route_name: str | None, argv_args: list[str] | None, tables: TableSource,
+                 log: Callable[[str], None]) -> Conversation:
+    """One call's AGI, free of I/O: it yields a line to write, or READ to be sent the next
+    line; a driver's I/O failure is thrown in as AgiError. Always ends with a log line.
 
     Process AGI passes its command-line arguments (Asterisk's ``agi_arg_N`` there also holds
     the words before them); FastAGI passes None and the arguments come from ``agi_arg_N``."""
     decision: Decision | None = None
     try:
-        env, problem = read_header(ch)
+        env: dict[str, str] = {}
+        problem: str | None = "header too long"
+        for _ in range(MAX_HEADER_LINES):
+            line = yield READ
+            assert line is not None
+            if line == "":
+                problem = None
+                break
+            try:
+                name, value = parse_env_line(line)
+            except AgiError as exc:
+                problem = str(exc)
+                break
+            env[name] = value
         name = route_name or env.get("agi_network_script", "").split("?")[0].strip("/")
         route = ROUTES.get(name)
         args = args_of(env) if argv_args is None else argv_args
@@ -130,11 +118,11 @@ def converse(ch: Channel, route_name: str | None, argv_args: list[str] | None,
             table, why = tables.get()
             decision = route(env, args, table, why)
         for var, value in decision.variables:
-            ch.write(set_variable(var, value) + "\n")
-            line = ch.readline()
-            while line.startswith("520-"):  # a usage message: read to its last line
-                line = ch.readline()
-            reply = parse_reply(line)
+            yield set_variable(var, value) + "\n"
+            line = yield READ
+            while line is not None and line.startswith("520-"):  # usage text: to its end
+                line = yield READ
+            reply = parse_reply(line or "")
             if reply.code != 200:
                 raise AgiError(f"Asterisk answered {reply.code} {reply.text[:60]!r} to SET "
                                f"VARIABLE {var}")
@@ -145,3 +133,22 @@ def converse(ch: Channel, route_name: str | None, argv_args: list[str] | None,
     except Exception as exc:  # the call must go on whatever happens here
         log(f"AGI error: {type(exc).__name__}: {exc}")
     return decision or Decision((), "")
+
+
+def converse(ch: Channel, route_name: str | None, argv_args: list[str] | None,
+             tables: TableSource, log: Callable[[str], None]) -> Decision:
+    """Drive a conversation over a blocking channel (process AGI)."""
+    conv = conversation(route_name, argv_args, tables, log)
+    try:
+        op = next(conv)
+        while True:
+            try:
+                if op is READ:
+                    op = conv.send(ch.readline())
+                else:
+                    ch.write(op)
+                    op = conv.send(None)
+            except AgiError as exc:
+                op = conv.throw(exc)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

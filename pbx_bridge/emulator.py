@@ -454,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         status = 0
+        with emu.lock:  # counted before the answer goes out, so a client never sees it lag
+            emu.requests += 1
         fault = emu.fault()
         try:
             if emu.config.latency_ms:
@@ -494,8 +496,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(exc.status, {"code": exc.code, "message": exc.message}, rid,
                         exc.headers)
         finally:
-            with emu.lock:
-                emu.requests += 1
             shown = {-1: "cut-before", -2: "cut-after"}.get(status, str(status))
             emu.log(f"{time.strftime('%H:%M:%S')} {self.command} {url.path} {shown} "
                     f"{(time.monotonic() - started) * 1000:.0f}ms {rid}")

@@ -475,3 +475,12 @@ def pb(env: dict[str, str], *args: str, timeout: float = 120,
     import sys
     return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=timeout, input=stdin)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DATA, ROOT
+from helpers import DATA, ROOT, free_port
 from pbx_bridge.agi.fastagi import FastAgiServer
 from pbx_bridge.agi.protocol import AgiError, parse_reply, quote, set_variable
 from pbx_bridge.rooms.store import Store
@@ -271,10 +271,7 @@ def test_fastagi_restricts_clients_by_address(fastagi):
 def test_fastagi_command_binds_loopback_by_default(state):
     import os
     import signal
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "fastagi", "--listen",
                           f"127.0.0.1:{port}", "--state-dir", str(state)], cwd=ROOT,
                          stderr=subprocess.PIPE, text=True)

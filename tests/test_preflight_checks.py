@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, add_freepbx_trunk,
-                     freepbx_tree,
-                     host_runner, make_cert, make_host, make_pki)
+                     free_port, freepbx_tree, host_runner, make_cert, make_host, make_pki)
 from pbx_bridge.net import Network
 from pbx_bridge.preflight.checks import Finding, Status, overall_ok, run_checks
 from pbx_bridge.preflight.snapshot import Options, gather
@@ -386,10 +385,7 @@ def test_live_served_certificate_differs(tmp_path, dns):
 
 def test_live_nothing_listening_and_not_sip(tmp_path, dns):
     import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     h = make_host(tmp_path / "live3")
     h.edit("pjsip.conf", "bind=0.0.0.0:5061", f"bind=127.0.0.1:{port}")
     res = preflight(h, dns, live=True)

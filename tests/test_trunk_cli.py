@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP, SECRET, cli_env, pb
+from helpers import PUBLIC_IP, SECRET, cli_env, free_port, pb
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "asterisk" / "examples" / "hotel" / "etc-asterisk"
@@ -232,10 +232,7 @@ def test_emulator_command_bad_flags():
 def test_emulator_command_serves(tmp_path):
     import socket
     import time
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "emulator", "--listen",
                              f"127.0.0.1:{port}", "--client-secret", SECRET], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)

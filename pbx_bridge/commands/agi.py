@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import PbxBridgeError, UsageError
 from ..settings import DEFAULT_STATE_DIR
+from .common import parse_listen
 
 HELP_AGI = "process AGI for the dialplan: AGI(pbx-bridge,agi,ROUTE,${EXTEN})"
 HELP_FAST = "FastAGI server for the dialplan: AGI(agi://127.0.0.1:4573/ROUTE,${EXTEN})"
@@ -62,21 +63,9 @@ def run_agi(args: argparse.Namespace) -> int:
     return 0  # the call goes on whatever happened; the log line says what
 
 
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"--listen {text}: expected HOST:PORT")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"--listen {text}: {host!r} is not an IP address") from None
-    return host, int(port)
-
-
 def run_fastagi(args: argparse.Namespace) -> int:
     from ..agi.fastagi import FastAgiServer
-    host, port = _listen(args.listen)
+    host, port = parse_listen(args.listen)
     try:
         allow = [ipaddress.ip_network(c, strict=False)
                  for c in (args.allow or ["127.0.0.0/8", "::1/128"])]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..doors import Clock
+from ..errors import UsageError
 from ..settings import Settings, load
 from ..state import State
 
@@ -18,6 +18,25 @@ if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
     from ..amazon.client import PbxApi
     from ..amazon.http import Http
     from ..amazon.token import TokenProvider
+
+
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) with HOST an IP address."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"{flag} {text}: expected HOST:PORT")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"{flag} {text}: {host!r} is not an IP address") from None
+    return host, int(port)
+
+
+def subcommands(p: argparse.ArgumentParser, dest: str) -> "argparse._SubParsersAction[Any]":
+    """The ACTION level of a two-word command (``trunk create``, ``rooms plan``)."""
+    return p.add_subparsers(dest=dest, metavar="ACTION", required=True,
+                            parser_class=type(p))
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from pathlib import Path
 
 from ..errors import InputError, UsageError
+from .common import parse_listen
 
 HELP = "run a local emulator of Amazon's token endpoint and PBX API (for rehearsals and tests)"
 
@@ -43,21 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"--listen {text}: expected HOST:PORT")
-    host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"--listen {text}: {host!r} is not an IP address") from None
-    return host, int(port)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..emulator import EmulatorConfig, load_rooms, serve_forever
-    host, port = _listen(args.listen)
+    host, port = parse_listen(args.listen)
     for name in ("throttle_rate", "error_rate", "cut_rate"):
         v = getattr(args, name)
         if not 0.0 <= v <= 1.0:

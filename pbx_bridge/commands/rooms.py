@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError, PbxBridgeError, UsageError
 from ..fileio import atomic_write
-from .common import Context, add_settings_args, context, emit
+from .common import Context, add_settings_args, context, emit, subcommands
 
 if TYPE_CHECKING:
     from ..rooms.store import Store
@@ -28,8 +28,7 @@ class Refused(PbxBridgeError):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("rooms", help=HELP, description=HELP + ".")
-    rsub = p.add_subparsers(dest="rooms_command", metavar="ACTION", required=True,
-                            parser_class=type(p))
+    rsub = subcommands(p, "rooms_command")
 
     d = rsub.add_parser("discover", help="write a starting CSV of the property's rooms")
     add_settings_args(d)

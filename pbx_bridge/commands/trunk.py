@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..amazon.models import Peer, Trunk, TrunkSpec
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import Context, add_settings_args, context, emit
+from .common import Context, add_settings_args, context, emit, subcommands
 
 if TYPE_CHECKING:  # the preflight's stack is imported only when a command needs it
     from ..preflight.checks import Finding
@@ -35,8 +35,7 @@ class TrunkFailed(PbxBridgeError):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("trunk", help=HELP, description=HELP + ".")
-    tsub = p.add_subparsers(dest="trunk_command", metavar="ACTION", required=True,
-                            parser_class=type(p))
+    tsub = subcommands(p, "trunk_command")
 
     def spec_args(q: argparse.ArgumentParser) -> None:
         add_settings_args(q)

@@ -48,7 +48,7 @@ def read(path: Path) -> list[Room]:
     return parse(text, str(path))
 
 
-def parse(text: str, name: str, need_profiles: bool = False) -> list[Room]:
+def parse(text: str, name: str) -> list[Room]:
     problems: list[str] = []
     rows: list[Room] = []
     reader = csv.reader(io.StringIO(text))
@@ -84,9 +84,6 @@ def parse(text: str, name: str, need_profiles: bool = False) -> list[Room]:
                                     f"{seen_profile[pid]}")
                 else:
                     seen_profile[pid] = line
-            elif need_profiles:
-                problems.append(f"line {line}: no comms_profile_id (give one, or --property "
-                                "to look the room up by name)")
             if not pid and not room:
                 problems.append(f"line {line}: neither room nor comms_profile_id")
             rows.append(Room(line, ext, room, pid))

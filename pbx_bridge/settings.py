@@ -49,6 +49,7 @@ class Settings:
     asterisk_dir: Path
     source: str  # the settings file used, or "(none)"
     timeout: float = 15.0
+    ami: tuple[str, int, str, Secret] | None = None  # host, port, username, secret
 
     def require_credentials(self) -> tuple[str, Secret]:
         if not self.client_id:
@@ -102,7 +103,8 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     amazon = doc.get("amazon", {})
     paths = doc.get("paths", {})
     pbx = doc.get("pbx", {})
-    for name, table in (("amazon", amazon), ("paths", paths), ("pbx", pbx)):
+    ami_t = doc.get("ami", {})
+    for name, table in (("amazon", amazon), ("paths", paths), ("pbx", pbx), ("ami", ami_t)):
         if not isinstance(table, dict):
             raise InputError(source, f"[{name}] must be a table")
 
@@ -130,7 +132,16 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     timeout = amazon.get("timeout", 15.0)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise InputError(source, "timeout must be a positive number of seconds")
+    ami = None
+    ami_secret = env.get("PBX_BRIDGE_AMI_SECRET") or ami_t.get("secret")
+    if ami_t.get("username") and ami_secret:
+        port = ami_t.get("port", 5038)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise InputError(source, "[ami] port must be 1..65535")
+        ami = (str(ami_t.get("host", "127.0.0.1")), port, str(ami_t["username"]),
+               Secret(str(ami_secret)))
     return Settings(
+        ami=ami,
         client_id=get("client_id", amazon),
         client_secret=Secret(secret) if secret else None,
         refresh_token=Secret(refresh) if refresh else None,
@@ -171,6 +182,14 @@ asterisk_dir = "/etc/asterisk"
 [paths]
 # The trunk id and the cached access token (mode 0600) are kept here.
 state_dir = "/var/lib/pbx-bridge"
+
+# Asterisk Manager Interface, for `rooms import --from-asterisk --ami` (optional; the
+# secret may also come from PBX_BRIDGE_AMI_SECRET):
+# [ami]
+# host = "127.0.0.1"
+# port = 5038
+# username = "pbxbridge"
+# secret = ""
 """
 
 

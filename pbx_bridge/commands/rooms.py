@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     i.add_argument("--from-asterisk", action="store_true", required=True,
                    help="read the PJSIP endpoints of the Asterisk config")
     i.add_argument("--asterisk-dir", metavar="DIR")
+    i.add_argument("--ami", action="store_true", help="read the endpoints over AMI "
+                   "(PJSIPShowEndpoints) with the [ami] settings, instead of the config files")
     i.add_argument("--pattern", required=True, metavar="PATTERN",
                    help="how an extension names its room, e.g. '7{room}': 7204 is Room 204")
     i.add_argument("--property", required=True, metavar="UNIT_ID")
@@ -103,31 +105,49 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{re.escape(before)}(?P<room>[0-9A-Za-z]+){re.escape(after)}$")
 
 
-def run_import(args: argparse.Namespace) -> int:
+def _pbx_endpoints(args: argparse.Namespace, ctx: Context) -> list[str]:
+    """The PJSIP endpoint names: over AMI, or from the config files."""
+    if args.ami:
+        from ..ami import AmiClient
+        if ctx.settings.ami is None:
+            raise UsageError("--ami needs [ami] username and secret in the settings file (or "
+                             "PBX_BRIDGE_AMI_SECRET)")
+        host, port, user, secret = ctx.settings.ami
+        client = AmiClient(host, port, user, secret)
+        client.connect()
+        try:
+            return client.pjsip_endpoints()
+        finally:
+            client.close()
     from .. import pjsip
     from ..asterisk_conf import read_config
     from ..doors import FileSystem
-    from ..rooms.mapfile import write
-    rx = pattern_regex(args.pattern)
-    ctx = context(args)
     d = Path(args.asterisk_dir or ctx.settings.asterisk_dir)
     if not d.is_dir():
         raise InputError(str(d), "Asterisk config directory does not exist")
     cfg = read_config(FileSystem(d), "pjsip.conf")
     if not cfg.found:
         raise InputError(str(d / "pjsip.conf"), "does not exist")
+    return [sec.name for sec in pjsip.objects(cfg, "endpoint")]
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from ..rooms.mapfile import write
+    rx = pattern_regex(args.pattern)
+    ctx = context(args)
+    names = _pbx_endpoints(args, ctx)
     units = {_room_key(u.name): u for u in ctx.api.list_units(args.property)}
     rows = []
     unmatched = []
-    for sec in pjsip.objects(cfg, "endpoint"):
-        m = rx.match(sec.name)
-        if not m or not sec.name.isdigit():
+    for name in names:
+        m = rx.match(name)
+        if not m or not name.isdigit():
             continue
         unit = units.get(m.group("room").casefold())
         if unit is None:
-            unmatched.append(sec.name)
+            unmatched.append(name)
             continue
-        rows.append((sec.name, unit.name, ctx.api.get_profile(unit.unit_id) or ""))
+        rows.append((name, unit.name, ctx.api.get_profile(unit.unit_id) or ""))
     rows.sort()
     if unmatched:
         sys.stderr.write(f"{len(unmatched)} extension(s) match the pattern but no room: "

@@ -1,0 +1,125 @@
+"""A small Asterisk Manager Interface client: login, one action with its event list, logoff.
+
+pyst2's manager is not used: it runs a background thread per connection and logs the whole
+traffic, secrets included, at debug level; this needs four messages and no threads.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from .errors import PbxBridgeError
+from .secret import Secret
+
+Message = dict[str, str]
+
+
+class AmiError(PbxBridgeError):
+    pass
+
+
+def parse_message(block: str) -> Message:
+    msg: Message = {}
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep:
+            msg[key.strip()] = value.strip()
+    return msg
+
+
+@dataclass
+class AmiClient:
+    host: str
+    port: int
+    username: str
+    secret: Secret
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.buf = b""
+        self.next_id = 1
+
+    def _read_block(self) -> str:
+        assert self.sock is not None
+        while b"\r\n\r\n" not in self.buf:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                raise AmiError(f"AMI at {self.host}:{self.port}: {exc}") from None
+            if not chunk:
+                raise AmiError(f"AMI at {self.host}:{self.port} closed the connection")
+            self.buf += chunk
+        block, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        return block.decode("utf-8", "replace")
+
+    def _send(self, action: str, **fields: str) -> str:
+        assert self.sock is not None
+        aid = str(self.next_id)
+        self.next_id += 1
+        lines = [f"Action: {action}", f"ActionID: {aid}"]
+        for k, v in fields.items():
+            if any(c in v for c in "\r\n"):
+                raise AmiError(f"AMI field {k} has a line break")
+            lines.append(f"{k}: {v}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return aid
+
+    def connect(self) -> None:
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise AmiError(f"cannot connect to AMI at {self.host}:{self.port}: "
+                           f"{exc.strerror or exc}") from None
+        banner = b""
+        while b"\r\n" not in banner:
+            chunk = self.sock.recv(1024)
+            if not chunk:
+                raise AmiError(f"{self.host}:{self.port} closed before its banner")
+            banner += chunk
+        line, _, self.buf = banner.partition(b"\r\n")
+        if not line.startswith(b"Asterisk Call Manager/"):
+            raise AmiError(f"{self.host}:{self.port} is not AMI ({line[:40]!r})")
+        aid = self._send("Login", Username=self.username, Secret=self.secret.reveal(),
+                         Events="off")
+        resp = self._response(aid)
+        if resp.get("Response") != "Success":
+            raise AmiError(f"AMI login as {self.username} failed: "
+                           f"{resp.get('Message', 'no reason given')}")
+
+    def _response(self, aid: str) -> Message:
+        while True:
+            msg = parse_message(self._read_block())
+            if msg.get("ActionID") == aid and "Response" in msg:
+                return msg
+
+    def event_list(self, action: str, item_event: str, **fields: str) -> list[Message]:
+        """An action answered by a list of events, ending in one whose EventList is
+        Complete."""
+        aid = self._send(action, **fields)
+        resp = self._response(aid)
+        if resp.get("Response") != "Success":
+            raise AmiError(f"AMI {action}: {resp.get('Message', 'failed')}")
+        items: list[Message] = []
+        while True:
+            msg = parse_message(self._read_block())
+            if msg.get("ActionID") != aid:
+                continue
+            if msg.get("EventList") == "Complete":
+                return items
+            if msg.get("Event") == item_event:
+                items.append(msg)
+
+    def pjsip_endpoints(self) -> list[str]:
+        return [m["ObjectName"] for m in self.event_list("PJSIPShowEndpoints", "EndpointList")
+                if m.get("ObjectName")]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self._send("Logoff")
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None

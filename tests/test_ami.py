@@ -1,0 +1,139 @@
+"""The AMI client against a loopback server replaying the session a real Asterisk 22 recorded,
+and `rooms import --ami` on top of it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from helpers import DATA, SECRET, cli_env, pb
+from pbx_bridge.ami import AmiClient, AmiError, parse_message
+from pbx_bridge.secret import Secret
+
+
+def recorded() -> tuple[str, list[tuple[str, list[str]]]]:
+    """The banner, and each request with the blocks Asterisk answered it with."""
+    text = (DATA / "asterisk-22" / "ami-session.txt").read_text()
+    parts = text.split("\n>>>\n")
+    banner = parts[0].split("<<<\n", 1)[1].strip()
+    exchanges = []
+    for part in parts[1:]:
+        request, _, answer = part.partition("\n<<<\n")
+        blocks = [b.strip("\n") for b in answer.split("\n\n") if b.strip()
+                  and not b.startswith("#") and not b.startswith("<<<")
+                  and not b.startswith("Asterisk Call Manager")]
+        exchanges.append((request.strip(), blocks))
+    return banner, exchanges
+
+
+class ReplayAmi:
+    def __init__(self) -> None:
+        self.banner, self.exchanges = recorded()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[dict[str, str]] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def answer(self, req: dict[str, str]) -> list[str] | None:
+        for request, blocks in self.exchanges:
+            rec = parse_message(request.replace("\n", "\r\n"))
+            if rec.get("Action") != req.get("Action"):
+                continue
+            if rec.get("Action") == "Login" and rec.get("Secret") != req.get("Secret"):
+                continue
+            return [b.replace(f"ActionID: {rec['ActionID']}", f"ActionID: {req['ActionID']}")
+                    for b in blocks]
+        return None
+
+    def serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session, args=(c,), daemon=True).start()
+
+    def session(self, c: socket.socket) -> None:
+        with c:
+            c.sendall((self.banner + "\r\n").encode())
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                block, _, buf = buf.partition(b"\r\n\r\n")
+                req = parse_message(block.decode())
+                self.requests.append(req)
+                if req.get("Action") == "Logoff":
+                    return
+                blocks = self.answer(req)
+                if blocks is None:
+                    blocks = [f"Response: Error\nActionID: {req.get('ActionID')}\n"
+                              "Message: Invalid/unknown command"]
+                c.sendall("".join(b.replace("\n", "\r\n") + "\r\n\r\n" for b in blocks).encode())
+                if req.get("Action") == "Login" and "Error" in blocks[0]:
+                    return  # Asterisk closes after a failed login
+
+
+@pytest.fixture
+def ami():
+    server = ReplayAmi()
+    yield server
+    server.sock.close()
+
+
+def test_login_and_pjsip_endpoints(ami):
+    c = AmiClient("127.0.0.1", ami.port, "pbxbridge", Secret("labsecret"))
+    c.connect()
+    assert c.pjsip_endpoints() == ["201", "alexa"]
+    c.close()
+    import time
+    deadline = time.monotonic() + 2
+    while len(ami.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r["Action"] for r in ami.requests] == ["Login", "PJSIPShowEndpoints", "Logoff"]
+
+
+def test_failed_login_is_a_clear_error(ami):
+    c = AmiClient("127.0.0.1", ami.port, "pbxbridge", Secret("wrongsecret"))
+    with pytest.raises(AmiError) as err:
+        c.connect()
+    assert "login as pbxbridge failed: Authentication failed" in str(err.value)
+    assert "wrongsecret" not in str(err.value)
+
+
+def test_not_ami_and_nothing_listening():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(AmiError) as err:
+        AmiClient("127.0.0.1", port, "u", Secret("x"), timeout=1).connect()
+    assert "cannot connect" in str(err.value)
+
+
+def test_rooms_import_over_ami(ami, emulator, tmp_path):
+    rooms = tmp_path / "rooms.json"
+    rooms.write_text(json.dumps({"properties": {"amzn1.ask.unit.hotel": [
+        {"id": "amzn1.ask.unit.r201", "name": "Room 201"}]}}))
+    srv = emulator(client_secret=SECRET, rooms_file=rooms)
+    cfg = tmp_path / "pbx-bridge.toml"
+    cfg.write_text(f'[ami]\nport = {ami.port}\nusername = "pbxbridge"\n')
+    cfg.chmod(0o600)
+    env = cli_env(srv, tmp_path / "state", PBX_BRIDGE_AMI_SECRET="labsecret")
+    r = pb(env, "rooms", "import", "--from-asterisk", "--ami", "--pattern", "{room}",
+           "--property", "amzn1.ask.unit.hotel", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["extension,room,comms_profile_id", "201,Room 201,"]
+    env["PBX_BRIDGE_AMI_SECRET"] = "wrongsecret"
+    r = pb(env, "rooms", "import", "--from-asterisk", "--ami", "--pattern", "{room}",
+           "--property", "amzn1.ask.unit.hotel", "--config", str(cfg))
+    assert r.returncode == 1 and "Authentication failed" in r.stderr
+    assert "wrongsecret" not in r.stderr

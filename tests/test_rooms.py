@@ -206,3 +206,35 @@ def test_discover_and_import_from_asterisk(hotel, tmp_path):
     r = pb(env, "rooms", "import", "--from-asterisk", "--asterisk-dir", str(etc), "--pattern",
            "7", "--property", "amzn1.ask.unit.hotel")
     assert r.returncode == 2 and "{room}" in r.stderr
+
+
+def test_kill_during_apply_leaves_a_sound_state_and_a_rerun_finishes(hotel, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+    srv, tid, env = hotel(latency_ms=20)
+    m = tmp_path / "m.csv"
+    m.write_text(csv_of(rows(40)))
+    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+                             str(m), "--concurrency", "2"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(srv.emulator.state.mappings[tid]) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(0.3)  # requests already in flight still land at the emulator
+    done = len(srv.emulator.state.mappings[tid])
+    assert 10 <= done < 40
+    db = sqlite3.connect(tmp_path / "state" / "pbx-bridge.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    recorded = db.execute("SELECT count(*) FROM mappings").fetchone()[0]
+    assert recorded <= done  # never records what Amazon has not confirmed
+    db.close()
+    r = pb(env, "rooms", "apply", "--map", str(m))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(srv.emulator.state.mappings[tid]) == 40
+    assert f"applied {40 - done} change(s)" in r.stdout

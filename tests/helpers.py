@@ -484,3 +484,26 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return int(port)
+
+
+class LoopbackServer:
+    """A TCP listener on 127.0.0.1 that hands each connection to ``handle`` in a thread."""
+
+    def __init__(self, handle) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.handle = handle
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import threading
 
 import pytest
 
-from helpers import PUBLIC_IP, FakeClock, make_pki, settings_for
+from helpers import PUBLIC_IP, FakeClock, LoopbackServer, make_pki, settings_for
 from pbx_bridge.amazon.client import PbxApi
 from pbx_bridge.amazon.errors import ApiError, NetworkError
 from pbx_bridge.amazon.http import Http
@@ -219,26 +218,18 @@ def test_4xx_is_not_retried(emulator, api_for):
     assert err.value.request_id and err.value.request_id in str(err.value)
 
 
-class _Raw:
+class _Raw(LoopbackServer):
     """A loopback server that answers every request with fixed raw bytes."""
 
     def __init__(self, raw: bytes) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.raw = raw
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(self.answer)
+        self.url = f"http://127.0.0.1:{self.port}"
 
-    def serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
+    def answer(self, c: socket.socket) -> None:
+        with c:
             c.recv(65536)
             c.sendall(self.raw)
-            c.close()
 
 
 @pytest.mark.parametrize("raw,word", [
@@ -253,7 +244,7 @@ def test_garbage_token_answers_are_clear_errors(tmp_path, raw, word):
     with pytest.raises((BadResponse, NetworkError)) as err:
         TokenProvider(s, Http(2.0), clock).get()
     assert word in str(err.value)
-    server.sock.close()
+    server.close()
 
 
 def test_garbage_api_answer_is_a_clear_error(emulator, tmp_path):
@@ -266,7 +257,7 @@ def test_garbage_api_answer_is_a_clear_error(emulator, tmp_path):
     with pytest.raises(BadResponse) as err:
         api.list_trunks()
     assert "not JSON" in str(err.value) and "r-1" in str(err.value)
-    server.sock.close()
+    server.close()
 
 
 def test_connection_refused_is_retried_then_reported(tmp_path):

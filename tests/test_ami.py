@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 
 import pytest
 
-from helpers import DATA, SECRET, cli_env, pb
+from helpers import DATA, SECRET, LoopbackServer, cli_env, pb
 from pbx_bridge.ami import AmiClient, AmiError, parse_message
 from pbx_bridge.secret import Secret
 
@@ -29,15 +28,11 @@ def recorded() -> tuple[str, list[tuple[str, list[str]]]]:
     return banner, exchanges
 
 
-class ReplayAmi:
+class ReplayAmi(LoopbackServer):
     def __init__(self) -> None:
         self.banner, self.exchanges = recorded()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
         self.requests: list[dict[str, str]] = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(self.session)
 
     def answer(self, req: dict[str, str]) -> list[str] | None:
         for request, blocks in self.exchanges:
@@ -49,14 +44,6 @@ class ReplayAmi:
             return [b.replace(f"ActionID: {rec['ActionID']}", f"ActionID: {req['ActionID']}")
                     for b in blocks]
         return None
-
-    def serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.session, args=(c,), daemon=True).start()
 
     def session(self, c: socket.socket) -> None:
         with c:
@@ -86,7 +73,7 @@ class ReplayAmi:
 def ami():
     server = ReplayAmi()
     yield server
-    server.sock.close()
+    server.close()
 
 
 def test_login_and_pjsip_endpoints(ami):

@@ -33,8 +33,13 @@ class Where(NamedTuple):
 class Setting(NamedTuple):
     key: str
     value: str
-    where: Where
+    file: str
+    line: int
     arrow: bool = False  # written with ``=>``
+
+    @property
+    def where(self) -> Where:
+        return Where(self.file, self.line)
 
 
 @dataclass(frozen=True)
@@ -196,10 +201,10 @@ class _Reader:
                     self.setting(line, Where(display, lineno))
                 elif line[eq + 1 : eq + 2] == ">":
                     current.own.append(Setting(line[:eq].rstrip(), line[eq + 2 :].lstrip(),
-                                               Where(display, lineno), True))
+                                               display, lineno, True))
                 else:
                     current.own.append(Setting(line[:eq].rstrip(), line[eq + 1 :].lstrip(),
-                                               Where(display, lineno)))
+                                               display, lineno))
         if depth:
             self.problem("warning", "block comment ';--' is never closed with '--;'",
                          Where(display, lineno))
@@ -282,7 +287,8 @@ class _Reader:
             return
         arrow = line[eq + 1 : eq + 2] == ">"
         value = line[eq + 2 :] if arrow else line[eq + 1 :]
-        self.current.own.append(Setting(line[:eq].strip(), value.strip(), where, arrow))
+        self.current.own.append(Setting(line[:eq].strip(), value.strip(), where.file,
+                                        where.line, arrow))
 
 
 def _strip_comments(line: str, depth: int) -> tuple[str, int]:

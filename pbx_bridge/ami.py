@@ -111,6 +111,17 @@ class AmiClient:
             if msg.get("Event") == item_event:
                 items.append(msg)
 
+    def command(self, cli: str) -> tuple[bool, str]:
+        """A CLI command through the ``Command`` action: (succeeded, its output)."""
+        aid = self._send("Command", Command=cli)
+        while True:
+            block = self._read_block()
+            msg = parse_message(block)
+            if msg.get("ActionID") == aid and "Response" in msg:
+                output = [line.partition(":")[2].strip() for line in block.split("\r\n")
+                          if line.startswith("Output:")]
+                return msg["Response"] == "Success", "\n".join(output) or msg.get("Message", "")
+
     def pjsip_endpoints(self) -> list[str]:
         return [m["ObjectName"] for m in self.event_list("PJSIPShowEndpoints", "EndpointList")
                 if m.get("ObjectName")]

@@ -6,7 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from .doors import Runner
+
+if TYPE_CHECKING:
+    from .ami import AmiClient
 
 NOT_RUNNING = ("Unable to connect to remote asterisk", "does /var/run/asterisk",
                "Connection refused")
@@ -46,27 +51,23 @@ def parse_show_endpoint(text: str) -> ShownEndpoint | None:
     return ShownEndpoint(name, transport, tuple(aors), tuple(matches))
 
 
-class AsteriskCli:
-    def __init__(self, runner: Runner, binary: str = "asterisk") -> None:
-        self.runner = runner
-        self.binary = binary
+FAILURE_WORDS = re.compile(r"(?i)\b(error|unable to|failed|not found|no such module)\b")
+
+
+class Asterisk:
+    """A running Asterisk, whichever way its CLI is reached."""
 
     def unavailable(self) -> str | None:
         """Why we cannot talk to a running Asterisk, or None when we can."""
-        if self.runner.which(self.binary) is None:
-            return "Asterisk is not installed here"
-        r = self.runner.run([self.binary, "-rx", "core show version"], timeout=15)
-        text = r.stdout + r.stderr
-        if r.returncode != 0 or any(s in text for s in NOT_RUNNING):
-            return "Asterisk is not running"
-        return None
+        raise NotImplementedError
+
+    def _run(self, command: str) -> tuple[bool, str]:
+        raise NotImplementedError
 
     def rx(self, command: str) -> tuple[bool, str]:
-        r = self.runner.run([self.binary, "-rx", command], timeout=30)
-        text = (r.stdout + r.stderr).strip()
-        failed = r.returncode != 0 or bool(re.search(
-            r"(?i)\b(error|unable to|failed|not found|no such module)\b", text))
-        return not failed, text
+        ok, text = self._run(command)
+        text = text.strip()
+        return ok and not FAILURE_WORDS.search(text), text
 
     def reload(self) -> list[str]:
         """Reload what the trunk config touches; the errors, if any."""
@@ -79,5 +80,51 @@ class AsteriskCli:
         return errors
 
     def show_endpoint(self, name: str) -> ShownEndpoint | None:
-        r = self.runner.run([self.binary, "-rx", f"pjsip show endpoint {name}"], timeout=30)
-        return parse_show_endpoint(r.stdout)
+        return parse_show_endpoint(self._run(f"pjsip show endpoint {name}")[1])
+
+
+class AsteriskCli(Asterisk):
+    """Through ``asterisk -rx`` (the command door)."""
+
+    def __init__(self, runner: Runner, binary: str = "asterisk") -> None:
+        self.runner = runner
+        self.binary = binary
+
+    def unavailable(self) -> str | None:
+        if self.runner.which(self.binary) is None:
+            return "Asterisk is not installed here"
+        r = self.runner.run([self.binary, "-rx", "core show version"], timeout=15)
+        text = r.stdout + r.stderr
+        if r.returncode != 0 or any(s in text for s in NOT_RUNNING):
+            return "Asterisk is not running"
+        return None
+
+    def _run(self, command: str) -> tuple[bool, str]:
+        r = self.runner.run([self.binary, "-rx", command], timeout=30)
+        return r.returncode == 0, r.stdout + r.stderr
+
+
+class AsteriskAmi(Asterisk):
+    """Through the Asterisk Manager Interface's ``Command`` action, when [ami] is set."""
+
+    def __init__(self, client: "AmiClient") -> None:
+        self.client = client
+        self.connected = False
+
+    def unavailable(self) -> str | None:
+        from .ami import AmiError
+        try:
+            self.client.connect()
+        except AmiError as exc:
+            return f"Asterisk is not reachable over AMI ({exc})"
+        self.connected = True
+        return None
+
+    def _run(self, command: str) -> tuple[bool, str]:
+        from .ami import AmiError
+        if not self.connected and self.unavailable() is not None:
+            return False, "AMI not reachable"
+        try:
+            return self.client.command(command)
+        except AmiError as exc:
+            return False, str(exc)

@@ -124,3 +124,59 @@ def test_rooms_import_over_ami(ami, emulator, tmp_path):
            "--property", "amzn1.ask.unit.hotel", "--config", str(cfg))
     assert r.returncode == 1 and "Authentication failed" in r.stderr
     assert "wrongsecret" not in r.stderr
+
+
+class CommandAmi(ReplayAmi):
+    """The recorded AMI session, where `Command` actions the recording lacks are answered by
+    the recorded-output asterisk stand-in (tests/bin/asterisk) on a config tree."""
+
+    def __init__(self, etc, reject: bool = False) -> None:
+        self.etc = etc
+        self.reject = reject
+        self.commands: list[str] = []
+        super().__init__()
+
+    def answer(self, req):
+        if req.get("Action") != "Command":
+            return super().answer(req)
+        import os
+        import subprocess
+        import sys as _sys
+        from helpers import ROOT
+        self.commands.append(req["Command"])
+        env = {**os.environ, "FAKE_ASTERISK_ETC": str(self.etc)}
+        if self.reject:
+            env["FAKE_ASTERISK_REJECT"] = "1"
+        out = subprocess.run([_sys.executable, str(ROOT / "tests" / "bin" / "asterisk"), "-rx",
+                              req["Command"]], capture_output=True, text=True, env=env).stdout
+        lines = "".join(f"\nOutput: {line}" for line in out.rstrip("\n").split("\n"))
+        return [f"Response: Success\nActionID: {req['ActionID']}\nMessage: Command output "
+                f"follows{lines}"]
+
+
+@pytest.mark.parametrize("reject", [False, True])
+def test_generate_reloads_over_ami_when_configured(tmp_path, reject):
+    import hashlib
+    import os
+    from helpers import PUBLIC_IP, plain_generate_tree
+    etc = plain_generate_tree(tmp_path / "etc")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in etc.rglob("*.conf")}
+    server = CommandAmi(etc, reject=reject)
+    cfg = tmp_path / "pbx-bridge.toml"
+    cfg.write_text(f'[ami]\nport = {server.port}\nusername = "pbxbridge"\n'
+                   f'secret = "labsecret"\n[paths]\nstate_dir = "{tmp_path / "state"}"\n')
+    cfg.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PATH"] = "/usr/bin:/bin"  # no `asterisk` binary: AMI is the only way in
+    r = pb(env, "generate", "--config", str(cfg), "--asterisk-dir", str(etc), "--public-ip",
+           PUBLIC_IP, "--write")
+    server.close()
+    if reject:
+        assert r.returncode == 1 and "did not accept the new config" in r.stderr
+        assert {p: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in etc.rglob("*.conf")} == before
+    else:
+        assert r.returncode == 0, r.stderr
+        assert "Asterisk reloaded; endpoint alexa is loaded" in r.stdout
+        assert "module reload res_pjsip.so" in server.commands
+        assert "pjsip show endpoint alexa" in server.commands

@@ -69,10 +69,15 @@ def _range(text: str) -> tuple[int, int]:
 
 
 def _transaction(args: argparse.Namespace) -> "Transaction":
-    from ..asterisk_cli import AsteriskCli
+    from ..ami import AmiClient
+    from ..asterisk_cli import Asterisk, AsteriskAmi, AsteriskCli
     from ..doors import Runner
     from ..generate.transaction import Transaction
     settings = load(args.config)
+    asterisk: Asterisk = AsteriskCli(Runner())
+    if settings.ami is not None:  # reload over AMI when it is configured
+        host, port, user, secret = settings.ami
+        asterisk = AsteriskAmi(AmiClient(host, port, user, secret))
     delay = float(os.environ.get("PBX_BRIDGE_WRITE_PAUSE", "0") or 0)  # crash-safety tests
 
     def pause(i: int) -> None:
@@ -80,7 +85,7 @@ def _transaction(args: argparse.Namespace) -> "Transaction":
             sys.stderr.write(f"wrote file {i + 1}\n")
             sys.stderr.flush()
             time.sleep(delay)
-    return Transaction(settings.state_dir, AsteriskCli(Runner()), pause)
+    return Transaction(settings.state_dir, asterisk, pause)
 
 
 def run(args: argparse.Namespace) -> int:

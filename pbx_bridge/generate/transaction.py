@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..asterisk_cli import AsteriskCli
+from ..asterisk_cli import Asterisk
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write
 from .plan import Plan
@@ -39,7 +39,7 @@ class Outcome:
 
 
 class Transaction:
-    def __init__(self, state_dir: Path, asterisk: AsteriskCli,
+    def __init__(self, state_dir: Path, asterisk: Asterisk,
                  between_files: Callable[[int], None] | None = None) -> None:
         self.root = state_dir / "backups"
         self.asterisk = asterisk

@@ -82,6 +82,9 @@ class Asterisk:
     def show_endpoint(self, name: str) -> ShownEndpoint | None:
         return parse_show_endpoint(self._run(f"pjsip show endpoint {name}")[1])
 
+    def close(self) -> None:
+        pass
+
 
 class AsteriskCli(Asterisk):
     """Through ``asterisk -rx`` (the command door)."""
@@ -119,6 +122,11 @@ class AsteriskAmi(Asterisk):
             return f"Asterisk is not reachable over AMI ({exc})"
         self.connected = True
         return None
+
+    def close(self) -> None:
+        if self.connected:
+            self.client.close()
+            self.connected = False
 
     def _run(self, command: str) -> tuple[bool, str]:
         from .ami import AmiError

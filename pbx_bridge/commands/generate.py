@@ -96,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from ..defaults import DEFAULT_AMAZON_CIDR
     from ..preflight.snapshot import Located, Options, gather
     if args.rollback:
-        folder, restored, note = _transaction(args).rollback(reload=not args.no_reload)
+        tx = _transaction(args)
+        try:
+            folder, restored, note = tx.rollback(reload=not args.no_reload)
+        finally:
+            tx.asterisk.close()
         for path in restored:
             sys.stdout.write(f"restored {path}\n")
         sys.stdout.write(f"rolled back the change of {folder.name}; {note}\n")
@@ -139,8 +143,12 @@ def run(args: argparse.Namespace) -> int:
     out.write("# firewall rules to apply yourself (pbx-bridge never changes the firewall):\n")
     out.write("".join(f"#   {line}\n" for line in plan.firewall.splitlines()))
     if args.write and plan.changes:
-        outcome = _transaction(args).apply(plan, reload=not args.no_reload,
-                                           verify_endpoint=config.endpoint)
+        tx = _transaction(args)
+        try:
+            outcome = tx.apply(plan, reload=not args.no_reload,
+                               verify_endpoint=config.endpoint)
+        finally:
+            tx.asterisk.close()
         for path in outcome.written:
             out.write(f"wrote {path}\n")
         out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")

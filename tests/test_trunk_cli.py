@@ -152,6 +152,7 @@ def test_explicit_values_need_no_asterisk_config(emulator, env, tmp_path):
     (["trunk", "create", "--fqdn", "x.test", "--cert-chain", str(EXAMPLE / "rtp.conf"),
       "--peer", "1.2.3.4:5061"], 2, "holds no PEM certificate"),
     (["trunk", "show", "amzn1/../../x"], 2, "not a valid id"),
+    (["trunk", "create", "--timeout", "-1"], 2, "--timeout must be a positive"),
     (["trunk", "show", "amzn1.comms.network.siptrunk.nosuch"], 1, "HTTP 404"),
 ])
 def test_bad_input_and_api_errors_are_one_line(emulator, env, args, code, word):
@@ -227,6 +228,8 @@ def test_emulator_command_bad_flags():
     assert r.returncode == 2 and "between 0 and 1" in r.stderr
     r = pb({**os.environ}, "emulator", "--rooms", "/nonexistent.json")
     assert r.returncode == 2 and "rooms file" in r.stderr
+    r = pb({**os.environ}, "emulator", "--latency-ms", "-5")
+    assert r.returncode == 2 and "--latency-ms must not be negative" in r.stderr
 
 
 def test_emulator_command_serves(tmp_path):

@@ -52,6 +52,15 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
     if args.throttle_rate + args.error_rate + args.cut_rate > 1.0:
         raise UsageError("the fault rates add up to more than 1")
+    for flag, value, low in (("--latency-ms", args.latency_ms, 0.0),
+                             ("--activate-after", args.activate_after, 0.0),
+                             ("--retry-after", args.retry_after, 0.0)):
+        if value < low:
+            raise UsageError(f"{flag} must not be negative")
+    if args.token_ttl <= 0:
+        raise UsageError("--token-ttl must be positive")
+    if not 1 <= args.max_extension_length <= 32:
+        raise UsageError("--max-extension-length must be 1..32")
     rooms = Path(args.rooms) if args.rooms else None
     if rooms is not None:
         try:

@@ -211,7 +211,13 @@ def _save(ctx: Context, trunk: Trunk) -> None:
     ctx.state.set_trunk(trunk.trunk_id, name=trunk.name, peers=[str(p) for p in trunk.peers])
 
 
+def _check_timeout(args: argparse.Namespace) -> None:
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+
+
 def run_create(args: argparse.Namespace) -> int:
+    _check_timeout(args)
     ctx = context(args)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
@@ -273,6 +279,7 @@ def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
 
 
 def run_update(args: argparse.Namespace) -> int:
+    _check_timeout(args)
     ctx = context(args)
     tid = _trunk_id(args, ctx)
     spec, findings = desired(args, ctx)

@@ -113,6 +113,13 @@ def test_inactive_ufw_filters_nothing():
     ("table inet f {\n chain input {\n type filter hook input priority filter; policy drop;\n"
      " tcp dport\n }\n}\n", "without a value"),
     ('{"nftables": 3', "not 'nft -j list ruleset' output"),
+    # found by mutating the recorded rulesets: each used to crash the parser
+    ("table ip fw {\n\tchain input {\n\t\ttype filter hook input priority filter; policy\n",
+     "cannot read this nft ruleset"),
+    ('{"nftables": [{"rule": {"family": "ip", "chain": "input", "expr": []}}]}',
+     "lacks or garbles a field"),
+    ('{"nftables": [{"chain": {"family": "inet", "name": "input"}}]}',
+     "lacks or garbles a field"),
 ])
 def test_garbage_rulesets_raise_one_clear_error(text, msg):
     with pytest.raises(RulesetSyntaxError) as err:

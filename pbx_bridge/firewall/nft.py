@@ -449,7 +449,16 @@ class _TextParser:
 
 
 def parse_nft_text(text: str, source: str) -> Ruleset:
-    return _TextParser(text, source).parse()
+    parser = _TextParser(text, source)
+    try:
+        return parser.parse()
+    except (IndexError, ValueError, StopIteration) as exc:
+        if isinstance(exc, RulesetSyntaxError):
+            raise
+        tok = parser.toks[min(parser.i, len(parser.toks) - 1)] if parser.toks else None
+        where = f"{source}:{tok.line}" if tok else source
+        raise RulesetSyntaxError(f"{where}: cannot read this nft ruleset near here "
+                                 f"({type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------- JSON form
@@ -489,6 +498,16 @@ def _json_key(left: Any) -> str:
 
 
 def parse_nft_json(text: str, source: str) -> Ruleset:
+    try:
+        return _parse_nft_json(text, source)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, RulesetSyntaxError):
+            raise
+        raise RulesetSyntaxError(f"{source}: an nft JSON object lacks or garbles a field "
+                                 f"({type(exc).__name__}: {exc})") from None
+
+
+def _parse_nft_json(text: str, source: str) -> Ruleset:
     try:
         doc = json.loads(text)
         items = doc["nftables"]

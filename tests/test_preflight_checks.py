@@ -481,3 +481,14 @@ def test_text_rendering_colours_only_when_asked(host, dns):
     assert plain.splitlines()[-1] == "NOT ready for Amazon: 13 pass, 2 fail"
     assert "fix:   iptables -I INPUT -s 3.239.178.128/25 -p tcp -m tcp --dport 5061 -j ACCEPT" \
         in plain
+
+
+def test_callers_without_cert_dns_make_no_dns_lookups(host):
+    """generate and trunk create gather with dns=False: no look-up leaves the host."""
+    class NoDns(Network):
+        def resolve_a(self, name):
+            raise AssertionError(f"looked up {name}")
+    runner = host_runner()
+    snap = gather(Options(asterisk_dir=host.root, firewall=False, dns=False), runner=runner,
+                  net=NoDns(None, runner=runner))
+    assert snap.dns == {} and snap.public_ip.value == PUBLIC_IP

@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     asterisk_dir = Path(args.asterisk_dir or load(args.config).asterisk_dir)
     if not asterisk_dir.is_dir():
         raise InputError(str(asterisk_dir), "Asterisk config directory does not exist")
-    snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip, firewall=False),
+    snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip, firewall=False,
+                          dns=False),
                   fs=FileSystem(asterisk_dir))
     if args.rtp_range:
         start, end = _range(args.rtp_range)

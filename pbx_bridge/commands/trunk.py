@@ -128,6 +128,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Fi
     if _needs_config(args):
         opts = Options(asterisk_dir=Path(args.asterisk_dir or ctx.settings.asterisk_dir),
                        public_ip=args.public_ip, fqdn=args.fqdn, firewall=False,
+                       dns=False,
                        dns_server=_dns_server(args.dns_server) if args.dns_server else None)
         snap = gather(opts)
         findings = [f for f in run_checks(snap) if f.id in GATE]

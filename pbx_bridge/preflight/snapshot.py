@@ -46,6 +46,7 @@ class Options:
     dns_server: tuple[str, int] | None = None
     live: bool = False
     firewall: bool = True  # read the firewall (trunk create does not need it)
+    dns: bool = True  # look the certificate's names up (only cert.dns needs it)
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
         host_ips = Unknown(str(exc))
     public_ip = _gather_public_ip(opts, transport, net, host_ips)
     dns: dict[str, Union[tuple[str, ...], Unknown]] = {}
-    if not isinstance(public_ip, Unknown):
+    if opts.dns and not isinstance(public_ip, Unknown):
         timed_out = False
         for name in cert_dns_names(cert, opts.fqdn):
             if name.startswith("*."):

@@ -22,10 +22,6 @@ PAGE = 10  # maxResults must be 1..10
 _EXTENSION = re.compile(r"^[0-9]{1,15}$")
 
 
-class InvalidInput(ApiError):
-    pass
-
-
 def _segment(value: str, what: str) -> str:
     """A path segment from checked input, URL-encoded."""
     if what == "extension":
@@ -83,8 +79,7 @@ class PbxApi:
                                     + (f" (request id {rid})" if rid else ""),
                                     parse_retry_after(r.header("retry-after"), self.clock),
                                     maybe_applied=r.status != 429)
-                cls = InvalidInput if r.status == 400 else ApiError
-                raise cls(what, r.status, code, msg, rid)
+                raise ApiError(what, r.status, code, msg, rid)
 
         def done() -> tuple[int, Any] | None:
             result = on_transient() if on_transient is not None else None
@@ -240,4 +235,4 @@ class PbxApi:
         return pid
 
 
-__all__ = ["PbxApi", "ApiError", "NetworkError", "InvalidInput"]
+__all__ = ["PbxApi", "ApiError", "NetworkError"]

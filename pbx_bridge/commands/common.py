@@ -16,7 +16,6 @@ from ..state import State
 
 if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
     from ..amazon.client import PbxApi
-    from ..amazon.http import Http
     from ..amazon.token import TokenProvider
 
 
@@ -48,7 +47,6 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
 @dataclass
 class Context:
     settings: Settings
-    http: "Http"
     tokens: "TokenProvider"
     api: "PbxApi"
     state: State
@@ -64,7 +62,7 @@ def context(args: argparse.Namespace, clock: Clock | None = None) -> Context:
     http = Http(settings.timeout)
     tokens = TokenProvider(settings, http, clock)
     api = PbxApi(settings.api_url, http, tokens, clock)
-    return Context(settings, http, tokens, api, State(settings.state_dir), clock)
+    return Context(settings, tokens, api, State(settings.state_dir), clock)
 
 
 def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:

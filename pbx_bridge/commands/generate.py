@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         context=args.context or ("from-internal" if snap.freepbx else "from-alexa"),
         amazon_cidrs=tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR]),
         room_pattern=args.room_pattern, amazon_sip=args.amazon_sip, agi=args.agi)
-    plan = build(asterisk_dir, config)
+    plan = build(asterisk_dir, config, (snap.pjsip, snap.rtp, snap.modules))
     out = sys.stdout
     layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \
         "plain Asterisk (our own included files)"

@@ -120,14 +120,16 @@ def _include_block(name: str) -> str:
     return f"#include {name}"
 
 
-def build(asterisk_dir: Path, c: TrunkConfig) -> Plan:
+def build(asterisk_dir: Path, c: TrunkConfig,
+          read: tuple[Config, Config, Config] | None = None) -> Plan:
+    """The plan for ``c``. ``read`` is pjsip.conf, rtp.conf and modules.conf when the caller
+    has read them already (the preflight snapshot has)."""
     fs = FileSystem(asterisk_dir)
-    pj = read_config(fs, "pjsip.conf")
+    pj, rtp, modules = read or (read_config(fs, "pjsip.conf"), read_config(fs, "rtp.conf"),
+                                read_config(fs, "modules.conf"))
     if not pj.found:
         raise Conflict(f"no pjsip.conf in {asterisk_dir}; is this an Asterisk config dir?")
     _check_conflicts(pj, c)
-    rtp = read_config(fs, "rtp.conf")
-    modules = read_config(fs, "modules.conf")
     notes: list[str] = []
     wanted: list[tuple[Path, str]] = []
     d = asterisk_dir

@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .errors import PbxBridgeError
+from .settings import absolute
 from .commands import agi as agi_cmd
 from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
@@ -42,9 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Every option that names a file or folder: made absolute here, once, so that nothing later
+# depends on the working directory (a path written into an Asterisk file, a backup manifest).
+PATH_OPTIONS = ("asterisk_dir", "cert", "key", "ca_list", "map", "config", "state_dir",
+                "firewall_rules", "state", "rooms", "out", "cert_chain")
+
+
+def resolve_paths(args: argparse.Namespace) -> None:
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value:
+            setattr(args, name, str(absolute(value)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_paths(args)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return 2

@@ -150,9 +150,7 @@ class Emulator:
         self.state = State()
         self.requests = 0
         if config.state_file and config.state_file.exists():
-            doc = json.loads(config.state_file.read_text())
-            self.state = State(doc.get("trunks", {}), doc.get("mappings", {}), {},
-                               doc.get("profiles", {}))
+            self.state = load_state(config.state_file)
         if config.rooms_file:
             self.state.properties = load_rooms(config.rooms_file)
             for rooms in self.state.properties.values():
@@ -400,6 +398,30 @@ class Emulator:
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def load_state(path: Path) -> State:
+    """A ``--state`` file as the emulator saved it; an empty file is an empty state. Raises
+    ``ValueError`` (or ``OSError``) with what is wrong."""
+    data = path.read_bytes()
+    if not data.strip():
+        return State()
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("expected a JSON object with trunks, mappings and profiles")
+    trunks, mappings, profiles = (doc.get(k, {}) for k in ("trunks", "mappings", "profiles"))
+    if not (isinstance(trunks, dict) and all(isinstance(t, dict) for t in trunks.values())):
+        raise ValueError("trunks must be an object of trunk objects")
+    if not (isinstance(mappings, dict) and all(
+            isinstance(m, dict) and all(isinstance(x, dict) for x in m.values())
+            for m in mappings.values())):
+        raise ValueError("mappings must be an object of {extension: mapping} objects")
+    if not (isinstance(profiles, dict) and all(isinstance(v, str) for v in profiles.values())):
+        raise ValueError("profiles must be an object of strings")
+    return State(trunks, mappings, {}, profiles)
 
 
 def load_rooms(path: Path) -> dict[str, list[dict[str, Any]]]:

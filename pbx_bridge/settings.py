@@ -5,6 +5,7 @@ a settings or secret file that group or others can read is refused."""
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ class Settings:
     source: str  # the settings file used, or "(none)"
     timeout: float = 15.0
     ami: tuple[str, int, str, Secret] | None = None  # host, port, username, secret
+    agi_user: str = "asterisk"  # who runs the AGI: rooms apply checks it can read the routes
+    agi_group: str | None = None  # routes file 0640 with this group (else 0644)
+    asterisk_cli: tuple[str, ...] = ("asterisk",)  # how to run the Asterisk CLI
 
     def require_credentials(self) -> tuple[str, Secret]:
         if not self.client_id:
@@ -66,9 +70,18 @@ def _check_private(path: Path, what: str) -> None:
         st = path.stat()
     except OSError as exc:
         raise InputError(str(path), f"cannot read {what}: {exc.strerror or exc}") from None
+    if st.st_uid not in (0, os.geteuid()):
+        raise InputError(str(path), f"{what} is owned by uid {st.st_uid}, who could change "
+                         f"it; run: chown {os.geteuid()} {path}")
     if stat.S_IMODE(st.st_mode) & 0o077:
         raise InputError(str(path), f"{what} is readable by group or others; run: "
                          f"chmod 600 {path}")
+
+
+def absolute(path: str | Path) -> Path:
+    """A path as the user meant it, made absolute against the working directory now (``~``
+    expanded, ``..`` folded), so that nothing later depends on where it is used from."""
+    return Path(os.path.abspath(os.path.expanduser(str(path))))
 
 
 def _url(value: str, name: str) -> str:
@@ -83,7 +96,7 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     default path, which may be absent (environment variables alone then)."""
     env = os.environ if env is None else env
     explicit = config or env.get("PBX_BRIDGE_CONFIG")
-    path = Path(explicit) if explicit else DEFAULT_CONFIG
+    path = absolute(explicit) if explicit else DEFAULT_CONFIG
     doc: dict[str, Any] = {}
     source = "(none)"
     if path.exists() or explicit:
@@ -104,7 +117,9 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     paths = doc.get("paths", {})
     pbx = doc.get("pbx", {})
     ami_t = doc.get("ami", {})
-    for name, table in (("amazon", amazon), ("paths", paths), ("pbx", pbx), ("ami", ami_t)):
+    agi_t = doc.get("agi", {})
+    for name, table in (("amazon", amazon), ("paths", paths), ("pbx", pbx), ("ami", ami_t),
+                        ("agi", agi_t)):
         if not isinstance(table, dict):
             raise InputError(source, f"[{name}] must be a table")
 
@@ -140,16 +155,27 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
             raise InputError(source, "[ami] port must be 1..65535")
         ami = (str(ami_t.get("host", "127.0.0.1")), port, str(ami_t["username"]),
                Secret(str(ami_secret)))
+    agi_user = agi_t.get("user", "asterisk")
+    agi_group = agi_t.get("group")
+    if not isinstance(agi_user, str) or not agi_user:
+        raise InputError(source, "[agi] user must be a user name")
+    if agi_group is not None and (not isinstance(agi_group, str) or not agi_group):
+        raise InputError(source, "[agi] group must be a group name")
+    cli = pbx.get("asterisk_cli", "asterisk")
+    if not isinstance(cli, str) or not shlex.split(cli):
+        raise InputError(source, "[pbx] asterisk_cli must be a command, e.g. "
+                         "\"asterisk -C /etc/asterisk/asterisk.conf\"")
     return Settings(
-        ami=ami,
+        ami=ami, agi_user=agi_user, agi_group=agi_group,
+        asterisk_cli=tuple(shlex.split(cli)),
         client_id=get("client_id", amazon),
         client_secret=Secret(secret) if secret else None,
         refresh_token=Secret(refresh) if refresh else None,
         api_url=_url(get("api_url", amazon) or DEFAULT_API_URL, "api_url"),
         token_url=_url(get("token_url", amazon) or DEFAULT_TOKEN_URL, "token_url"),
         scope=str(amazon.get("scope") or DEFAULT_SCOPE),
-        state_dir=Path(get("state_dir", paths) or DEFAULT_STATE_DIR),
-        asterisk_dir=Path(str(pbx.get("asterisk_dir") or "/etc/asterisk")),
+        state_dir=absolute(get("state_dir", paths) or DEFAULT_STATE_DIR),
+        asterisk_dir=absolute(str(pbx.get("asterisk_dir") or "/etc/asterisk")),
         source=source,
         timeout=float(timeout),
     )
@@ -178,6 +204,16 @@ timeout = 15
 
 [pbx]
 asterisk_dir = "/etc/asterisk"
+# How pbx-bridge runs the Asterisk CLI (asterisk -rx ...); add -C for a non-default
+# asterisk.conf:
+# asterisk_cli = "asterisk -C /etc/asterisk/asterisk.conf"
+
+[agi]
+# The user the dialplan's AGI runs as: `rooms apply` checks that it can read the routes
+# it publishes (routes.json in the state dir, no secrets in it).
+user = "asterisk"
+# Publish the routes 0640 to this group instead of 0644:
+# group = "asterisk"
 
 [paths]
 # The trunk id and the cached access token (mode 0600) are kept here.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -64,4 +65,26 @@ def api_for(tmp_path):
         tokens = TokenProvider(settings, http, clock)
         return PbxApi(settings.api_url, http, tokens, clock)
 
+    return make
+
+
+@pytest.fixture
+def hotel(emulator, tmp_path, api_for):
+    """An emulator with a trunk and a property of 40 rooms; the trunk id saved in the state."""
+    from helpers import PUBLIC_IP, SECRET, cli_env, make_pki
+    from pbx_bridge.amazon.models import Peer, TrunkSpec
+    rooms = tmp_path / "rooms.json"
+    rooms.write_text(json.dumps({"properties": {"amzn1.ask.unit.hotel": [
+        {"id": f"amzn1.ask.unit.r{100 + i}", "name": f"Room {100 + i}"} for i in range(40)]}}))
+
+    def make(**kw):
+        srv = emulator(client_secret=SECRET, rooms_file=rooms, **kw)
+        pki = make_pki()
+        api = api_for(srv, client_secret=__import__("pbx_bridge.secret").secret.Secret(SECRET))
+        t = api.create_trunk(TrunkSpec("pbx.harbor-hotel.test",
+                                       (pki.leaf.pem().decode(),), (Peer(PUBLIC_IP, 5061),)))
+        state = tmp_path / "state"
+        state.mkdir(exist_ok=True)
+        (state / "state.json").write_text(json.dumps({"trunkId": t.trunk_id}))
+        return srv, t.trunk_id, cli_env(srv, state)
     return make

@@ -507,3 +507,14 @@ class LoopbackServer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# ------------------------------------------------------------------ room maps
+
+def csv_of(rows):
+    return "extension,room,comms_profile_id\n" + "".join(
+        f"{e},{r},{p}\n" for e, r, p in rows)
+
+
+def rows(n, start=0, profile="amzn1.alexa.unit.did.p"):
+    return [(str(7100 + i), f"Room {100 + i}", f"{profile}{i}") for i in range(start, start + n)]

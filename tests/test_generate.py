@@ -202,7 +202,7 @@ def test_failure_between_files_restores_every_file(tmp_path):
         if i == 2:
             raise OSError(28, "No space left on device")
 
-    tx = Transaction(tmp_path / "state", AsteriskCli(Runner(), "no-such-asterisk"),
+    tx = Transaction(tmp_path / "state", etc, AsteriskCli(Runner(), "no-such-asterisk"),
                      fail_on_third)
     with pytest.raises(ApplyFailed) as err:
         tx.apply(plan, reload=True, verify_endpoint="alexa")

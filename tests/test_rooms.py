@@ -7,42 +7,8 @@ import sqlite3
 
 import pytest
 
-from helpers import SECRET, cli_env, pb
+from helpers import SECRET, cli_env, csv_of, pb, rows
 from pbx_bridge.rooms.mapfile import MapErrors, parse
-
-TRUNK_BODY = None
-
-
-def csv_of(rows):
-    return "extension,room,comms_profile_id\n" + "".join(
-        f"{e},{r},{p}\n" for e, r, p in rows)
-
-
-@pytest.fixture
-def hotel(emulator, tmp_path, api_for):
-    """An emulator with a trunk and a property of 40 rooms; the trunk id saved in the state."""
-    from helpers import PUBLIC_IP, make_pki
-    from pbx_bridge.amazon.models import Peer, TrunkSpec
-    rooms = tmp_path / "rooms.json"
-    rooms.write_text(json.dumps({"properties": {"amzn1.ask.unit.hotel": [
-        {"id": f"amzn1.ask.unit.r{100 + i}", "name": f"Room {100 + i}"} for i in range(40)]}}))
-
-    def make(**kw):
-        srv = emulator(client_secret=SECRET, rooms_file=rooms, **kw)
-        pki = make_pki()
-        api = api_for(srv, client_secret=__import__("pbx_bridge.secret").secret.Secret(SECRET))
-        t = api.create_trunk(TrunkSpec("pbx.harbor-hotel.test",
-                                       (pki.leaf.pem().decode(),), (Peer(PUBLIC_IP, 5061),)))
-        state = tmp_path / "state"
-        state.mkdir(exist_ok=True)
-        (state / "state.json").write_text(json.dumps({"trunkId": t.trunk_id}))
-        return srv, t.trunk_id, cli_env(srv, state)
-    return make
-
-
-def rows(n, start=0, profile="amzn1.alexa.unit.did.p"):
-    return [(str(7100 + i), f"Room {100 + i}", f"{profile}{i}") for i in range(start, start + n)]
-
 
 def test_map_file_problems_are_all_reported_with_lines():
     text = ("extension,room,comms_profile_id\n7101,Room 101,amzn1.a.1\n72a,Room 2,amzn1.a.2\n"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..rooms.store import lookup_table
+from ..rooms import routes as published
 
 _EXT = re.compile(r"^[0-9]{1,15}$")
 
@@ -30,8 +30,8 @@ Route = Callable[[dict[str, str], list[str], "Table | None", str], Decision]
 
 
 def load_table(state_dir: Path) -> Table:
-    trunk, endpoint, rooms = lookup_table(state_dir)
-    return Table(trunk, endpoint or "alexa", rooms)
+    r = published.load(state_dir)
+    return Table(r.trunk_id, r.endpoint, r.rooms)
 
 
 def _unmapped(why: str) -> Decision:

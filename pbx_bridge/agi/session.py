@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import select
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import BinaryIO, Callable, Generator, Optional, Protocol
 
 from .protocol import (MAX_HEADER_LINES, AgiError, args_of, parse_env_line, parse_reply,
                        set_variable)
+from ..rooms.routes import ROUTES_NAME
 from .routes import ROUTES, Decision, Table, load_table
 
 
@@ -55,7 +55,7 @@ class FdChannel:
 
 @dataclass
 class TableSource:
-    """The mapping table, re-read only when the state database changes."""
+    """The published routes (``routes.json``), re-read only when a new snapshot replaced it."""
 
     state_dir: Path
     _cached: Table | None = None
@@ -63,19 +63,22 @@ class TableSource:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self) -> tuple[Table | None, str]:
-        db = self.state_dir / "pbx-bridge.sqlite"
+        path = self.state_dir / ROUTES_NAME
         try:
-            stamp = tuple(os.stat(p).st_mtime_ns for p in (db, Path(f"{db}-wal"))
-                          if os.path.exists(p))
-            if not stamp:
-                return None, f"no state database at {db} (run 'pbx-bridge rooms apply')"
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None, f"no routes published at {path} (run 'pbx-bridge rooms apply')"
+        except OSError as exc:
+            return None, f"routes unreadable: {exc}"
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        try:
             with self._lock:
                 if stamp != self._stamp or self._cached is None:
                     self._cached = load_table(self.state_dir)
                     self._stamp = stamp
                 return self._cached, ""
-        except (OSError, sqlite3.Error) as exc:
-            return None, f"state database unreadable: {exc}"
+        except (OSError, ValueError) as exc:
+            return None, f"routes unreadable: {exc}"
 
 
 READ = None  # what the conversation yields to ask its driver for the next line

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from ..doors import Clock
 from ..fileio import atomic_write
+from ..errors import PbxBridgeError
+from ..statedir import prepare, untrusted
 from ..secret import Secret
 from ..settings import Settings
 from .errors import ApiError, error_fields
@@ -44,6 +46,8 @@ class TokenProvider:
 
     def _load_cache(self) -> tuple[Secret, Token] | None:
         try:
+            if untrusted(self.cache_path) is not None:
+                return None  # another user could have written it: not a token we trust
             doc = json.loads(self.cache_path.read_text())
             if doc.get("key") != self._cache_key():
                 return None
@@ -56,8 +60,10 @@ class TokenProvider:
         doc = {"key": self._cache_key(), "access_token": token.reveal(), "scope": info.scope,
                "expires_at": info.expires_at, "token_type": info.token_type}
         try:
+            prepare(self.settings.state_dir)  # no group/other write in the state dir
+            # a new file each time: 0600 and ours, whatever chmod -R was run on the old one
             atomic_write(self.cache_path, json.dumps(doc).encode(), mode=0o600)
-        except OSError:
+        except (OSError, PbxBridgeError):
             pass  # a read-only state dir costs a token request per run, nothing more
 
     def get(self, force: bool = False) -> tuple[Secret, Token]:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import PbxBridgeError, UsageError
-from ..settings import DEFAULT_STATE_DIR
+from ..settings import DEFAULT_STATE_DIR, absolute
 from .common import parse_listen
 
 HELP_AGI = "process AGI for the dialplan: AGI(pbx-bridge,agi,ROUTE,${EXTEN})"
@@ -41,9 +41,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def state_dir(explicit: str | None) -> Path:
     if explicit:
-        return Path(explicit)
+        return absolute(explicit)
     if os.environ.get("PBX_BRIDGE_STATE_DIR"):
-        return Path(os.environ["PBX_BRIDGE_STATE_DIR"])
+        return absolute(os.environ["PBX_BRIDGE_STATE_DIR"])
     try:
         from ..settings import load
         return load(None).state_dir

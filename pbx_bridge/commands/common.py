@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..doors import Clock
 from ..errors import UsageError
@@ -36,6 +37,19 @@ def subcommands(p: argparse.ArgumentParser, dest: str) -> "argparse._SubParsersA
     """The ACTION level of a two-word command (``trunk create``, ``rooms plan``)."""
     return p.add_subparsers(dest=dest, metavar="ACTION", required=True,
                             parser_class=type(p))
+
+
+def writes_state(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
+                                         Callable[[argparse.Namespace], int]]:
+    """A command that changes the state dir (or Amazon's side of it): one at a time."""
+    def wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(fn)
+        def run(args: argparse.Namespace) -> int:
+            from ..statedir import exclusive
+            with exclusive(load(args.config).state_dir, name):
+                return fn(args)
+        return run
+    return wrap
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:

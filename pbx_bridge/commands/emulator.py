@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..emulator import EmulatorConfig, load_rooms, serve_forever
+    from ..emulator import EmulatorConfig, load_rooms, load_state, serve_forever
     host, port = parse_listen(args.listen)
     for name in ("throttle_rate", "error_rate", "cut_rate"):
         v = getattr(args, name)
@@ -67,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
             load_rooms(rooms)
         except (OSError, ValueError) as exc:
             raise InputError(str(rooms), f"cannot use as rooms file: {exc}") from None
+    state = Path(args.state) if args.state else None
+    if state is not None and state.exists():
+        try:
+            load_state(state)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise InputError(str(state), f"cannot use as emulator state: {why} (move it "
+                             "away to start empty)") from None
     config = EmulatorConfig(
         client_id=args.client_id, client_secret=args.client_secret,
         refresh_tokens=tuple(args.refresh_token), token_ttl=args.token_ttl,
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         throttle_rate=args.throttle_rate, error_rate=args.error_rate, cut_rate=args.cut_rate,
         latency_ms=args.latency_ms, retry_after=args.retry_after,
         max_extension_length=args.max_extension_length, seed=args.seed,
-        state_file=Path(args.state) if args.state else None, rooms_file=rooms,
+        state_file=state, rooms_file=rooms,
         log=sys.stderr)
 
     def announce(line: str) -> None:

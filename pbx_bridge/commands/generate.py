@@ -68,7 +68,7 @@ def _range(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _transaction(args: argparse.Namespace) -> "Transaction":
+def _transaction(args: argparse.Namespace, asterisk_dir: Path) -> "Transaction":
     from ..ami import AmiClient
     from ..asterisk_cli import Asterisk, AsteriskAmi, AsteriskCli
     from ..doors import Runner
@@ -85,7 +85,7 @@ def _transaction(args: argparse.Namespace) -> "Transaction":
             sys.stderr.write(f"wrote file {i + 1}\n")
             sys.stderr.flush()
             time.sleep(delay)
-    return Transaction(settings.state_dir, asterisk, pause)
+    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,17 +95,20 @@ def run(args: argparse.Namespace) -> int:
     from ..preflight.checks import rtp_range
     from ..defaults import DEFAULT_AMAZON_CIDR
     from ..preflight.snapshot import Located, Options, gather
+    from ..statedir import exclusive
+    settings = load(args.config)
+    asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
     if args.rollback:
-        tx = _transaction(args)
+        tx = _transaction(args, asterisk_dir)
         try:
-            folder, restored, note = tx.rollback(reload=not args.no_reload)
+            with exclusive(settings.state_dir, "generate --rollback"):
+                folder, restored, note = tx.rollback(reload=not args.no_reload)
         finally:
             tx.asterisk.close()
         for path in restored:
             sys.stdout.write(f"restored {path}\n")
         sys.stdout.write(f"rolled back the change of {folder.name}; {note}\n")
         return 0
-    asterisk_dir = Path(args.asterisk_dir or load(args.config).asterisk_dir)
     if not asterisk_dir.is_dir():
         raise InputError(str(asterisk_dir), "Asterisk config directory does not exist")
     snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip, firewall=False,
@@ -144,10 +147,11 @@ def run(args: argparse.Namespace) -> int:
     out.write("# firewall rules to apply yourself (pbx-bridge never changes the firewall):\n")
     out.write("".join(f"#   {line}\n" for line in plan.firewall.splitlines()))
     if args.write and plan.changes:
-        tx = _transaction(args)
+        tx = _transaction(args, asterisk_dir)
         try:
-            outcome = tx.apply(plan, reload=not args.no_reload,
-                               verify_endpoint=config.endpoint)
+            with exclusive(settings.state_dir, "generate --write"):
+                outcome = tx.apply(plan, reload=not args.no_reload,
+                                   verify_endpoint=config.endpoint)
         finally:
             tx.asterisk.close()
         for path in outcome.written:

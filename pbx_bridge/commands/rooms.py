@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError, PbxBridgeError, UsageError
 from ..fileio import atomic_write
-from .common import Context, add_settings_args, context, emit, subcommands
+from ..amazon.errors import ApiError
+from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
 if TYPE_CHECKING:
     from ..rooms.store import Store
@@ -166,7 +167,14 @@ def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
     rooms = read(Path(args.map))
     desired = resolve(rooms, ctx.api, args.property,
                       args.create_profiles and args.rooms_command == "apply", args.map)
-    return build_plan(trunk, desired, ctx.api.list_mappings(trunk), store, args.prune)
+    try:
+        current = ctx.api.list_mappings(trunk)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        raise Refused(f"trunk {trunk} no longer exists at Amazon ({exc}); run 'pbx-bridge "
+                      "trunk create', or 'trunk delete --force' to forget it") from None
+    return build_plan(trunk, desired, current, store, args.prune)
 
 
 def _show(plan: "RoomPlan") -> str:
@@ -182,6 +190,17 @@ def _show(plan: "RoomPlan") -> str:
     return "\n".join(lines)
 
 
+def _check_agi_access(path: Path, user: str) -> None:
+    from ..rooms.routes import unreadable_by
+    try:
+        why = unreadable_by(path, user)
+    except OSError as exc:
+        why = str(exc)
+    if why:
+        sys.stderr.write(f"warning: the AGI user {user} ([agi] user) cannot read the routes "
+                         f"it needs: {why}\n")
+
+
 def run_plan(args: argparse.Namespace) -> int:
     from ..rooms.store import Store
     ctx = context(args)
@@ -191,6 +210,7 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_state("rooms apply")
 def run_apply(args: argparse.Namespace) -> int:
     from ..rooms.store import Store
     from ..rooms.sync import apply
@@ -221,7 +241,11 @@ def run_apply(args: argparse.Namespace) -> int:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
-    report = apply(plan, ctx.api, store, args.concurrency, progress)
+    try:
+        report = apply(plan, ctx.api, store, args.concurrency, progress)
+    finally:  # what Amazon confirmed is routed, also after a stop
+        published = store.publish(ctx.settings.agi_group)
+    _check_agi_access(published, ctx.settings.agi_user)
     doc = {**plan.to_json(), "done": len(report.done), "not_done": len(report.skipped),
            "error": report.error}
     if report.error:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..amazon.models import Peer, Trunk, TrunkSpec
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import Context, add_settings_args, context, emit, subcommands
+from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
 if TYPE_CHECKING:  # the preflight's stack is imported only when a command needs it
     from ..preflight.checks import Finding
@@ -217,6 +217,7 @@ def _check_timeout(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be a positive number of seconds")
 
 
+@writes_state("trunk create")
 def run_create(args: argparse.Namespace) -> int:
     _check_timeout(args)
     ctx = context(args)
@@ -279,6 +280,7 @@ def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
     return out
 
 
+@writes_state("trunk update")
 def run_update(args: argparse.Namespace) -> int:
     _check_timeout(args)
     ctx = context(args)
@@ -299,6 +301,7 @@ def run_update(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_state("trunk delete")
 def run_delete(args: argparse.Namespace) -> int:
     ctx = context(args)
     tid = _trunk_id(args, ctx)
@@ -310,8 +313,19 @@ def run_delete(args: argparse.Namespace) -> int:
         raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "
                           f"(e.g. {mapped[0].extension}); remove them or pass --force")
     api.delete_trunk(tid)
+    # its mappings go from the local table and the published routes at once: a deleted
+    # trunk must route nothing
+    from ..rooms.store import Store
+    store = Store(ctx.settings.state_dir)
+    try:
+        forgotten = store.forget_trunk(tid)
+        store.publish(ctx.settings.agi_group)
+    finally:
+        store.close()
     if ctx.state.trunk_id == tid:
         ctx.state.set_trunk(None)
-    emit(args, {"action": "deleted", "trunkId": tid, "mappings_removed": len(mapped)},
-         f"deleted trunk {tid}")
+    emit(args, {"action": "deleted", "trunkId": tid, "mappings_removed": len(mapped),
+                "local_mappings_forgotten": forgotten},
+         f"deleted trunk {tid}; {forgotten} local mapping(s) forgotten, calls to them are no "
+         "longer routed")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Callable
 from ..asterisk_cli import Asterisk
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write
+from ..statedir import prepare, untrusted
 from .plan import Plan
 
 
@@ -39,37 +41,55 @@ class Outcome:
 
 
 class Transaction:
-    def __init__(self, state_dir: Path, asterisk: Asterisk,
+    """``asterisk_dir`` is the tree this transaction may write: backups record it (resolved)
+    and rollback restores only a backup of that tree, only inside it."""
+
+    def __init__(self, state_dir: Path, asterisk_dir: Path, asterisk: Asterisk,
                  between_files: Callable[[int], None] | None = None) -> None:
         self.root = state_dir / "backups"
+        self.asterisk_dir = asterisk_dir.resolve()
         self.asterisk = asterisk
         # called after each file is written (tests inject a failure or a pause here)
         self.between_files = between_files or (lambda i: None)
 
     # ------------------------------------------------------------ backups
 
+    def _inside(self, path: Path) -> Path:
+        """``path`` resolved, which must lie inside the Asterisk dir."""
+        real = path.parent.resolve() / path.name
+        if not real.is_relative_to(self.asterisk_dir) or real == self.asterisk_dir:
+            raise ApplyFailed(f"{path} is outside the Asterisk dir {self.asterisk_dir}; "
+                              "pbx-bridge writes only inside it")
+        return real
+
     def _new_backup(self, plan: Plan) -> tuple[Path, dict[str, Any]]:
+        prepare(self.root.parent)
+        self.root.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)  # mkdir's mode is cut by the umask; this is not
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         folder = self.root / f"{stamp}-{os.getpid()}"
         n = 0
         while folder.exists():
             n += 1
             folder = self.root / f"{stamp}-{os.getpid()}-{n}"
-        folder.mkdir(parents=True, mode=0o700)
+        folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)
         files = []
         for i, ch in enumerate(plan.changes):
-            entry: dict[str, Any] = {"path": str(ch.path), "existed": ch.old is not None,
+            path = self._inside(ch.path)
+            entry: dict[str, Any] = {"path": str(path), "existed": ch.old is not None,
                                      "old_sha256": _sha(ch.old), "new_sha256": _sha(ch.new)}
             if ch.old is not None:
-                st = ch.path.stat()
-                entry.update(backup=f"{i:03d}.bak", mode=st.st_mode & 0o7777,
+                st = path.stat()
+                entry.update(backup=f"{i:03d}.bak", mode=st.st_mode & 0o777,
                              uid=st.st_uid, gid=st.st_gid)
                 atomic_write(folder / entry["backup"], ch.old, mode=0o600)
             else:  # a new file: readable by Asterisk, owned like its folder
-                st = ch.path.parent.stat()
+                st = path.parent.stat()
                 entry.update(mode=0o644, uid=st.st_uid, gid=st.st_gid)
             files.append(entry)
-        manifest = {"created": stamp, "files": files, "state": "writing"}
+        manifest = {"created": stamp, "asterisk_dir": str(self.asterisk_dir), "files": files,
+                    "state": "writing"}
         atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), 0o600)
         return folder, manifest
 
@@ -77,15 +97,40 @@ class Transaction:
         manifest["state"] = state
         atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), 0o600)
 
-    def latest(self) -> tuple[Path, dict[str, Any]] | None:
+    def _trusted(self, path: Path) -> None:
+        try:
+            why = untrusted(path)
+        except OSError as exc:
+            raise ApplyFailed(f"{path}: {exc.strerror or exc}") from None
+        if why:
+            raise ApplyFailed(f"refusing to roll back from {path}: it {why}, so anyone could "
+                              "have forged it; inspect and remove it")
+
+    def backups(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Every backup in the state dir, newest first, each checked to be ours alone."""
         if not self.root.is_dir():
-            return None
+            return []
+        self._trusted(self.root)
+        out = []
         for folder in sorted(self.root.iterdir(), reverse=True):
+            self._trusted(folder)
+            mf = folder / "manifest.json"
+            if not mf.exists():
+                continue  # killed before its manifest: nothing was written from it
+            self._trusted(mf)
             try:
-                manifest = json.loads((folder / "manifest.json").read_text())
+                manifest = json.loads(mf.read_text())
             except (OSError, ValueError):
                 continue
-            return folder, manifest
+            if isinstance(manifest, dict) and isinstance(manifest.get("files"), list):
+                out.append((folder, manifest))
+        return out
+
+    def latest(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest backup of this transaction's Asterisk dir."""
+        for folder, manifest in self.backups():
+            if manifest.get("asterisk_dir") == str(self.asterisk_dir):
+                return folder, manifest
         return None
 
     # ------------------------------------------------------------ apply / restore
@@ -95,10 +140,11 @@ class Transaction:
         written: list[Path] = []
         try:
             for i, ch in enumerate(plan.changes):
-                mode = manifest["files"][i].get("mode", 0o640)
-                atomic_write(ch.path, ch.new, mode=mode)
-                _own_like(ch.path, manifest["files"][i])
-                written.append(ch.path)
+                entry = manifest["files"][i]
+                path = Path(entry["path"])  # resolved, inside the Asterisk dir
+                atomic_write(path, ch.new, mode=entry.get("mode", 0o640))
+                _own_like(path, entry)
+                written.append(path)
                 self.between_files(i)
         except BaseException as exc:
             self._restore(folder, manifest)
@@ -126,14 +172,33 @@ class Transaction:
                        f"(transport {shown.transport})")
 
     def _restore(self, folder: Path, manifest: dict[str, Any]) -> list[Path]:
-        restored = []
+        if manifest.get("asterisk_dir") != str(self.asterisk_dir):
+            raise ApplyFailed(f"backup {folder.name} is of {manifest.get('asterisk_dir')}, not "
+                              f"of {self.asterisk_dir}; not restored")
+        # check every entry before touching any file
+        todo: list[tuple[Path, dict[str, Any], bytes | None]] = []
         for entry in manifest["files"]:
-            path = Path(entry["path"])
-            if entry["existed"]:
-                data = (folder / entry["backup"]).read_bytes()
-                if _sha(data) != entry["old_sha256"]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
+                    not Path(entry["path"]).is_absolute():
+                raise ApplyFailed(f"backup {folder.name}: a damaged manifest entry; nothing "
+                                  "restored")
+            path = self._inside(Path(entry["path"]))
+            data = None
+            if entry.get("existed"):
+                name = str(entry.get("backup", ""))
+                if not re.fullmatch(r"[0-9]{3}\.bak", name):
+                    raise ApplyFailed(f"backup {folder.name}: bad backup name {name!r}")
+                self._trusted(folder / name)
+                data = (folder / name).read_bytes()
+                if _sha(data) != entry.get("old_sha256"):
                     raise InputError(str(folder), f"backup of {path} is damaged; not restored")
-                atomic_write(path, data, mode=entry.get("mode", 0o640))
+            todo.append((path, entry, data))
+        restored = []
+        for path, entry, data in todo:
+            if data is not None:
+                # permission bits only: never setuid, setgid or sticky from a manifest
+                mode = int(entry.get("mode", 0o640)) & 0o777
+                atomic_write(path, data, mode=mode)
                 _own_like(path, entry)
             else:
                 try:
@@ -145,9 +210,12 @@ class Transaction:
         return restored
 
     def rollback(self, reload: bool) -> tuple[Path, list[Path], str]:
+        found = self.backups()
         last = self.latest()
         if last is None:
-            raise ApplyFailed(f"no backup in {self.root}: nothing to roll back")
+            other = f" (the latest is of {found[0][1].get('asterisk_dir')})" if found else ""
+            raise ApplyFailed(f"no backup of {self.asterisk_dir} in {self.root}{other}: "
+                              "nothing to roll back")
         folder, manifest = last
         if manifest.get("state") == "rolled back":
             raise ApplyFailed(f"the last change ({folder.name}) was already rolled back")
@@ -167,6 +235,7 @@ class Transaction:
 def _own_like(path: Path, entry: dict[str, Any]) -> None:
     if "uid" in entry and os.geteuid() == 0:
         try:
-            os.chown(path, entry["uid"], entry["gid"])
-        except OSError:
+            os.chown(path, int(entry["uid"]), int(entry["gid"]), follow_symlinks=False)
+            os.chmod(path, int(entry.get("mode", 0o640)) & 0o777)  # chown may clear bits
+        except (OSError, ValueError, TypeError):
             pass

@@ -2,11 +2,13 @@
 trunk, its endpoint, and each mapping with whether we created it and when it was confirmed.
 
 Each change is one transaction, so a kill at any moment leaves the database as it was before
-or after that change. The AGI side opens it read-only and never waits on a writer.
+or after that change. It is private (0600, like the state dir's other files): the AGI reads
+the routes snapshot that :meth:`Store.publish` writes from it, never the database.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError
+from ..statedir import prepare
+from . import routes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +50,9 @@ class Store:
         self.path = state_dir / DB_NAME
         self._lock = threading.Lock()
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            prepare(state_dir)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            os.close(fd)
             self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -98,25 +104,28 @@ class Store:
                        (trunk_id, extension, profile_id, room,
                         int(keep if ours is None else ours), time.time()))
 
+    def forget_trunk(self, trunk_id: str) -> int:
+        """A trunk deleted at Amazon: its mappings (and the trunk, if it is the one the
+        routes name) go in one transaction. Returns how many mappings were removed."""
+        with self._tx() as db:
+            n = db.execute("DELETE FROM mappings WHERE trunk_id = ?", (trunk_id,)).rowcount
+            db.execute("DELETE FROM meta WHERE key = 'trunk_id' AND value = ?", (trunk_id,))
+        return int(n)
+
+    def publish(self, group: str | None = None) -> Path:
+        """Write the routes snapshot the AGI reads (the current trunk's mappings)."""
+        trunk = self.meta("trunk_id")
+        rooms = {r.extension: (r.profile_id, r.room)
+                 for r in self.rows(trunk).values()} if trunk else {}
+        try:
+            return routes.publish(self.path.parent, trunk, self.meta("endpoint"), rooms, group)
+        except KeyError:
+            raise InputError(str(group), "[agi] group: no such group on this host") from None
+        except OSError as exc:
+            raise InputError(str(self.path.parent / routes.ROUTES_NAME),
+                             f"cannot publish the routes: {exc.strerror or exc}") from None
+
     def forget(self, trunk_id: str, extension: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM mappings WHERE trunk_id = ? AND extension = ?",
                        (trunk_id, extension))
-
-
-def lookup_table(state_dir: Path) -> tuple[str | None, str | None, dict[str, tuple[str, str]]]:
-    """For the AGI side, read-only: (trunk id, endpoint, {extension: (profile id, room)}).
-    Raises ``sqlite3.Error``/``OSError`` when there is no usable database."""
-    path = state_dir / DB_NAME
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        trunk = meta.get("trunk_id")
-        table: dict[str, tuple[str, str]] = {}
-        if trunk:
-            for ext, pid, room in db.execute("SELECT extension, profile_id, room FROM mappings "
-                                             "WHERE trunk_id = ?", (trunk,)):
-                table[ext] = (pid, room)
-        return trunk, meta.get("endpoint"), table
-    finally:
-        db.close()

@@ -1,0 +1,109 @@
+"""The state dir's safety rules: who may write what pbx-bridge later trusts, and one writer at
+a time.
+
+The state dir holds secrets (the token cache), what rollback trusts (backups) and the local
+mapping database: all private to the user who runs pbx-bridge (root on a PBX). The only thing
+meant for another user is the published routes file the AGI reads (``routes.json``), which
+holds no secret. So the dir itself is 0711 (others may pass through it to that one file, not
+list it or write in it), and every writing command tightens it again, whatever ``chmod -R`` a
+user ran.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import InputError, PbxBridgeError
+
+DIR_MODE = 0o711
+LOCK_NAME = "pbx-bridge.lock"
+
+
+class Busy(PbxBridgeError):
+    """Another pbx-bridge that writes the state is running (exit 1)."""
+
+
+def untrusted(path: Path, st: os.stat_result | None = None) -> str | None:
+    """Why ``path`` cannot be trusted (owned by another user, or writable by group or
+    others), or None. Symlinks are not followed."""
+    st = st or os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if st.st_uid != os.geteuid():
+        return f"is owned by uid {st.st_uid}, not by the user running pbx-bridge " \
+               f"(uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def prepare(state_dir: Path) -> Path:
+    """Create the state dir if needed and take away group/other write access (and that of
+    the folders pbx-bridge keeps in it). Refuses a dir owned by another user."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(state_dir)
+    except OSError as exc:
+        raise InputError(str(state_dir), f"cannot create the state dir: "
+                         f"{exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(str(state_dir), "the state dir is not a directory")
+    if st.st_uid != os.geteuid():
+        raise InputError(str(state_dir), f"the state dir is owned by uid {st.st_uid}; run "
+                         f"pbx-bridge as that user, or: chown {os.geteuid()} {state_dir}")
+    try:
+        if stat.S_IMODE(st.st_mode) != DIR_MODE:
+            os.chmod(state_dir, DIR_MODE)
+        for name, mode in (("backups", 0o700),):
+            sub = state_dir / name
+            if sub.is_dir() and not sub.is_symlink() and \
+                    stat.S_IMODE(sub.stat().st_mode) != mode:
+                os.chmod(sub, mode)
+        for name in ("token.json", "state.json", "pbx-bridge.sqlite",
+                     "pbx-bridge.sqlite-wal", "pbx-bridge.sqlite-shm", LOCK_NAME):
+            f = state_dir / name
+            if f.is_file() and not f.is_symlink() and stat.S_IMODE(f.stat().st_mode) & 0o077:
+                os.chmod(f, 0o600)
+    except OSError as exc:
+        raise InputError(str(state_dir), f"cannot tighten the state dir's permissions: "
+                         f"{exc.strerror or exc}") from None
+    return state_dir
+
+
+@contextmanager
+def exclusive(state_dir: Path, command: str) -> Iterator[None]:
+    """Hold the state dir's write lock for ``command``; a second writer gets :class:`Busy`
+    at once. The lock is the kernel's (``flock``), so it dies with its process: a killed run
+    never blocks the next one."""
+    prepare(state_dir)
+    path = state_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot open the lock file: {exc.strerror or exc}") \
+            from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+            pid = holder[0] if holder else "?"
+            what = " ".join(holder[1:]) or "command"
+            raise Busy(f"another pbx-bridge {what} is running (pid {pid}); wait for it to "
+                       f"finish (lock: {path})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing releases the lock

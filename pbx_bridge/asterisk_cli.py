@@ -57,6 +57,11 @@ FAILURE_WORDS = re.compile(r"(?i)\b(error|unable to|failed|not found|no such mod
 class Asterisk:
     """A running Asterisk, whichever way its CLI is reached."""
 
+    @property
+    def local(self) -> bool:
+        """Whether Asterisk runs on this host (so its files and ports are ours to check)."""
+        return False
+
     def unavailable(self) -> str | None:
         """Why we cannot talk to a running Asterisk, or None when we can."""
         raise NotImplementedError
@@ -89,21 +94,27 @@ class Asterisk:
 class AsteriskCli(Asterisk):
     """Through ``asterisk -rx`` (the command door)."""
 
-    def __init__(self, runner: Runner, binary: str = "asterisk") -> None:
+    def __init__(self, runner: Runner, command: "str | tuple[str, ...]" = "asterisk") -> None:
+        """``command`` is how the CLI is run (``[pbx] asterisk_cli``), e.g.
+        ``("asterisk", "-C", "/etc/asterisk/asterisk.conf")``; ``-rx CMD`` is appended."""
         self.runner = runner
-        self.binary = binary
+        self.command = (command,) if isinstance(command, str) else tuple(command)
+
+    @property
+    def local(self) -> bool:
+        return True
 
     def unavailable(self) -> str | None:
-        if self.runner.which(self.binary) is None:
-            return "Asterisk is not installed here"
-        r = self.runner.run([self.binary, "-rx", "core show version"], timeout=15)
+        if self.runner.which(self.command[0]) is None:
+            return f"Asterisk is not installed here ({self.command[0]} not found)"
+        r = self.runner.run([*self.command, "-rx", "core show version"], timeout=15)
         text = r.stdout + r.stderr
         if r.returncode != 0 or any(s in text for s in NOT_RUNNING):
             return "Asterisk is not running"
         return None
 
     def _run(self, command: str) -> tuple[bool, str]:
-        r = self.runner.run([self.binary, "-rx", command], timeout=30)
+        r = self.runner.run([*self.command, "-rx", command], timeout=30)
         return r.returncode == 0, r.stdout + r.stderr
 
 
@@ -113,6 +124,14 @@ class AsteriskAmi(Asterisk):
     def __init__(self, client: "AmiClient") -> None:
         self.client = client
         self.connected = False
+
+    @property
+    def local(self) -> bool:
+        import ipaddress
+        try:
+            return ipaddress.ip_address(self.client.host).is_loopback
+        except ValueError:
+            return self.client.host == "localhost"
 
     def unavailable(self) -> str | None:
         from .ami import AmiError

@@ -9,13 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import InputError, UsageError
 from ..settings import load
 
 if TYPE_CHECKING:
-    from ..generate.transaction import Transaction
+    from ..asterisk_cli import Asterisk
+    from ..generate.render import TrunkConfig
+    from ..generate.transaction import Check, Transaction
+    from ..generate.verify import Verdict  # noqa: F401
 
 HELP = "generate the Amazon trunk's Asterisk config (dry run: a diff), --write it, or " \
        "--rollback"
@@ -38,8 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--public-ip", metavar="IP", help="default: detected as in preflight")
     p.add_argument("--local-net", action="append", default=[], metavar="CIDR",
                    help="a local network (may repeat)")
-    p.add_argument("--context", help="dialplan context for calls from Alexa (default "
-                   "from-internal on FreePBX, from-alexa otherwise)")
+    p.add_argument("--context", default="from-alexa", help="dialplan context for calls from "
+                   "Alexa (default from-alexa, generated unless the dialplan has it)")
+    p.add_argument("--phones-context", metavar="NAME", help="plain Asterisk: the context "
+                   "where the PBX's phones are dialled, the only place calls from Alexa may go "
+                   "(default: the context most phone endpoints use)")
+    p.add_argument("--bind", default="0.0.0.0", metavar="IP", help="address the TLS "
+                   "transport listens on (default 0.0.0.0)")
     p.add_argument("--endpoint", default="alexa", help="name of the trunk endpoint/aor/"
                    "identify (default alexa)")
     p.add_argument("--transport-name", default="transport-alexa-tls",
@@ -74,7 +82,7 @@ def _transaction(args: argparse.Namespace, asterisk_dir: Path) -> "Transaction":
     from ..doors import Runner
     from ..generate.transaction import Transaction
     settings = load(args.config)
-    asterisk: Asterisk = AsteriskCli(Runner())
+    asterisk: Asterisk = AsteriskCli(Runner(), settings.asterisk_cli)
     if settings.ami is not None:  # reload over AMI when it is configured
         host, port, user, secret = settings.ami
         asterisk = AsteriskAmi(AmiClient(host, port, user, secret))
@@ -86,6 +94,21 @@ def _transaction(args: argparse.Namespace, asterisk_dir: Path) -> "Transaction":
             sys.stderr.flush()
             time.sleep(delay)
     return Transaction(settings.state_dir, asterisk_dir, asterisk, pause)
+
+
+def _checker(config: "TrunkConfig", asterisk: "Asterisk") -> "Check":
+    from ..generate.verify import loaded
+    from ..net import Network
+
+    def handshake(host: str, port: int) -> str | None:
+        probe = Network().tls_sip_probe(host, port)
+        if not probe.connected:
+            return probe.error or "no TLS 1.2 handshake"
+        return None if probe.version == "TLSv1.2" else f"it speaks {probe.version}, not TLS 1.2"
+
+    def check(a: "Asterisk", log: Callable[[], list[str]]) -> "Verdict":
+        return loaded(a, config, handshake if a.local else None, log)
+    return check
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         priv_key_file=args.key or f"{keys}/{base}.key", ca_list_file=args.ca_list,
         public_ip=snap.public_ip.value if isinstance(snap.public_ip, Located) else None,
         local_nets=tuple(args.local_net), rtp_start=start, rtp_end=end,
-        context=args.context or ("from-internal" if snap.freepbx else "from-alexa"),
+        context=args.context, phones_context=args.phones_context, bind=args.bind,
         amazon_cidrs=tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR]),
         room_pattern=args.room_pattern, amazon_sip=args.amazon_sip, agi=args.agi)
     plan = build(asterisk_dir, config, (snap.pjsip, snap.rtp, snap.modules))
@@ -147,11 +170,17 @@ def run(args: argparse.Namespace) -> int:
     out.write("# firewall rules to apply yourself (pbx-bridge never changes the firewall):\n")
     out.write("".join(f"#   {line}\n" for line in plan.firewall.splitlines()))
     if args.write and plan.changes:
+        from ..generate.transaction import ApplyFailed
+        from ..generate.verify import tls_file_problems
+        problems = tls_file_problems(plan.config, FileSystem(asterisk_dir))
+        if problems:  # Asterisk would drop the whole transport: nothing is written
+            raise ApplyFailed("not written: " + "; ".join(problems) + " (Asterisk would drop "
+                              "the TLS transport; give --cert/--key/--ca-list files it can use)")
         tx = _transaction(args, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --write"):
                 outcome = tx.apply(plan, reload=not args.no_reload,
-                                   verify_endpoint=config.endpoint)
+                                   check=_checker(plan.config, tx.asterisk))
         finally:
             tx.asterisk.close()
         for path in outcome.written:

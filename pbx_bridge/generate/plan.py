@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..asterisk_conf import Config, Where, read_config
@@ -116,6 +116,41 @@ def _rtp_header(rtp: Config) -> str:
     return "[general](+)" if theirs else "[general]"
 
 
+def phone_contexts(pj: Config, c: TrunkConfig) -> list[tuple[str, int]]:
+    """The contexts of the PBX's phones, most used first: every endpoint's ``context`` but
+    ours and the trunks' (endpoints an ``identify`` matches by address)."""
+    ours = _ours(pj)
+    trunks = {sec.value("endpoint") for sec in pj.of_type("identify")}
+    counts: dict[str, int] = {}
+    for sec in pj.of_type("endpoint"):
+        if sec.name == c.endpoint or sec.name in trunks or _inside(ours, sec.where):
+            continue
+        ctx = (sec.value("context") or "default").strip()
+        counts[ctx] = counts.get(ctx, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _phones_context(pj: Config, ext: Config, c: TrunkConfig) -> str:
+    ours = _ours(ext)
+    contexts = {sec.name for sec in ext.sections if not _inside(ours, sec.where)}
+    if c.phones_context is not None:
+        if c.phones_context not in contexts:
+            raise Conflict(f"--phones-context {c.phones_context}: the dialplan has no such "
+                           f"context (it has: {', '.join(sorted(contexts)[:12]) or 'none'})")
+        return c.phones_context
+    found = phone_contexts(pj, c)
+    for ctx, _ in found:
+        if ctx in contexts:
+            return ctx
+    raise Conflict("cannot tell which dialplan context the phones use (" + (
+        ", ".join(f"{ctx}: {n} endpoint(s), not in the dialplan" for ctx, n in found)
+        or "no phone endpoints in pjsip.conf") + "); pass --phones-context NAME")
+
+
+FREEPBX_OUTBOUND = ("from-internal", "from-internal-xfer", "from-internal-noxfer",
+                    "from-internal-additional", "outbound-allroutes")
+
+
 def _include_block(name: str) -> str:
     return f"#include {name}"
 
@@ -147,12 +182,17 @@ def build(asterisk_dir: Path, c: TrunkConfig,
         if not rtp.found:
             raise Conflict(f"no rtp.conf in {asterisk_dir}; run 'fwconsole reload' first")
         wanted.append((d / "rtp_custom.conf", render.rtp(c, _rtp_header(rtp))))
+        if c.context in FREEPBX_OUTBOUND or c.context.startswith("outrt-"):
+            raise Conflict(f"--context {c.context} carries FreePBX's outbound routes: a guest's "
+                           "Echo could dial the PSTN; use the generated from-alexa")
         wanted.append((d / "extensions_custom.conf", render.dialplan(c)))
     else:
         ext = read_config(fs, "extensions.conf")
         ext_ours = _ours(ext)
         context_exists = any(sec.name == c.context and not _inside(ext_ours, sec.where)
                              for sec in ext.sections)
+        if not context_exists:
+            c = replace(c, phones_context=_phones_context(pj, ext, c))
         if context_exists:
             notes.append(f"the dialplan already has [{c.context}]: calls from Alexa rooms go "
                          "there (not generated)")

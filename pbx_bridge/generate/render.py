@@ -53,10 +53,17 @@ class TrunkConfig:
     amazon_sip: str | None  # Amazon's outbound SIP address, when the trunk tells it
     bind: str = "0.0.0.0"
     agi: str | None = None  # e.g. agi://127.0.0.1:4573 to look rooms up at call time
+    phones_context: str | None = None  # plain Asterisk: where the PBX's phones are dialled
 
     def __post_init__(self) -> None:
         for name in ("transport", "endpoint", "context"):
             checked_name(getattr(self, name), f"--{name.replace('_', '-')}")
+        if self.phones_context is not None:
+            checked_name(self.phones_context, "--phones-context")
+        try:
+            ipaddress.ip_address(checked(self.bind, "--bind"))
+        except ValueError:
+            raise UsageError(f"--bind {self.bind}: not an IP address") from None
         for name in ("cert_file", "priv_key_file", "ca_list_file"):
             checked(getattr(self, name), name)
         if not 0 < self.port < 65536:
@@ -135,19 +142,41 @@ def rtp(c: TrunkConfig, header: str) -> str:
     return "\n".join([header, f"rtpstart={c.rtp_start}", f"rtpend={c.rtp_end}"])
 
 
+# FreePBX's contexts for a PBX's own destinations (core's from-did-direct includes the first
+# two): extensions with their follow-me, ring groups, queues. Never from-internal, which also
+# includes outbound-allroutes: from there a guest's Echo could dial the PSTN.
+FREEPBX_REACH = ("ext-findmefollow", "ext-local", "ext-group", "ext-queues")
+
+
 def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
-    lines = [
-        "; Calls from Alexa rooms arrive in the endpoint's context"
-        + (f" ({c.context}, which the dialplan already has)" if c.freepbx or context_exists
-           else "") + ".",
-    ]
-    if not c.freepbx and not context_exists:
-        lines += [f"[{c.context}]",
+    lines: list[str] = []
+    if context_exists:
+        lines.append(f"; Calls from Alexa rooms arrive in {c.context}, which the dialplan "
+                     "already has.")
+    elif c.freepbx:
+        lines += [f"; Calls from Alexa rooms: this PBX's extensions, ring groups and queues, "
+                  "and nothing else",
+                  "; (not from-internal: its outbound routes would let a guest's Echo dial "
+                  "out).",
+                  f"[{c.context}]", *(f"include => {ctx}" for ctx in FREEPBX_REACH), ""]
+    else:
+        phones = c.phones_context or "default"
+        lines += [f"; Calls from Alexa rooms reach this PBX's phones in [{phones}] and nothing "
+                  "else:",
+                  "; a PJSIP endpoint named like the dialled extension, living in that "
+                  "context.",
+                  f"[{c.context}]",
                   "exten => _X.,1,NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})"]
         if c.agi:  # show the room's name on the front desk's phone
             lines.append(" same => n,AGI(pbx-bridge,agi,alexa-caller)" if c.agi == "process"
                          else f" same => n,AGI({c.agi}/alexa-caller)")
-        lines += [" same => n,Goto(default,${EXTEN},1)", ""]
+        lines += [' same => n,GotoIf($[${REGEX("^[0-9]{1,15}$" ${EXTEN})}]?:refuse)',
+                  f' same => n,GotoIf($["${{PJSIP_ENDPOINT(${{EXTEN}},context)}}" = '
+                  f'"{phones}"]?:refuse)',
+                  f" same => n,GotoIf(${{DIALPLAN_EXISTS({phones},${{EXTEN}},1)}}?:refuse)",
+                  f" same => n,Goto({phones},${{EXTEN}},1)",
+                  " same => n(refuse),NoOp(${EXTEN} is not a phone of this PBX)",
+                  " same => n,Hangup(1)", ""]
     lines += ["; PBX phones reach a room's Alexa through the Amazon trunk:",
               "[pbx-bridge-to-alexa]",
               f"exten => {c.room_pattern},1,NoOp(Calling Alexa room extension ${{EXTEN}})"]

@@ -22,10 +22,19 @@ from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write
 from ..statedir import prepare, untrusted
 from .plan import Plan
+from .verify import LogCapture, Verdict
 
 
 class ApplyFailed(PbxBridgeError):
     pass
+
+
+class RestartNeeded(PbxBridgeError):
+    """The files are right, but the running Asterisk keeps the old transport until restarted
+    (exit 1: it does not run what is on disk yet)."""
+
+
+Check = Callable[[Asterisk, Callable[[], list[str]]], Verdict]
 
 
 def _sha(data: bytes | None) -> str | None:
@@ -135,7 +144,11 @@ class Transaction:
 
     # ------------------------------------------------------------ apply / restore
 
-    def apply(self, plan: Plan, reload: bool, verify_endpoint: str) -> Outcome:
+    def apply(self, plan: Plan, reload: bool, check: Check) -> Outcome:
+        """Back up, write, reload, and ``check`` what Asterisk loaded (given Asterisk and a
+        function returning its log lines of the reload). On a failed check every file is
+        restored and Asterisk reloaded; when only a restart is missing, the files are kept
+        and :class:`RestartNeeded` says so."""
         folder, manifest = self._new_backup(plan)
         written: list[Path] = []
         try:
@@ -158,18 +171,23 @@ class Transaction:
         if why is not None:
             return Outcome(folder, tuple(written), False,
                            f"{why}: files written, reload skipped")
-        errors = self.asterisk.reload()
-        shown = self.asterisk.show_endpoint(verify_endpoint) if not errors else None
-        if errors or shown is None:
+        verdict = None
+        with LogCapture(self.asterisk) as capture:
+            errors = self.asterisk.reload()
+            if not errors:
+                verdict = check(self.asterisk, capture.lines)
+        if errors or (verdict is not None and not verdict.ok and not verdict.restart_needed):
             self._restore(folder, manifest)
             self.asterisk.reload()
-            problem = "; ".join(errors) if errors else \
-                f"after the reload Asterisk has no endpoint {verify_endpoint}"
+            problem = "; ".join(errors) if errors else "; ".join(verdict.problems if verdict
+                                                                 else ())
             raise ApplyFailed(f"Asterisk did not accept the new config ({problem}); every file "
                               "was restored and Asterisk reloaded")
-        return Outcome(folder, tuple(written), True,
-                       f"Asterisk reloaded; endpoint {shown.name} is loaded "
-                       f"(transport {shown.transport})")
+        assert verdict is not None
+        if verdict.restart_needed:
+            raise RestartNeeded(f"files written ({len(written)}; backup {folder.name}), but "
+                                f"{verdict.summary}: asterisk -rx 'core restart gracefully'")
+        return Outcome(folder, tuple(written), True, f"Asterisk reloaded; {verdict.summary}")
 
     def _restore(self, folder: Path, manifest: dict[str, Any]) -> list[Path]:
         if manifest.get("asterisk_dir") != str(self.asterisk_dir):

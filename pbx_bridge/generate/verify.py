@@ -1,0 +1,206 @@
+"""What a real Asterisk 22 does with the trunk config, checked rather than assumed.
+
+Learned on Asterisk 22.10.1 (tests/test_real_asterisk.py shows each):
+
+- A transport whose ``cert_file``, ``priv_key_file`` or ``ca_list_file`` is missing or
+  unreadable is dropped whole ("ca_list_file ... is either missing or not readable", "Could not
+  create an object of type 'transport'"), and the reload still answers "reloaded
+  successfully". So the files are checked before writing, and the result after.
+- ``module reload res_pjsip.so`` creates a *new* transport and its listener, but keeps a changed
+  one as it was ("Transport '...' is not fully reloadable, not reloading: protocol, bind, TLS
+  (everything but certificate and private key if filename is unchanged) ..."), and keeps the old
+  object when the new one fails to load ("Retaining existing configuration"). So the loaded
+  transport is compared with the config: a difference means a restart is needed.
+- Errors go to Asterisk's log, not to the CLI's answer; a log channel added for the reload
+  (``logger add channel``) catches them in Asterisk's own words.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..asterisk_cli import Asterisk
+from ..certs import CertError, key_matches, load_chain, load_key
+from ..doors import FileSystem
+from .render import TrunkConfig
+
+
+def tls_file_problems(c: TrunkConfig, fs: FileSystem) -> list[str]:
+    """Why Asterisk would drop the transport for its files: each names the file."""
+    problems: list[str] = []
+    data: dict[str, bytes] = {}
+    for label, named in (("certificate", c.cert_file), ("private key", c.priv_key_file),
+                         ("CA list", c.ca_list_file)):
+        path = fs.host_path(named)
+        try:
+            data[label] = path.read_bytes()
+        except FileNotFoundError:
+            problems.append(f"the {label} {named} does not exist")
+        except IsADirectoryError:
+            problems.append(f"the {label} {named} is a directory")
+        except OSError as exc:
+            problems.append(f"the {label} {named} cannot be read: {exc.strerror or exc}")
+    chain = None
+    if "certificate" in data:
+        try:
+            chain = load_chain(data["certificate"])
+        except CertError as exc:
+            problems.append(f"the certificate {c.cert_file} is not a PEM certificate ({exc})")
+    if "private key" in data:
+        try:
+            key = load_key(data["private key"])
+        except CertError as exc:
+            problems.append(f"the private key {c.priv_key_file} is not a usable PEM key ({exc})")
+        else:
+            if chain and not key_matches(chain[0], key):
+                problems.append(f"the private key {c.priv_key_file} does not match the "
+                                f"certificate {c.cert_file}")
+    if "CA list" in data:
+        try:
+            load_chain(data["CA list"])
+        except CertError as exc:
+            problems.append(f"the CA list {c.ca_list_file} holds no PEM certificate ({exc})")
+    return problems
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    restart_needed: bool
+    problems: tuple[str, ...]  # what is wrong, in Asterisk's words where it said any
+    summary: str
+
+
+def show_fields(text: str) -> dict[str, str]:
+    """``ParameterName : ParameterValue`` rows of a ``pjsip show <object> NAME``."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([a-z_0-9]+)\s+:\s?(.*)$", line)
+        if m:
+            out.setdefault(m.group(1), m.group(2).strip())
+    return out
+
+
+def _tls_target(c: TrunkConfig) -> str:
+    host = c.bind
+    if ipaddress.ip_address(host).is_unspecified:
+        host = "127.0.0.1" if ipaddress.ip_address(host).version == 4 else "::1"
+    return host
+
+
+class LogCapture:
+    """A log channel added to the running Asterisk while we reload, so its errors can be
+    quoted. Only when Asterisk runs on this host; the file is removed afterwards."""
+
+    def __init__(self, asterisk: Asterisk) -> None:
+        self.asterisk = asterisk
+        self.path = Path(tempfile.gettempdir()) / f"pbx-bridge-reload-{secrets.token_hex(8)}.log"
+        self.active = False
+
+    def __enter__(self) -> "LogCapture":
+        if self.asterisk.local:
+            ok, _ = self.asterisk.rx(f"logger add channel {self.path} notice,warning,error")
+            self.active = ok
+        return self
+
+    def lines(self) -> list[str]:
+        if not self.active:
+            return []
+        try:
+            text = self.path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [ln for ln in text.splitlines() if re.search(r"\] (ERROR|WARNING|NOTICE)\[", ln)]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            self.asterisk.rx(f"logger remove channel {self.path}")
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+RELEVANT = re.compile(r"(?i)transport|ca_list_file|cert_file|priv_key_file|pjsip_pbx-bridge|"
+                      r"_custom\.conf|endpoint|identify|srtp|Retaining existing|"
+                      r"not fully reloadable")
+
+
+def relevant(lines: list[str], c: TrunkConfig) -> list[str]:
+    """Asterisk's log lines about our objects and files, without the date and thread."""
+    out = []
+    for ln in lines:
+        if not (RELEVANT.search(ln) and (c.transport in ln or c.endpoint in ln or
+                                         "pbx-bridge" in ln or "_custom" in ln or
+                                         "transport" in ln.lower())):
+            continue
+        out.append(re.sub(r"^\[[^\]]*\]\s*", "", ln))
+    return out
+
+
+def loaded(asterisk: Asterisk, c: TrunkConfig,
+           handshake: Callable[[str, int], str | None] | None,
+           log: Callable[[], list[str]] = list) -> Verdict:
+    """Compare what the running Asterisk loaded with ``c``. ``handshake(host, port)`` tries a
+    TLS 1.2 handshake and returns why it failed (None: it worked); None when Asterisk is not
+    on this host. ``log()`` gives Asterisk's log lines of the reload, read only when something
+    is wrong (and last: Asterisk's logger writes asynchronously)."""
+    problems: list[str] = []
+    restart: list[str] = []
+    _, text = asterisk.rx(f"pjsip show transport {c.transport}")
+    if "Unable to find object" in text or "ParameterName" not in text:
+        problems.append(f"Asterisk did not load the transport {c.transport}")
+    else:
+        f = show_fields(text)
+        want = {"bind": f"{c.bind}:{c.port}", "cert_file": c.cert_file,
+                "priv_key_file": c.priv_key_file, "ca_list_file": c.ca_list_file,
+                "method": "tlsv1_2", "protocol": "tls"}
+        for key, value in want.items():
+            if f.get(key, "") != value:
+                restart.append(f"{key} is {f.get(key) or '(none)'}, the config says {value}")
+        if not restart and handshake is not None:
+            why = handshake(_tls_target(c), c.port)
+            if why:
+                problems.append(f"the transport is loaded but {why}")
+    _, text = asterisk.rx(f"pjsip show endpoint {c.endpoint}")
+    if "Unable to find object" in text or "ParameterName" not in text:
+        problems.append(f"Asterisk did not load the endpoint {c.endpoint}")
+    else:
+        f = show_fields(text)
+        if f.get("media_encryption") != "sdes":
+            problems.append(f"the endpoint {c.endpoint} has media_encryption: "
+                            f"{f.get('media_encryption') or '(none)'}, not sdes")
+        if f.get("transport") != c.transport:
+            problems.append(f"the endpoint {c.endpoint} uses transport "
+                            f"{f.get('transport') or '(none)'}, not {c.transport}")
+        matches = set(re.findall(r"^\s*Match:\s*(\S+)", text, re.M))
+        for cidr in c.amazon_cidrs:
+            net = str(ipaddress.ip_network(cidr, strict=False))
+            if net not in matches and cidr not in matches:
+                problems.append(f"the identify of {c.endpoint} does not match {cidr} "
+                                f"(Asterisk shows: {', '.join(sorted(matches)) or 'none'})")
+    ok_srtp, text = asterisk.rx("module show like res_srtp.so")
+    if not re.search(r"res_srtp\.so\s.*Running", text):
+        asterisk.rx("module load res_srtp.so")  # autoload=no: a reload does not load modules
+        _, text = asterisk.rx("module show like res_srtp.so")
+        if not re.search(r"res_srtp\.so\s.*Running", text):
+            problems.append("res_srtp.so is not running, so SDES-SRTP cannot work")
+    words = relevant(log(), c) if problems or restart else []
+    if problems:
+        return Verdict(False, False, tuple(problems + words), "; ".join(problems))
+    if restart:
+        note = next((w for w in words if "not fully reloadable" in w), None)
+        return Verdict(False, True, tuple(restart + ([note] if note else [])),
+                       f"Asterisk still runs the old transport {c.transport} (" +
+                       "; ".join(restart) + "): a reload cannot change it, restart Asterisk")
+    return Verdict(True, False, (), f"Asterisk loaded transport {c.transport} "
+                   f"({c.bind}:{c.port}, TLS 1.2" + (", handshake checked" if handshake else "")
+                   + f"), endpoint {c.endpoint} (sdes, {len(c.amazon_cidrs)} Amazon "
+                   "network(s) matched), res_srtp running")

@@ -150,9 +150,16 @@ class RealAsterisk:
                             "--clean"], capture_output=True, timeout=60)
 
     def restart(self) -> None:
-        """Stop and boot again on the same config dir (a restart, as an admin would)."""
-        self.stop()
-        self.boot()
+        """What pbx-bridge tells an admin to run: Asterisk restarts in place (same process,
+        same asterisk.conf), and we wait until it is fully booted again."""
+        self.cli("core restart now")
+        deadline = time.monotonic() + 60
+        time.sleep(0.5)
+        while "fully booted" not in self.cli("core waitfullybooted"):
+            if time.monotonic() > deadline:
+                raise AssertionError("Asterisk did not come back after core restart now:\n"
+                                     + self.log()[-2000:])
+            time.sleep(0.2)
 
     def wait_for(self, command: str, pattern: str, timeout: float = 10) -> str:
         deadline = time.monotonic() + timeout

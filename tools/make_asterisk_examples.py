@@ -22,7 +22,7 @@ def config(freepbx: bool, agi: str | None) -> TrunkConfig:
                        priv_key_file="/etc/asterisk/keys/pbx.key",
                        ca_list_file="/etc/asterisk/keys/ca.crt", public_ip=None, local_nets=(),
                        rtp_start=10000, rtp_end=20000,
-                       context="from-internal" if freepbx else "from-alexa",
+                       context="from-alexa", phones_context=None if freepbx else "internal",
                        amazon_cidrs=("3.239.178.128/25",), room_pattern="_7XXX",
                        amazon_sip=None, agi=agi)
 
@@ -31,14 +31,16 @@ EXAMPLES = {
     "extensions_pbx-bridge.fastagi.conf": (
         "; Plain Asterisk, rooms looked up through `pbx-bridge fastagi` (include this file\n"
         "; from extensions.conf, and `include => pbx-bridge-to-alexa` in your phones' "
-        "context).\n", config(False, "agi://127.0.0.1:4573")),
+        "context;\n; `generate` writes your phones' context where this says internal).\n",
+        config(False, "agi://127.0.0.1:4573")),
     "extensions_pbx-bridge.process-agi.conf": (
         "; Plain Asterisk, rooms looked up by process AGI (pbx-bridge must be on Asterisk's\n"
         "; PATH, e.g. /var/lib/asterisk/agi-bin/pbx-bridge -> the installed script).\n",
         config(False, "process")),
     "extensions_custom.freepbx.conf": (
         "; FreePBX: append to /etc/asterisk/extensions_custom.conf (from-internal includes\n"
-        "; from-internal-custom), rooms looked up through `pbx-bridge fastagi`.\n",
+        "; from-internal-custom), rooms looked up through `pbx-bridge fastagi`; the trunk\n"
+        "; endpoint's context=from-alexa.\n",
         config(True, "agi://127.0.0.1:4573")),
 }
 

@@ -34,6 +34,11 @@ class RestartNeeded(PbxBridgeError):
     (exit 1: it does not run what is on disk yet)."""
 
 
+# Asterisk 22 never closes a TLS transport on reload: removed from the config it keeps
+# listening, and re-added it comes back with its old settings (seen on 22.10.1).
+STALE_TRANSPORT = (" (a TLS transport Asterisk started keeps its old port and settings until "
+                   "Asterisk restarts: asterisk -rx 'core restart gracefully')")
+
 Check = Callable[[Asterisk, Callable[[], list[str]]], Verdict]
 
 
@@ -182,7 +187,7 @@ class Transaction:
             problem = "; ".join(errors) if errors else "; ".join(verdict.problems if verdict
                                                                  else ())
             raise ApplyFailed(f"Asterisk did not accept the new config ({problem}); every file "
-                              "was restored and Asterisk reloaded")
+                              "was restored and Asterisk reloaded" + STALE_TRANSPORT)
         assert verdict is not None
         if verdict.restart_needed:
             raise RestartNeeded(f"files written ({len(written)}; backup {folder.name}), but "
@@ -247,6 +252,8 @@ class Transaction:
                 errors = self.asterisk.reload()
                 note = "Asterisk reloaded" if not errors else "reload reported: " + \
                     "; ".join(errors)
+                if any(Path(e["path"]).name.startswith("pjsip") for e in manifest["files"]):
+                    note += STALE_TRANSPORT
         return folder, restored, note
 
 

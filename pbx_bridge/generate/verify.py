@@ -199,7 +199,8 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
         note = next((w for w in words if "not fully reloadable" in w), None)
         return Verdict(False, True, tuple(restart + ([note] if note else [])),
                        f"Asterisk still runs the old transport {c.transport} (" +
-                       "; ".join(restart) + "): a reload cannot change it, restart Asterisk")
+                       "; ".join(restart) + "): a reload cannot change it" +
+                       (f" (Asterisk: {note})" if note else "") + ", so restart Asterisk")
     return Verdict(True, False, (), f"Asterisk loaded transport {c.transport} "
                    f"({c.bind}:{c.port}, TLS 1.2" + (", handshake checked" if handshake else "")
                    + f"), endpoint {c.endpoint} (sdes, {len(c.amazon_cidrs)} Amazon "

@@ -20,7 +20,8 @@ from pbx_bridge.generate.plan import build
 from pbx_bridge.generate.render import TrunkConfig
 from pbx_bridge.generate.transaction import ApplyFailed, Transaction
 from pbx_bridge.net import Network
-from pbx_bridge.preflight.checks import Status, run_checks
+from pbx_bridge.findings import Status
+from pbx_bridge.preflight.checks import run_checks
 from pbx_bridge.preflight.snapshot import Options, gather
 
 ROOT = Path(__file__).parent.parent

@@ -14,7 +14,8 @@ import pytest
 from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, add_freepbx_trunk,
                      free_port, freepbx_tree, host_runner, make_cert, make_host, make_pki)
 from pbx_bridge.net import Network
-from pbx_bridge.preflight.checks import Finding, Status, overall_ok, run_checks
+from pbx_bridge.findings import Finding, Status
+from pbx_bridge.preflight.checks import overall_ok, run_checks
 from pbx_bridge.preflight.snapshot import Options, gather
 
 FW = DATA / "firewall"

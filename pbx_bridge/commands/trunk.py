@@ -20,7 +20,7 @@ from ..errors import InputError, PbxBridgeError, UsageError
 from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
 if TYPE_CHECKING:  # the preflight's stack is imported only when a command needs it
-    from ..preflight.checks import Finding
+    from ..findings import Finding
 
 HELP = "create, show, list, update or delete the Amazon SIP trunk"
 # The preflight checks that decide whether what we would send is right.
@@ -166,7 +166,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Fi
 
 
 def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
-    from ..preflight.checks import Status
+    from ..findings import Status
     bad = [f for f in findings if f.status in (Status.FAIL, Status.ERROR)]
     if bad and not args.skip_preflight:
         lines = "\n".join(f"  {f.id}: {f.summary}" + (f" ({f.where})" if f.where else "")

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from enum import Enum
 from typing import Any, Callable, Union
 
 from cryptography.x509.oid import NameOID
@@ -19,31 +18,10 @@ from .. import certs
 from ..asterisk_conf import Section, Setting, Where
 from ..firewall.commands import open_commands, port_span
 from ..firewall.model import Coverage, Ruleset, coverage
+from ..findings import Finding, Status
 from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, transports
 from .snapshot import Located, Snapshot, Unknown
-
-
-class Status(str, Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Finding:
-    id: str
-    status: Status
-    summary: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    where: str | None = None
-    fix: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status.value, "summary": self.summary,
-                "evidence": self.evidence, "where": self.where, "fix": self.fix}
 
 
 def _w(where: Where | None) -> str | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from .checks import Finding, Status, overall_ok
+from ..findings import Finding, Status
+from .checks import overall_ok
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2",
             Status.ERROR: "35"}

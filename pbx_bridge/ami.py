@@ -6,7 +6,9 @@ traffic, secrets included, at debug level; this needs four messages and no threa
 
 from __future__ import annotations
 
+import select
 import socket
+import time
 from dataclasses import dataclass
 
 from .errors import PbxBridgeError
@@ -35,11 +37,13 @@ class AmiClient:
     username: str
     secret: Secret
     timeout: float = 5.0
+    events: str = "off"  # the Login's Events: "on" to receive events (test-call)
 
     def __post_init__(self) -> None:
         self.sock: socket.socket | None = None
         self.buf = b""
         self.next_id = 1
+        self.backlog: list[Message] = []  # events that arrived while awaiting a response
 
     def _read_block(self) -> str:
         assert self.sock is not None
@@ -82,7 +86,7 @@ class AmiClient:
         if not line.startswith(b"Asterisk Call Manager/"):
             raise AmiError(f"{self.host}:{self.port} is not AMI ({line[:40]!r})")
         aid = self._send("Login", Username=self.username, Secret=self.secret.reveal(),
-                         Events="off")
+                         Events=self.events)
         resp = self._response(aid)
         if resp.get("Response") != "Success":
             raise AmiError(f"AMI login as {self.username} failed: "
@@ -93,6 +97,33 @@ class AmiClient:
             msg = parse_message(self._read_block())
             if msg.get("ActionID") == aid and "Response" in msg:
                 return msg
+            if "Event" in msg and self.events != "off":
+                self.backlog.append(msg)
+
+    def action(self, action: str, **fields: str) -> Message:
+        """Send an action and return its response (events meanwhile are kept)."""
+        return self._response(self._send(action, **fields))
+
+    def next_event(self, timeout: float) -> Message | None:
+        """The next event, or None when none arrives within ``timeout`` seconds."""
+        if self.backlog:
+            return self.backlog.pop(0)
+        assert self.sock is not None
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return None
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                raise AmiError(f"AMI at {self.host}:{self.port}: {exc}") from None
+            if not chunk:
+                raise AmiError(f"AMI at {self.host}:{self.port} closed the connection")
+            self.buf += chunk
+        block, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        msg = parse_message(block.decode("utf-8", "replace"))
+        return msg if "Event" in msg else self.next_event(max(0.0, deadline - time.monotonic()))
 
     def event_list(self, action: str, item_event: str, **fields: str) -> list[Message]:
         """An action answered by a list of events, ending in one whose EventList is
@@ -117,6 +148,9 @@ class AmiClient:
         while True:
             block = self._read_block()
             msg = parse_message(block)
+            if "Event" in msg and self.events != "off" and msg.get("ActionID") != aid:
+                self.backlog.append(msg)
+                continue
             if msg.get("ActionID") == aid and "Response" in msg:
                 output = [line.partition(":")[2].strip() for line in block.split("\r\n")
                           if line.startswith("Output:")]

@@ -15,6 +15,7 @@ from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
 from .commands import generate as generate_cmd
 from .commands import rooms as rooms_cmd
+from .commands import test_call as test_call_cmd
 from .commands import token as token_cmd
 from .commands import trunk as trunk_cmd
 from .preflight import command as preflight
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_cmd.add_parser(sub)
     trunk_cmd.add_parser(sub)
     rooms_cmd.add_parser(sub)
+    test_call_cmd.add_parser(sub)
     agi_cmd.add_parsers(sub)
     emulator_cmd.add_parser(sub)
     config_cmd.add_parser(sub)

@@ -14,16 +14,15 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from helpers import (PUBLIC_IP, ROOT, SECRET, cli_env, csv_of, freepbx_generate_tree,
+from helpers import (PUBLIC_IP, ROOT, freepbx_generate_tree,
                      make_cert, make_pki)
-from realasterisk import AMI_SECRET, AMI_USER, RealAsterisk, base_files, boot, free_ports, \
-    free_udp_range
+from realasterisk import Ami, RealAsterisk, base_files, boot, contexts_run, free_ports, \
+    free_udp_range, varsets
 
 pytestmark = pytest.mark.asterisk
 PB = [sys.executable, "-m", "pbx_bridge"]
@@ -34,103 +33,6 @@ def pb(args: list[str], env: dict[str, str], cwd: Path = ROOT, timeout: float = 
        ) -> subprocess.CompletedProcess:
     return subprocess.run([*PB, *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=timeout)
-
-
-class Ami:
-    """A raw AMI session with events on: originate, and what the channels did."""
-
-    def __init__(self, port: int) -> None:
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.buf = b""
-        self._line(20)  # the banner
-        self.n = 0
-        self.action("Login", Username=AMI_USER, Secret=AMI_SECRET)
-
-    def _line(self, timeout: float) -> str | None:
-        end = time.monotonic() + timeout
-        while b"\r\n" not in self.buf:
-            left = end - time.monotonic()
-            if left <= 0:
-                return None
-            self.s.settimeout(left)
-            try:
-                chunk = self.s.recv(65536)
-            except (socket.timeout, TimeoutError):
-                return None
-            if not chunk:
-                raise ConnectionError("AMI closed the connection")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line.decode("utf-8", "replace")
-
-    def send(self, action: str, **fields: str) -> str:
-        self.n += 1
-        aid = f"t{self.n}"
-        text = f"Action: {action}\r\nActionID: {aid}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
-        self.s.sendall(text.encode())
-        return aid
-
-    def msg(self, timeout: float = 20) -> dict[str, str] | None:
-        """The next message, or None when none came in ``timeout`` seconds."""
-        d: dict[str, str] = {}
-        end = time.monotonic() + timeout
-        while True:
-            line = self._line(max(0.0, end - time.monotonic()))
-            if line is None:
-                if d:
-                    end = time.monotonic() + 5  # a message is half read: finish it
-                    continue
-                return None
-            if not line:
-                if d:
-                    return d
-                continue
-            k, _, v = line.partition(": ")
-            d[k] = d[k] + "\n" + v if k in d else v
-
-    def action(self, action: str, **fields: str) -> dict[str, str]:
-        aid = self.send(action, **fields)
-        while True:
-            m = self.msg()
-            assert m is not None, f"no answer to {action}"
-            if m.get("ActionID") == aid and "Response" in m:
-                return m
-
-    def originate(self, channel: str, settle: float = 1.5, **fields: str
-                  ) -> tuple[dict[str, str], list[dict[str, str]]]:
-        """Originate (async) and collect every event until the answer and ``settle`` s more."""
-        aid = self.send("Originate", Channel=channel, Async="true", Timeout="10000",
-                        **({"Application": "Wait", "Data": "1"} | fields))
-        events: list[dict[str, str]] = []
-        answer: dict[str, str] = {}
-        deadline = None
-        end = time.monotonic() + 30
-        while time.monotonic() < end and (deadline is None or time.monotonic() < deadline):
-            m = self.msg(0.3)
-            if m is None:
-                continue
-            events.append(m)
-            if m.get("Event") == "OriginateResponse" and m.get("ActionID") == aid:
-                answer = m
-                deadline = time.monotonic() + settle
-        return answer, events
-
-    def close(self) -> None:
-        try:
-            self.send("Logoff")
-        finally:
-            self.s.close()
-
-
-def contexts_run(events: list[dict[str, str]]) -> list[tuple[str, str, str]]:
-    return [(e.get("Context", ""), e.get("Extension", ""), e.get("Application", ""))
-            for e in events if e.get("Event") == "Newexten"]
-
-
-def varsets(events: list[dict[str, str]]) -> dict[str, str]:
-    return {e["Variable"]: e.get("Value", "") for e in events
-            if e.get("Event") == "VarSet" and "Variable" in e}
 
 
 # ------------------------------------------------------------------ the plain PBX

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from helpers import SECRET, cli_env, csv_of, pb, rows
+from helpers import csv_of, pb, rows
 from pbx_bridge.rooms.mapfile import MapErrors, parse
 
 def test_map_file_problems_are_all_reported_with_lines():

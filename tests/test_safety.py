@@ -208,7 +208,7 @@ def traversable():
 
 def _apply_rooms(hotel, traversable, agi_user="nobody", group=None):
     srv, tid, _ = hotel()
-    from helpers import SECRET, cli_env
+    from helpers import cli_env
     state = traversable / "state"
     state.mkdir(mode=0o700)
     (state / "state.json").write_text(json.dumps({"trunkId": tid}))
@@ -305,7 +305,7 @@ def test_apply_warns_when_the_agi_user_cannot_read_the_routes(hotel, tmp_path, t
     if not AS_ROOT:
         pytest.skip("needs root: the judge treats root as able to read anything")
     srv, tid, _ = hotel()
-    from helpers import SECRET, cli_env
+    from helpers import cli_env
     cfg = traversable / "pbx-bridge.toml"
     cfg.write_text("[agi]\nuser = \"nobody\"\n")
     cfg.chmod(0o600)

@@ -142,6 +142,10 @@ def rtp(c: TrunkConfig, header: str) -> str:
     return "\n".join([header, f"rtpstart={c.rtp_start}", f"rtpend={c.rtp_end}"])
 
 
+# After a Dial to Amazon: its SIP answer ("SIP 404 Not Found"), which `pbx-bridge test-call`
+# reads over AMI (and which shows in the CLI's verbose log).
+SIP_OUTCOME = " same => n,Set(ALEXA_SIP=${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech)})"
+
 # FreePBX's contexts for a PBX's own destinations (core's from-did-direct includes the first
 # two): extensions with their follow-me, ring groups, queues. Never from-internal, which also
 # includes outbound-allroutes: from there a guest's Echo could dial the PSTN.
@@ -154,7 +158,7 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
         lines.append(f"; Calls from Alexa rooms arrive in {c.context}, which the dialplan "
                      "already has.")
     elif c.freepbx:
-        lines += [f"; Calls from Alexa rooms: this PBX's extensions, ring groups and queues, "
+        lines += ["; Calls from Alexa rooms: this PBX's extensions, ring groups and queues, "
                   "and nothing else",
                   "; (not from-internal: its outbound routes would let a guest's Echo dial "
                   "out).",
@@ -186,10 +190,12 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
         lines += [f" same => n,{call}",
                   ' same => n,GotoIf($["${ALEXA_MAPPED}" != "1"]?notroom)',
                   " same => n,Dial(${ALEXA_DIAL},60)",
+                  SIP_OUTCOME,
                   " same => n,Hangup()",
                   " same => n(notroom),Congestion()"]
     else:
-        lines += [f" same => n,Dial(PJSIP/${{EXTEN}}@{c.endpoint},60)", " same => n,Hangup()"]
+        lines += [f" same => n,Dial(PJSIP/${{EXTEN}}@{c.endpoint},60)", SIP_OUTCOME,
+                  " same => n,Hangup()"]
     if c.freepbx:
         lines += ["", "[from-internal-custom]", "include => pbx-bridge-to-alexa"]
     return "\n".join(lines)

@@ -17,7 +17,8 @@ def render_json(findings: list[Finding]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def render_text(findings: list[Finding], colour: bool) -> str:
+def render_text(findings: list[Finding], colour: bool,
+                verdicts: tuple[str, str] = ("ready for Amazon", "NOT ready for Amazon")) -> str:
     width = max((len(f.id) for f in findings), default=10)
     lines = []
     for f in findings:
@@ -34,7 +35,7 @@ def render_text(findings: list[Finding], colour: bool) -> str:
             lines.extend(f"{pad}       {ln}" for ln in fix_lines[1:])
     counts = {s: sum(1 for f in findings if f.status == s) for s in Status}
     summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
-    verdict = "ready for Amazon" if overall_ok(findings) else "NOT ready for Amazon"
+    verdict = verdicts[0] if overall_ok(findings) else verdicts[1]
     lines.append("")
     lines.append(f"{verdict}: {summary}")
     return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""``pbx-bridge test-call``: place a real call through the trunk over AMI and say what broke
+(Amazon's "Step 6: test your configuration", automated)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import re
+import sys
+
+from typing import TYPE_CHECKING
+
+from ..errors import PbxBridgeError, UsageError
+from ..settings import load
+
+if TYPE_CHECKING:
+    from ..findings import Finding
+    from ..testcall import Observation
+
+HELP = "place a test call to a room's Alexa (or check a call from one) and diagnose it"
+
+
+class NoAmi(PbxBridgeError):
+    exit_code = 2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("test-call", help=HELP, description=HELP + ". Needs the [ami] "
+                       "settings. Exit 0 when the call worked, 1 when it failed (with the "
+                       "diagnosis), 2 for bad usage or no AMI.")
+    p.add_argument("--config", metavar="FILE", help="settings file ([ami], state dir)")
+    p.add_argument("--to", required=True, metavar="EXT", help="the room's Alexa extension "
+                   "(to a room), or the PBX extension (--from-alexa)")
+    p.add_argument("--from-alexa", action="store_true", help="check what Amazon will deliver "
+                   "when a guest says 'Alexa, call extension EXT'")
+    p.add_argument("--direct", action="store_true", help="dial the trunk endpoint itself, "
+                   "not through the generated dialplan")
+    p.add_argument("--ring", action="store_true", help="--from-alexa: really ring EXT")
+    p.add_argument("--hold", type=float, default=3.0, metavar="SECONDS",
+                   help="keep an answered call up this long (default 3)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to let it ring (default 30)")
+    p.add_argument("--endpoint", metavar="NAME", help="the trunk endpoint (default: the one "
+                   "the routes name, else alexa)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(run=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not re.fullmatch(r"[0-9]{1,15}", args.to):
+        raise UsageError(f"--to {args.to!r}: an extension is 1 to 15 digits")
+    if args.ring and not args.from_alexa:
+        raise UsageError("--ring goes with --from-alexa")
+    if args.direct and args.from_alexa:
+        raise UsageError("--direct is for calls to a room, not --from-alexa")
+    if not 0 <= args.hold <= 600:
+        raise UsageError("--hold must be 0..600 seconds")
+    if not 0 < args.timeout <= 600:
+        raise UsageError("--timeout must be more than 0 and at most 600 seconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ami import AmiClient, AmiError
+    from ..findings import Finding, Status
+    from ..rooms import routes
+    from ..testcall import Caller, Observation, diagnose, report, show_fields
+    _check(args)
+    settings = load(args.config)
+    obs = Observation("from-alexa" if args.from_alexa else "to-alexa", args.to,
+                      args.endpoint or "alexa")
+    try:
+        table = routes.load(settings.state_dir)
+        obs.endpoint = args.endpoint or table.endpoint
+        obs.mapped = args.to in table.rooms
+    except (OSError, ValueError) as exc:
+        obs.routes_note = f"no routes published in {settings.state_dir} ({exc})"
+        obs.mapped = False
+    if settings.ami is None:
+        raise NoAmi("test-call needs the [ami] settings (host, port, username, secret) in "
+                    f"{settings.source}; or PBX_BRIDGE_AMI_SECRET for the secret")
+    host, port, user, secret = settings.ami
+    ami = AmiClient(host, port, user, secret, timeout=15.0, events="on")
+    try:
+        ami.connect()
+    except AmiError as exc:
+        finding = Finding("ami.connect", Status.FAIL, str(exc), {"host": host, "port": port,
+                          "username": user}, settings.source,
+                          f"check [ami] host, port, username and secret in {settings.source} "
+                          "and that manager.conf enables AMI for that user")
+        _show(args, obs, [finding])
+        return 2
+    caller = Caller(ami)
+    try:
+        fields = caller.endpoint(obs)
+        if obs.endpoint_loaded:
+            if args.from_alexa:
+                caller.reach(obs, args.ring, args.timeout)
+            else:
+                transport = show_fields(caller.cli(
+                    f"pjsip show transport {fields.get('transport', '')}"))
+                try:
+                    local = ipaddress.ip_address(host).is_loopback
+                except ValueError:
+                    local = host == "localhost"
+                caller.call_room(obs, args.direct, args.hold, args.timeout,
+                                 transport.get("ca_list_file") or None, local)
+    except AmiError as exc:
+        raise NoAmi(f"AMI at {host}:{port} failed during the test call: {exc}") from None
+    finally:
+        caller.hang_up_all()  # also on Ctrl-C: never leave a channel up
+        ami.close()
+    findings = diagnose(obs)
+    _show(args, obs, findings)
+    return 0 if report(obs, findings)["ok"] else 1
+
+
+def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]") -> None:
+    from ..preflight.render import render_text
+    from ..testcall import report
+    doc = report(obs, findings)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    head = f"test call {obs.direction} {obs.to}: " + ("answered" if obs.answered else
+                                                      "not answered")
+    if doc["sip"]["code"]:
+        head += f", SIP {doc['sip']['code']} {doc['sip']['reason'] or ''}".rstrip()
+    if obs.answered and obs.direction == "to-alexa":
+        yes = {True: "yes", False: "NO", None: "?"}
+        head += f", TLS {yes[obs.tls]}, SRTP {yes[obs.srtp]}, codec {obs.codec or '?'}"
+        if doc["rtp"]:
+            head += f", RTP {doc['rtp']['sent']} sent / {doc['rtp']['received']} received"
+    sys.stdout.write(head + "\n" + render_text(findings, sys.stdout.isatty(),
+                                                ("the call works", "the call FAILED")) + "\n")

@@ -1,0 +1,494 @@
+"""``pbx-bridge test-call``: Amazon's "Step 6", automated. A real call through the running
+Asterisk over AMI, observed (gather), then judged by pure functions (diagnose) into findings.
+
+What the observation rests on was seen on a real Asterisk 22.10.1 calling a second one over
+TLS + SDES-SRTP (tests/test_test_call.py): the generated ``[pbx-bridge-to-alexa]`` sets
+``ALEXA_SIP`` to Amazon's SIP answer after the Dial ("SIP 404 Not Found"); the dialled PJSIP
+channel's ``Hangup`` event carries the Q.850 cause (1 for a 404, 21 for a 403, 58 for a 488,
+19 ringing unanswered, 34 when no connection could be made); ``CHANNEL(pjsip,secure)``,
+``CHANNEL(rtp,secure,audio)`` and ``CHANNEL(audionativeformat)`` answer over ``Getvar``; and
+``pjsip show channelstats`` counts the RTP packets each way.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .ami import AmiClient, AmiError, Message
+from .findings import Finding, Status
+
+# Q.850 causes Asterisk's chan_pjsip gives for Amazon's SIP answers, when the SIP answer
+# itself is not at hand (--direct): the most likely SIP code for each.
+CAUSE_TO_SIP = {1: 404, 21: 403, 58: 488, 65: 488, 18: 408, 102: 408, 19: 480, 17: 486}
+NO_CONNECTION_CAUSES = {3, 27, 34, 38, 41, 42}  # 3: no trunk channel at all (contact down)
+
+
+@dataclass
+class Observation:
+    """What happened, as gathered; everything may be unknown (None)."""
+
+    direction: str  # "to-alexa" | "from-alexa"
+    to: str
+    endpoint: str
+    endpoint_loaded: bool | None = None
+    endpoint_context: str | None = None
+    mapped: bool | None = None  # in the published routes
+    routes_note: str | None = None
+    channel: str | None = None  # the dialled PJSIP channel
+    answered: bool = False
+    ringing: bool = False
+    sip_code: int | None = None
+    sip_reason: str | None = None
+    sip_guess: int | None = None  # no SIP answer at hand (--direct): from the Q.850 cause
+    cause: int | None = None
+    cause_txt: str | None = None
+    tls: bool | None = None
+    srtp: bool | None = None
+    codec: str | None = None
+    rtp_sent: int | None = None
+    rtp_received: int | None = None
+    hung_up_early: bool = False  # Amazon hung up during the hold
+    contact: str | None = None  # the aor's contact (Amazon's address)
+    contact_status: str | None = None  # Asterisk's qualify status of it (Avail, Unavail)
+    reach: str | None = None  # our own TLS probe of the contact: None ok, else why not
+    reached: str | None = None  # from-alexa: where the extension is found
+    not_reached: str | None = None  # from-alexa: why it is not
+    timed_out: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_sip(value: str) -> tuple[int | None, str | None]:
+    """``SIP 404 Not Found`` -> (404, "Not Found")."""
+    m = re.match(r"\s*SIP\s+(\d{3})\s*(.*)$", value or "")
+    return (int(m.group(1)), m.group(2).strip() or None) if m else (None, None)
+
+
+def parse_channelstats(text: str, channel: str) -> tuple[int, int] | None:
+    """(sent, received) RTP packets of ``PJSIP/<id>`` in ``pjsip show channelstats``:
+    ``BridgeId ChannelId UpTime Codec RxCount RxLost RxPct RxJitter TxCount ...``."""
+    cid = channel.split("/", 1)[-1]
+    for line in text.splitlines():
+        t = line.split()
+        if cid in t:
+            i = t.index(cid)
+            nums = t[i + 3:]
+            if len(nums) >= 5 and nums[0].isdigit() and nums[4].isdigit():
+                return int(nums[4]), int(nums[0])
+    return None
+
+
+def show_fields(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([a-z_0-9]+)\s+:\s?(.*)$", line)
+        if m:
+            out.setdefault(m.group(1), m.group(2).strip())
+    return out
+
+
+def contact_address(contact: str) -> tuple[str, int] | None:
+    """``sip:3.239.178.130:5061;transport=tls`` -> (host, port)."""
+    m = re.match(r"sips?:(?:[^@;]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?", contact.strip())
+    if not m:
+        return None
+    return m.group(1).strip("[]"), int(m.group(2) or 5061)
+
+
+def probe_tls(host: str, port: int, cafile: str | None, timeout: float = 5.0) -> str | None:
+    """What Asterisk's outbound TLS connection would meet: None when a TLS 1.2 handshake
+    verified against the transport's CA list works, else why it did not."""
+    import socket
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if cafile:
+            ctx.load_verify_locations(cafile)
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+    except (OSError, ssl.SSLError) as exc:
+        return f"the CA list {cafile} cannot be used ({exc})"
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+    try:
+        with ctx.wrap_socket(raw) as tls:
+            tls.do_handshake()
+    except ssl.SSLCertVerificationError as exc:
+        return f"TLS handshake with {host}:{port} failed: {exc.verify_message}"
+    except (ssl.SSLError, OSError) as exc:
+        return f"TLS handshake with {host}:{port} failed: {exc}"
+    finally:
+        raw.close()
+    return None
+
+
+# ------------------------------------------------------------------ gather (over AMI)
+
+class Caller:
+    """Drives one test call over AMI and hangs up whatever it started, whatever happens."""
+
+    def __init__(self, ami: AmiClient, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ami = ami
+        self.clock = clock
+        self.sleep = sleep
+        tag = secrets.token_hex(4)
+        self.ids = (f"pbxb-{tag}-1", f"pbxb-{tag}-2")  # the originated channel's uniqueids
+        self.channels: dict[str, str] = {}  # uniqueid -> channel name, of ours, still up
+        self.events: list[Message] = []
+
+    def cli(self, command: str) -> str:
+        return self.ami.command(command)[1]
+
+    def getvar(self, channel: str, variable: str) -> str | None:
+        r = self.ami.action("Getvar", Channel=channel, Variable=variable)
+        return r.get("Value") if r.get("Response") == "Success" else None
+
+    def endpoint(self, obs: Observation) -> dict[str, str]:
+        text = self.cli(f"pjsip show endpoint {obs.endpoint}")
+        if "Unable to find object" in text or "ParameterName" not in text:
+            obs.endpoint_loaded = False
+            return {}
+        obs.endpoint_loaded = True
+        f = show_fields(text)
+        obs.endpoint_context = f.get("context") or None
+        aors = (f.get("aors") or obs.endpoint).split(",")[0].strip()
+        text = self.cli(f"pjsip show aor {aors}")
+        aor = show_fields(text)
+        obs.contact = aor.get("contact") or None
+        m = re.search(r"Contact:\s+\S+?/(sips?:\S+)\s+\S+\s+(\S+)", text)
+        if m:  # "Contact: alexa/sip:127.0.0.2:5061;transport=tls  741527e0b0 Avail  0.750"
+            obs.contact = obs.contact or m.group(1)
+            obs.contact_status = m.group(2)
+        return f
+
+    def _track(self, m: Message) -> None:
+        self.events.append(m)
+        uid, name, ev = m.get("Uniqueid", ""), m.get("Channel", ""), m.get("Event")
+        if ev == "Newchannel" and uid in self.ids:
+            self.channels[uid] = name
+        if ev == "DialBegin" and m.get("DestChannel", "").startswith("PJSIP/") and \
+                (uid in self.ids or m.get("Channel", "") in self.channels.values()):
+            self.channels[m.get("DestUniqueid", m["DestChannel"])] = m["DestChannel"]
+        if ev == "Hangup":
+            self.channels.pop(uid, None)
+
+    def pump(self, seconds: float, until: Callable[[Message], bool] | None = None
+             ) -> Message | None:
+        """Read events for up to ``seconds``; return the first for which ``until`` is true."""
+        end = self.clock() + seconds
+        while True:
+            left = end - self.clock()
+            if left <= 0:
+                return None
+            m = self.ami.next_event(min(left, 0.5))
+            if m is None:
+                continue
+            self._track(m)
+            if until is not None and until(m):
+                return m
+
+    def originate(self, channel: str, timeout: float, **extra: str) -> None:
+        r = self.ami.action("Originate", Channel=channel, Async="true",
+                            Timeout=str(int(timeout * 1000)), ChannelId=self.ids[0],
+                            OtherChannelId=self.ids[1], Application="Milliwatt", **extra)
+        if r.get("Response") != "Success":
+            raise AmiError(f"Originate {channel}: {r.get('Message', 'refused')}")
+
+    def hang_up_all(self) -> None:
+        """Hang up every channel of ours still up (also those we only just learnt of)."""
+        try:
+            self.pump(0.3)
+        except AmiError:
+            return
+        for name in list(self.channels.values()):
+            try:
+                self.ami.action("Hangup", Channel=name)
+            except AmiError:
+                return
+        self.channels.clear()
+
+    # -------------------------------------------------------------- to a room
+
+    def call_room(self, obs: Observation, direct: bool, hold: float, timeout: float,
+                  cafile: str | None, local: bool) -> None:
+        target = f"PJSIP/{obs.to}@{obs.endpoint}" if direct else \
+            f"Local/{obs.to}@pbx-bridge-to-alexa"
+        self.originate(target, timeout)
+        done = self.pump(timeout + 10, lambda m: m.get("Event") == "OriginateResponse" and
+                         m.get("Uniqueid") == self.ids[0])
+        if done is None:
+            obs.timed_out = True
+            return
+        obs.answered = done.get("Response") == "Success"
+        obs.ringing = done.get("Reason") == "3"
+        if obs.answered:
+            obs.sip_code, obs.sip_reason = 200, "OK"
+            self.pump(0.3)
+            obs.channel = self._pjsip_channel()
+            if obs.channel is None:
+                obs.notes.append("answered, but the trunk channel was not seen")
+                return
+            self.pump(hold, lambda m: m.get("Event") == "Hangup" and
+                      m.get("Channel") == obs.channel)
+            if obs.channel not in self.channels.values():
+                obs.hung_up_early = True
+                return
+            obs.tls = _flag(self.getvar(obs.channel, "CHANNEL(pjsip,secure)"))
+            obs.srtp = _flag(self.getvar(obs.channel, "CHANNEL(rtp,secure,audio)"))
+            codec = self.getvar(obs.channel, "CHANNEL(audionativeformat)")
+            obs.codec = codec.strip("()") if codec else None
+            stats = parse_channelstats(self.cli("pjsip show channelstats"), obs.channel)
+            if stats is not None:
+                obs.rtp_sent, obs.rtp_received = stats
+            return
+        # not answered: Amazon's answer, from the dialplan, or the dialled channel's cause
+        self.pump(2.0, lambda m: m.get("Event") == "Hangup" and
+                  m.get("Uniqueid") == self.ids[1])
+        for m in self.events:
+            if m.get("Event") == "VarSet" and m.get("Variable") == "ALEXA_SIP" and \
+                    m.get("Value"):
+                obs.sip_code, obs.sip_reason = parse_sip(m["Value"])
+            trunk_leg = m.get("Channel", "").startswith("PJSIP/")
+            if m.get("Event") == "Hangup" and (trunk_leg or (
+                    m.get("Uniqueid") == self.ids[1] and obs.cause is None)):
+                obs.cause = int(m["Cause"]) if m.get("Cause", "").isdigit() else None
+                obs.cause_txt = m.get("Cause-txt")
+        if obs.sip_code is None and obs.cause is not None and not obs.ringing:
+            obs.sip_guess = CAUSE_TO_SIP.get(obs.cause)
+        if obs.cause in NO_CONNECTION_CAUSES and obs.sip_code is None and obs.contact and \
+                local:
+            where = contact_address(obs.contact)
+            if where:
+                obs.reach = probe_tls(where[0], where[1], cafile) or "reachable"
+
+    def _pjsip_channel(self) -> str | None:
+        for m in self.events:
+            if m.get("Event") == "DialBegin" and m.get("DestChannel", "").startswith("PJSIP/"):
+                return m["DestChannel"]
+            if m.get("Event") == "Newchannel" and m.get("Uniqueid") == self.ids[0] and \
+                    m.get("Channel", "").startswith("PJSIP/"):
+                return m["Channel"]
+        return None
+
+    # -------------------------------------------------------------- from a room
+
+    def reach(self, obs: Observation, ring: bool, timeout: float) -> None:
+        ctx = obs.endpoint_context or "default"
+        entries = self._dialplan(ctx, obs.to)
+        if not entries:
+            obs.not_reached = f"[{ctx}] has no extension {obs.to}"
+            return
+        guard = next((e for e in entries if e.get("Application") == "Goto" and
+                      e.get("AppData", "").endswith(",${EXTEN},1")), None)
+        if guard is not None:  # our plain-Asterisk guard: a phone in the phones' context
+            phones = guard["AppData"].split(",")[0]
+            ep = show_fields(self.cli(f"pjsip show endpoint {obs.to}"))
+            if ep.get("context") != phones:
+                obs.not_reached = (f"{obs.to} is not a PJSIP endpoint in [{phones}], so "
+                                   f"[{ctx}] refuses it (only the PBX's phones are reached)")
+                return
+            if not self._dialplan(phones, obs.to):
+                obs.not_reached = f"[{phones}] has no extension {obs.to}"
+                return
+            obs.reached = f"[{ctx}] -> [{phones}] {obs.to}"
+        else:
+            where = entries[0].get("IncludeContext") or entries[0].get("Context") or ctx
+            obs.reached = f"[{ctx}]" + (f" -> [{where}]" if where != ctx else "") + \
+                f" {obs.to}"
+        if ring:
+            self.originate(f"Local/{obs.to}@{ctx}", timeout)
+            done = self.pump(timeout + 10, lambda m: m.get("Event") == "OriginateResponse"
+                             and m.get("Uniqueid") == self.ids[0])
+            if done is None:
+                obs.timed_out = True
+                return
+            obs.answered = done.get("Response") == "Success"
+            obs.ringing = done.get("Reason") == "3"
+            self.pump(0.5)
+            for m in self.events:
+                if m.get("Event") == "Hangup" and m.get("Uniqueid") == self.ids[1]:
+                    obs.cause = int(m["Cause"]) if m.get("Cause", "").isdigit() else None
+                    obs.cause_txt = m.get("Cause-txt")
+
+    def _dialplan(self, context: str, exten: str) -> list[Message]:
+        aid = self.ami._send("ShowDialPlan", Context=context, Extension=exten)
+        items: list[Message] = []
+        while True:
+            m = self.ami.next_event(10)
+            if m is None:
+                return items
+            if m.get("ActionID") != aid:
+                self._track(m)
+                continue
+            if m.get("Event") == "ListDialplan":
+                items.append(m)
+            if m.get("EventList") == "Complete" or m.get("Response") == "Error":
+                return items
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value.strip() == "":
+        return None
+    return value.strip() == "1"
+
+
+# ------------------------------------------------------------------ judge (pure)
+
+def diagnose(o: Observation) -> list[Finding]:
+    """Each step of the call as a finding, with the fix for what broke."""
+    out: list[Finding] = []
+    if o.endpoint_loaded is False:
+        out.append(Finding("trunk.endpoint", Status.FAIL, f"the running Asterisk has no "
+                           f"endpoint {o.endpoint}", {}, None,
+                           "pbx-bridge generate --write (then check 'pjsip show endpoints')"))
+        return out
+    out.append(Finding("trunk.endpoint", Status.PASS, f"endpoint {o.endpoint} is loaded",
+                       {"context": o.endpoint_context, "contact": o.contact}))
+    if o.direction == "from-alexa":
+        return out + _diagnose_inbound(o)
+    if o.mapped is False:
+        out.append(Finding("room.mapped", Status.WARN, f"{o.to} is not mapped to a room in "
+                           "the local state: Amazon will refuse it", {"routes": o.routes_note},
+                           None, "pbx-bridge rooms apply --map FILE"))
+    elif o.mapped:
+        out.append(Finding("room.mapped", Status.PASS, f"{o.to} is mapped to a room"))
+    out.append(_call_finding(o))
+    if o.answered and not o.hung_up_early and o.channel:
+        out += _media_findings(o)
+    return out
+
+
+def _call_finding(o: Observation) -> Finding:
+    ev: dict[str, Any] = {"sip": o.sip_code, "reason": o.sip_reason, "cause": o.cause,
+                          "cause_txt": o.cause_txt, "contact": o.contact,
+                          "contact_status": o.contact_status, "reach": o.reach,
+                          "sip_from_cause": o.sip_guess}
+    if o.timed_out:
+        return Finding("call.answer", Status.FAIL, "Asterisk did not report the call's end "
+                       "in time", ev, None, "asterisk -rx 'core show channels' and its log")
+    if o.answered:
+        if o.hung_up_early:
+            return Finding("call.answer", Status.FAIL, "answered, then Amazon hung up during "
+                           "the hold", ev, None, "check the room's Echo and 'pjsip set logger "
+                           "on' during a call")
+        return Finding("call.answer", Status.PASS, f"{o.to} answered", ev)
+    code = o.sip_code or o.sip_guess
+    guess = "" if o.sip_code or code is None else \
+        f" (from Q.850 cause {o.cause} {o.cause_txt or ''}".rstrip() + ")"
+    said = f"SIP {code} {o.sip_reason or ''}".rstrip() + guess if code else None
+    if o.ringing:
+        return Finding("call.answer", Status.FAIL, f"{o.to} rang but nobody answered "
+                       "(signalling to Amazon works)", ev, None,
+                       "answer the Echo in the room, or raise --timeout")
+    if code == 403:
+        return Finding("call.sip", Status.FAIL, f"Amazon refused the call: {said}", ev, None,
+                       "the trunk must be ACTIVE and know this PBX: pbx-bridge trunk show "
+                       "(status, peers = this PBX's public IP:port, the certificate's name)")
+    if code == 404:
+        return Finding("call.sip", Status.FAIL, f"Amazon does not know extension {o.to}: "
+                       f"{said}", ev, None, "map it to the room: pbx-bridge rooms plan --map "
+                       "FILE, then pbx-bridge rooms apply --map FILE")
+    if code == 488:
+        return Finding("call.sip", Status.FAIL, f"Amazon refused the media offer: {said} "
+                       "(SRTP or codec mismatch)", ev, None,
+                       f"the endpoint {o.endpoint} needs media_encryption=sdes and "
+                       "allow=ulaw,alaw: pbx-bridge generate --write")
+    if code in (408, 480) and not o.reach:
+        return Finding("call.sip", Status.FAIL, f"no answer from Amazon: {said}", ev, None,
+                       "check that Amazon can be reached (egress firewall to its TLS port) "
+                       "and that the aor's contact is Amazon's SIP address")
+    if o.reach and o.reach != "reachable":
+        fix = ("the TLS transport's CA list must hold the CA that signed Amazon's "
+               "certificate, and its own certificate and key must be valid (pbx-bridge "
+               "preflight)") if "handshake" in o.reach or "CA list" in o.reach else \
+            ("the aor's contact must be Amazon's SIP address and port (pbx-bridge generate "
+             "--amazon-sip), and the egress firewall must let this PBX reach it")
+        return Finding("call.connect", Status.FAIL, f"no SIP connection to Amazon: "
+                       f"{o.reach}", ev, None, fix)
+    if code is None and o.cause in NO_CONNECTION_CAUSES:
+        down = f"; Asterisk marks Amazon's contact {o.contact} {o.contact_status}" \
+            if o.contact_status and o.contact_status != "Avail" else ""
+        return Finding("call.connect", Status.FAIL, "Asterisk could not set up the call to "
+                       f"Amazon (cause {o.cause} {o.cause_txt or ''}".rstrip() + ")" + down, ev,
+                       None, "the aor's contact (pbx-bridge generate --amazon-sip), the TLS "
+                       "transport (pbx-bridge preflight --live) and the egress firewall")
+    return Finding("call.sip", Status.FAIL, f"the call failed: {said or 'no SIP answer'}"
+                   + (f" (cause {o.cause} {o.cause_txt})" if o.cause and not guess else ""),
+                   ev, None, "asterisk -rx 'pjsip set logger on' and place the call again")
+
+
+def _media_findings(o: Observation) -> list[Finding]:
+    out = []
+    if o.tls is False:
+        out.append(Finding("media.tls", Status.FAIL, "signalling was not over TLS", {},
+                           None, "the endpoint's transport must be the TLS transport"))
+    elif o.tls:
+        out.append(Finding("media.tls", Status.PASS, "signalling over TLS"))
+    if o.srtp is False:
+        out.append(Finding("media.srtp", Status.FAIL, "answered without SRTP: media was "
+                           "not encrypted", {"codec": o.codec}, None,
+                           f"in [{o.endpoint}]: media_encryption=sdes and "
+                           "media_encryption_optimistic=no (pbx-bridge generate --write)"))
+    elif o.srtp:
+        out.append(Finding("media.srtp", Status.PASS, f"media over SRTP ({o.codec or '?'})",
+                           {"codec": o.codec}))
+    ev = {"sent": o.rtp_sent, "received": o.rtp_received, "codec": o.codec}
+    if o.rtp_sent is None or o.rtp_received is None:
+        out.append(Finding("media.rtp", Status.WARN, "RTP packet counts were not available",
+                           ev, None, "asterisk -rx 'pjsip show channelstats' during a call"))
+    elif o.rtp_received == 0:
+        out.append(Finding("media.rtp", Status.FAIL, f"answered but no RTP received "
+                           f"({o.rtp_sent} sent): one-way audio", ev, None,
+                           "open the RTP range to Amazon in the firewall, and check the "
+                           "transport's external_media_address (pbx-bridge preflight)"))
+    elif o.rtp_sent == 0:
+        out.append(Finding("media.rtp", Status.FAIL, f"no RTP sent ({o.rtp_received} "
+                           "received): one-way audio", ev, None,
+                           "check the egress firewall and the endpoint's media settings"))
+    else:
+        out.append(Finding("media.rtp", Status.PASS, f"RTP both ways: {o.rtp_sent} sent, "
+                           f"{o.rtp_received} received", ev))
+    return out
+
+
+def _diagnose_inbound(o: Observation) -> list[Finding]:
+    if o.not_reached:
+        return [Finding("dialplan.reach", Status.FAIL, f"a call from Alexa to {o.to} goes "
+                        f"nowhere: {o.not_reached}", {"context": o.endpoint_context}, None,
+                        "pbx-bridge generate --write (--phones-context NAME on plain "
+                        "Asterisk), or add the extension")]
+    out = [Finding("dialplan.reach", Status.PASS, f"a call from Alexa to {o.to} reaches "
+                   f"{o.reached}", {"context": o.endpoint_context})]
+    if o.timed_out:
+        out.append(Finding("call.answer", Status.FAIL, "Asterisk did not report the call's "
+                           "end in time", {}, None, "asterisk -rx 'core show channels'"))
+    elif o.answered:
+        out.append(Finding("call.answer", Status.PASS, f"{o.to} rang and answered"))
+    elif o.ringing:
+        out.append(Finding("call.answer", Status.FAIL, f"{o.to} rang but nobody answered",
+                           {}, None, "answer the phone, or raise --timeout"))
+    elif o.cause is not None:
+        out.append(Finding("call.answer", Status.FAIL, f"{o.to} did not ring (cause "
+                           f"{o.cause} {o.cause_txt or ''})".rstrip() + ")",
+                           {"cause": o.cause}, None, "is the phone registered? asterisk -rx "
+                           f"'pjsip show endpoint {o.to}'"))
+    return out
+
+
+def report(o: Observation, findings: list[Finding]) -> dict[str, Any]:
+    """The JSON document (--format json)."""
+    ok = not any(f.status in (Status.FAIL, Status.ERROR) for f in findings)
+    return {"ok": ok, "direction": o.direction, "to": o.to, "answered": o.answered,
+            "sip": {"code": o.sip_code, "reason": o.sip_reason},
+            "tls": o.tls, "srtp": o.srtp, "codec": o.codec,
+            "rtp": None if o.rtp_sent is None or o.rtp_received is None else
+            {"sent": o.rtp_sent, "received": o.rtp_received},
+            "findings": [f.to_json() for f in findings]}

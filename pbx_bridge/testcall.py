@@ -121,7 +121,8 @@ def probe_tls(host: str, port: int, cafile: str | None, timeout: float = 5.0) ->
         with ctx.wrap_socket(raw) as tls:
             tls.do_handshake()
     except ssl.SSLCertVerificationError as exc:
-        return f"TLS handshake with {host}:{port} failed: {exc.verify_message}"
+        return (f"TLS handshake with {host}:{port} failed: its certificate is not trusted by "
+                f"the CA list {cafile} ({exc.verify_message})")
     except (ssl.SSLError, OSError) as exc:
         return f"TLS handshake with {host}:{port} failed: {exc}"
     finally:

@@ -1,0 +1,421 @@
+"""`pbx-bridge test-call` between two real Asterisk 22 instances: the PBX, configured by
+`pbx-bridge generate --write`, and a second one playing Amazon's side (its own certificate,
+whose CA is in the PBX's CA list; a TLS transport on 127.0.0.2; SDES required; a context
+whose room extensions answer, refuse, ring or stay silent on purpose). Everything stays on
+127.0.0.0/8: the PBX's local_net is 127.0.0.0/8, so its SDP never names the public address."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers import PUBLIC_IP, ROOT, make_pki
+from realasterisk import Ami, RealAsterisk, base_files, boot, contexts_run, free_ports, \
+    free_udp_range
+
+pytestmark = pytest.mark.asterisk
+PB = [sys.executable, "-m", "pbx_bridge"]
+
+AMAZON_ROOMS = """\
+[rooms]
+; answers and echoes: a working call
+exten => 7201,1,Answer()
+ same => n,Echo()
+; answers and sends nothing: one-way audio
+exten => 7300,1,Answer()
+ same => n,Wait(60)
+exten => 7403,1,Hangup(21)
+exten => 7404,1,Hangup(1)
+; rings, never answers
+exten => 7408,1,Ringing()
+ same => n,Wait(120)
+"""
+
+AMAZON_PJSIP = """\
+[transport-tls]
+type=transport
+protocol=tls
+bind=127.0.0.2:{tls}
+cert_file={keys}/amazon.crt
+priv_key_file={keys}/amazon.key
+ca_list_file={keys}/amazon-ca.crt
+method=tlsv1_2
+
+[pbx]
+type=aor
+contact=sip:127.0.0.1:{pbx_tls}\\;transport=tls
+
+[pbx]
+type=endpoint
+transport=transport-tls
+context=rooms
+disallow=all
+allow=ulaw,alaw
+aors=pbx
+media_encryption={media_encryption}
+direct_media=no
+rtp_symmetric=yes
+
+[pbx]
+type=identify
+endpoint=pbx
+match=127.0.0.1
+"""
+
+PBX_PJSIP = """\
+[transport-udp]
+type=transport
+protocol=udp
+bind=127.0.0.1:{udp}
+
+[201]
+type=endpoint
+context=internal
+disallow=all
+allow=ulaw
+
+[202]
+type=endpoint
+context=internal
+disallow=all
+allow=ulaw
+"""
+
+PBX_EXTENSIONS = """\
+[internal]
+include => pbx-bridge-to-alexa
+; a phone that answers (Echo() keeps it up)
+exten => 201,1,NoOp(PHONE 201 reached)
+ same => n,Answer()
+ same => n,Echo()
+; a phone that rings and is never picked up
+exten => 202,1,Ringing()
+ same => n,Wait(120)
+exten => _9X.,1,Dial(PJSIP/${EXTEN:1}@carrier)
+"""
+
+
+@dataclass
+class Pair:
+    pbx: RealAsterisk
+    amazon: RealAsterisk
+    home: Path
+    settings: Path
+    amazon_dir: Path
+    amazon_tls: int
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+        env["PBX_BRIDGE_CONFIG"] = str(self.settings)
+        env.update(extra)
+        return env
+
+    def test_call(self, *args: str, settings: Path | None = None) -> tuple[int, dict, str]:
+        env = self.env()
+        if settings:
+            env["PBX_BRIDGE_CONFIG"] = str(settings)
+        r = subprocess.run([*PB, "test-call", *args, "--format", "json"], capture_output=True,
+                           text=True, cwd=self.home, env=env, timeout=120)
+        doc = json.loads(r.stdout) if r.stdout.strip() else {}
+        return r.returncode, doc, r.stderr
+
+    def amazon_media(self, media_encryption: str) -> None:
+        """Reconfigure Amazon's side (an endpoint change reloads)."""
+        (self.amazon_dir / "pjsip.conf").write_text(AMAZON_PJSIP.format(
+            tls=self.amazon_tls, keys=self.home / "keys", pbx_tls=self.pbx_tls,
+            media_encryption=media_encryption))
+        self.amazon.cli("module reload res_pjsip.so")
+        self.amazon.wait_for("pjsip show endpoint pbx",
+                             rf"media_encryption\s+:\s+{media_encryption}")
+
+    pbx_tls: int = 0
+
+    def requalify(self) -> None:
+        """Until the PBX sees Amazon's side up again (qualify runs every 60 s by itself)."""
+        deadline = time.monotonic() + 30
+        while True:
+            self.pbx.cli("pjsip qualify alexa")
+            try:
+                self.pbx.wait_for("pjsip show contacts", r"alexa/sip:127\.0\.0\.2.*Avail", 3)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
+
+def channels_up(ast: RealAsterisk) -> int:
+    out = ast.cli("core show channels count")
+    for line in out.splitlines():
+        if "active channel" in line:
+            return int(line.split()[0])
+    raise AssertionError(out)
+
+
+def finding(doc: dict, id_: str) -> dict:
+    return next(f for f in doc["findings"] if f["id"] == id_)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    home = tmp_path_factory.mktemp("testcall")
+    keys = home / "keys"
+    keys.mkdir()
+    pbx_pki, amazon_pki = make_pki("127.0.0.1"), make_pki("127.0.0.2", org="Amazon Lab")
+    (keys / "pbx.crt").write_bytes(pbx_pki.leaf.pem() + pbx_pki.inter.pem())
+    (keys / "pbx.key").write_bytes(pbx_pki.leaf.key_pem())
+    (keys / "ca.crt").write_bytes(amazon_pki.root.pem())  # the PBX trusts Amazon's CA
+    (keys / "amazon.crt").write_bytes(amazon_pki.leaf.pem() + amazon_pki.inter.pem())
+    (keys / "amazon.key").write_bytes(amazon_pki.leaf.key_pem())
+    (keys / "amazon-ca.crt").write_bytes(pbx_pki.root.pem())
+    udp, pbx_ami, pbx_tls, amazon_ami, amazon_tls = free_ports(5)
+    etc = home / "etc"
+    etc.mkdir()
+    (etc / "pjsip.conf").write_text(PBX_PJSIP.format(udp=udp))
+    (etc / "extensions.conf").write_text(PBX_EXTENSIONS)
+    base_files(etc, pbx_ami, free_udp_range())
+    amazon_dir = home / "amazon"
+    amazon_dir.mkdir()
+    (amazon_dir / "pjsip.conf").write_text(AMAZON_PJSIP.format(
+        tls=amazon_tls, keys=keys, pbx_tls=pbx_tls, media_encryption="sdes"))
+    (amazon_dir / "extensions.conf").write_text(AMAZON_ROOMS)
+    base_files(amazon_dir, amazon_ami, free_udp_range())
+    pbx = boot(etc, pbx_ami)
+    amazon = boot(amazon_dir, amazon_ami)
+    settings = home / "pbx-bridge.toml"
+    settings.write_text(pbx.settings_toml(home / "state", etc, ami=True))
+    settings.chmod(0o600)
+    p = Pair(pbx, amazon, home, settings, amazon_dir, amazon_tls, pbx_tls=pbx_tls)
+    r = subprocess.run([*PB, "generate", "--asterisk-dir", "etc", "--public-ip", PUBLIC_IP,
+                        "--bind", "127.0.0.1", "--port", str(pbx_tls),
+                        "--local-net", "127.0.0.0/8", "--cert", "keys/pbx.crt",
+                        "--key", "keys/pbx.key", "--ca-list", "keys/ca.crt",
+                        "--amazon-sip", f"127.0.0.2:{amazon_tls}",
+                        "--amazon-cidr", "127.0.0.2/32", "--write"],
+                       capture_output=True, text=True, cwd=home, env=p.env(), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from pbx_bridge.rooms.store import Store
+    s = Store(home / "state")
+    s.set_meta(trunk_id="amzn1.comms.network.siptrunk.t1", endpoint="alexa")
+    for ext in ("7201", "7300", "7403", "7408"):  # 7404 deliberately not mapped
+        s.record("amzn1.comms.network.siptrunk.t1", ext, f"amzn1.alexa.unit.did.{ext}",
+                 f"Room {ext[1:]}")
+    s.publish()
+    s.close()
+    p.requalify()
+    yield p
+    pbx.stop()
+    amazon.stop()
+
+
+def test_a_working_call_is_tls_srtp_with_rtp_both_ways(pair):
+    code, doc, err = pair.test_call("--to", "7201", "--hold", "2")
+    assert code == 0, (doc, err)
+    assert doc["ok"] and doc["direction"] == "to-alexa" and doc["answered"]
+    assert doc["sip"] == {"code": 200, "reason": "OK"}
+    assert doc["tls"] is True and doc["srtp"] is True and doc["codec"] in ("ulaw", "alaw")
+    assert doc["rtp"]["sent"] > 40 and doc["rtp"]["received"] > 40  # 50 packets/s, 2 s
+    assert [f["status"] for f in doc["findings"]] == ["pass"] * 6
+    assert channels_up(pair.pbx) == 0  # hung up after the hold
+    # the text report, and --direct dials the trunk endpoint itself
+    r = subprocess.run([*PB, "test-call", "--to", "7201", "--direct", "--hold", "1"],
+                       capture_output=True, text=True, cwd=pair.home, env=pair.env(),
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("test call to-alexa 7201: answered, SIP 200 OK, TLS yes, "
+                               "SRTP yes, codec ")
+    assert "the call works: 6 pass" in r.stdout
+
+
+def test_404_unmapped_room(pair):
+    code, doc, _ = pair.test_call("--to", "7404")
+    assert code == 1 and not doc["ok"] and not doc["answered"]
+    assert doc["sip"] == {"code": 404, "reason": "Not Found"}
+    assert finding(doc, "room.mapped")["status"] == "warn"  # not in the local routes either
+    f = finding(doc, "call.sip")
+    assert f["status"] == "fail" and "rooms apply" in f["fix"]
+    # --direct has no dialplan to read Amazon's answer: the cause says it
+    code, doc, _ = pair.test_call("--to", "7404", "--direct")
+    f = finding(doc, "call.sip")
+    assert code == 1 and doc["sip"]["code"] is None and f["evidence"]["sip_from_cause"] == 404
+    assert "from Q.850 cause 1" in f["summary"]
+
+
+def test_403_trunk_not_active_or_unknown_peer(pair):
+    code, doc, _ = pair.test_call("--to", "7403")
+    assert code == 1 and doc["sip"] == {"code": 403, "reason": "Forbidden"}
+    f = finding(doc, "call.sip")
+    assert "refused the call" in f["summary"] and "trunk show" in f["fix"]
+
+
+def test_488_srtp_mismatch(pair):
+    pair.amazon_media("no")  # Amazon's side without SRTP: it refuses our SDES offer
+    try:
+        code, doc, _ = pair.test_call("--to", "7201")
+        assert code == 1 and doc["sip"] == {"code": 488, "reason": "Not Acceptable Here"}
+        f = finding(doc, "call.sip")
+        assert "SRTP or codec mismatch" in f["summary"] and "media_encryption=sdes" in f["fix"]
+    finally:
+        pair.amazon_media("sdes")
+
+
+def test_no_answer(pair):
+    t0 = time.monotonic()
+    code, doc, _ = pair.test_call("--to", "7408", "--timeout", "3")
+    assert code == 1 and not doc["answered"] and time.monotonic() - t0 < 30
+    f = finding(doc, "call.answer")
+    assert f["status"] == "fail" and "rang but nobody answered" in f["summary"]
+    time.sleep(0.5)
+    assert channels_up(pair.pbx) == 0
+
+
+def test_answered_without_media_is_one_way_audio(pair):
+    code, doc, _ = pair.test_call("--to", "7300", "--hold", "2")
+    assert code == 1 and doc["answered"] and doc["srtp"] is True
+    assert doc["rtp"]["sent"] > 40 and doc["rtp"]["received"] == 0
+    f = finding(doc, "media.rtp")
+    assert f["status"] == "fail" and "one-way audio" in f["summary"]
+    assert "RTP range" in f["fix"] and "external_media_address" in f["fix"]
+
+
+def test_amazon_stopped_is_a_refused_connection(pair):
+    pair.amazon.stop()
+    try:
+        code, doc, _ = pair.test_call("--to", "7201", "--timeout", "5")
+        assert code == 1 and not doc["answered"]
+        f = finding(doc, "call.connect")
+        assert f["status"] == "fail"
+        assert f"cannot connect to 127.0.0.2:{pair.amazon_tls}: Connection refused" in \
+            f["summary"]
+        assert "--amazon-sip" in f["fix"] and "egress firewall" in f["fix"]
+        assert channels_up(pair.pbx) == 0
+    finally:
+        pair.amazon.boot()
+        pair.requalify()
+
+
+def test_amazon_certificate_not_trusted_is_a_handshake_failure(pair):
+    """Amazon's side serves a certificate whose CA is not in the PBX's CA list."""
+    stranger = make_pki("127.0.0.2", org="Stranger")
+    keys = pair.home / "keys"
+    saved = {n: (keys / n).read_bytes() for n in ("amazon.crt", "amazon.key")}
+    pair.amazon.stop()  # drops the TLS connection the PBX holds (a reload would keep it)
+    (keys / "amazon.crt").write_bytes(stranger.leaf.pem() + stranger.inter.pem())
+    (keys / "amazon.key").write_bytes(stranger.leaf.key_pem())
+    pair.amazon.boot()
+    try:
+        pair.pbx.cli("pjsip qualify alexa")
+        code, doc, _ = pair.test_call("--to", "7201", "--timeout", "5")
+        assert code == 1
+        f = finding(doc, "call.connect")
+        assert "TLS handshake with 127.0.0.2" in f["summary"]
+        assert "its certificate is not trusted by the CA list" in f["summary"]
+        assert "CA list" in f["fix"]
+    finally:
+        pair.amazon.stop()
+        for n, data in saved.items():
+            (keys / n).write_bytes(data)
+        pair.amazon.boot()
+        pair.requalify()
+
+
+def test_no_ami_is_exit_2_naming_the_settings(pair):
+    bad = pair.home / "bad.toml"
+    bad.write_text(pair.settings.read_text().replace('secret = "ami-s3cret"',
+                                                     'secret = "wrong"'))
+    bad.chmod(0o600)
+    code, doc, _ = pair.test_call("--to", "7201", settings=bad)
+    assert code == 2 and not doc["ok"]
+    f = finding(doc, "ami.connect")
+    assert "login as pbxbridge failed" in f["summary"] and str(bad) in f["fix"]
+    assert "wrong" not in json.dumps(doc)
+    closed = pair.home / "closed.toml"
+    closed.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
+                                                        f"port = {free_ports(1)[0]}"))
+    closed.chmod(0o600)
+    code, doc, _ = pair.test_call("--to", "7201", settings=closed)
+    assert code == 2 and "cannot connect to AMI" in finding(doc, "ami.connect")["summary"]
+
+
+def test_trunk_endpoint_not_loaded(pair):
+    code, doc, _ = pair.test_call("--to", "7201", "--endpoint", "amazon-trunk")
+    assert code == 1
+    f = finding(doc, "trunk.endpoint")
+    assert f["status"] == "fail" and "generate --write" in f["fix"]
+
+
+def test_bad_usage_is_exit_2():
+    for args in (["--to", "72a1"], ["--to", "7201", "--ring"],
+                 ["--to", "7201", "--from-alexa", "--direct"], ["--to", "7201", "--hold", "-1"]):
+        r = subprocess.run([*PB, "test-call", *args], capture_output=True, text=True,
+                           cwd=ROOT, timeout=30)
+        assert r.returncode == 2 and r.stderr.count("\n") <= 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_from_alexa_reaches_a_phone_and_nothing_else(pair):
+    code, doc, _ = pair.test_call("--from-alexa", "--to", "201")
+    assert code == 0 and doc["direction"] == "from-alexa"
+    assert "[from-alexa] -> [internal] 201" in finding(doc, "dialplan.reach")["summary"]
+    code, doc, _ = pair.test_call("--from-alexa", "--to", "9441234567")
+    f = finding(doc, "dialplan.reach")
+    assert code == 1 and f["status"] == "fail" and "not a PJSIP endpoint in [internal]" in \
+        f["summary"]
+    code, doc, _ = pair.test_call("--from-alexa", "--to", "201", "--ring", "--timeout", "5")
+    assert code == 0 and doc["answered"]
+    code, doc, _ = pair.test_call("--from-alexa", "--to", "202", "--ring", "--timeout", "3")
+    assert code == 1 and "rang but nobody answered" in finding(doc, "call.answer")["summary"]
+    time.sleep(0.5)
+    assert channels_up(pair.pbx) == 0
+
+
+def test_inbound_call_from_amazon_reaches_the_phone_over_tls_and_srtp(pair):
+    """What a guest's "Alexa, call extension 201" becomes: Amazon's side calls the PBX over
+    TLS + SDES-SRTP, and the generated dialplan delivers it to the phone."""
+    pbx_events = Ami(pair.pbx.ami_port)
+    amazon = Ami(pair.amazon.ami_port)
+    try:
+        answer, _ = amazon.originate("PJSIP/201@pbx", settle=1.0, Application="Milliwatt",
+                                     Data="")
+        assert answer.get("Response") == "Success", answer
+        seen = []
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            m = pbx_events.msg(0.3)
+            if m:
+                seen.append(m)
+        ran = contexts_run(seen)
+        assert ("from-alexa", "201", "Goto") in ran and ("internal", "201", "NoOp") in ran
+        chan = next(e["Channel"] for e in seen if e.get("Event") == "Newchannel" and
+                    e.get("Channel", "").startswith("PJSIP/alexa-"))
+        got = {v: pbx_events.action("Getvar", Channel=chan, Variable=v).get("Value")
+               for v in ("CHANNEL(pjsip,secure)", "CHANNEL(rtp,secure,audio)")}
+        assert got == {"CHANNEL(pjsip,secure)": "1", "CHANNEL(rtp,secure,audio)": "1"}
+        pbx_events.action("Hangup", Channel=chan)
+    finally:
+        pbx_events.close()
+        amazon.close()
+
+
+def test_ctrl_c_hangs_up_what_it_started(pair):
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7408", "--timeout", "60"],
+                            cwd=pair.home, env=pair.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        pair.pbx.wait_for("core show channels", r"PJSIP/alexa-", timeout=15)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err
+    time.sleep(0.5)
+    assert channels_up(pair.pbx) == 0
+    assert channels_up(pair.amazon) == 0

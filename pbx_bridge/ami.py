@@ -46,8 +46,20 @@ class AmiClient:
         self.backlog: list[Message] = []  # events that arrived while awaiting a response
 
     def _read_block(self) -> str:
+        block = self._block_within(None)
+        assert block is not None
+        return block
+
+    def _block_within(self, timeout: float | None) -> str | None:
+        """The next message's text; with ``timeout``, None when none is complete by then
+        (without, the socket's own timeout applies and is an error)."""
         assert self.sock is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
         while b"\r\n\r\n" not in self.buf:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                    return None
             try:
                 chunk = self.sock.recv(65536)
             except OSError as exc:
@@ -108,22 +120,14 @@ class AmiClient:
         """The next event, or None when none arrives within ``timeout`` seconds."""
         if self.backlog:
             return self.backlog.pop(0)
-        assert self.sock is not None
         deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+        while True:
+            block = self._block_within(max(0.0, deadline - time.monotonic()))
+            if block is None:
                 return None
-            try:
-                chunk = self.sock.recv(65536)
-            except OSError as exc:
-                raise AmiError(f"AMI at {self.host}:{self.port}: {exc}") from None
-            if not chunk:
-                raise AmiError(f"AMI at {self.host}:{self.port} closed the connection")
-            self.buf += chunk
-        block, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        msg = parse_message(block.decode("utf-8", "replace"))
-        return msg if "Event" in msg else self.next_event(max(0.0, deadline - time.monotonic()))
+            msg = parse_message(block)
+            if "Event" in msg:
+                return msg
 
     def event_list(self, action: str, item_event: str, **fields: str) -> list[Message]:
         """An action answered by a list of events, ending in one whose EventList is

@@ -51,6 +51,16 @@ def parse_show_endpoint(text: str) -> ShownEndpoint | None:
     return ShownEndpoint(name, transport, tuple(aors), tuple(matches))
 
 
+def show_fields(text: str) -> dict[str, str]:
+    """The ``ParameterName : ParameterValue`` rows of a ``pjsip show <object> NAME``."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([a-z_0-9]+)\s+:\s?(.*)$", line)
+        if m:
+            out.setdefault(m.group(1), m.group(2).strip())
+    return out
+
+
 FAILURE_WORDS = re.compile(r"(?i)\b(error|unable to|failed|not found|no such module)\b")
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .ami import AmiClient, AmiError, Message
+from .asterisk_cli import show_fields
 from .findings import Finding, Status
 
 # Q.850 causes Asterisk's chan_pjsip gives for Amazon's SIP answers, when the SIP answer
@@ -80,15 +81,6 @@ def parse_channelstats(text: str, channel: str) -> tuple[int, int] | None:
             if len(nums) >= 5 and nums[0].isdigit() and nums[4].isdigit():
                 return int(nums[4]), int(nums[0])
     return None
-
-
-def show_fields(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = re.match(r"\s*([a-z_0-9]+)\s+:\s?(.*)$", line)
-        if m:
-            out.setdefault(m.group(1), m.group(2).strip())
-    return out
 
 
 def contact_address(contact: str) -> tuple[str, int] | None:

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from ..ami import AmiClient, AmiError
     from ..findings import Finding, Status
     from ..rooms import routes
-    from ..testcall import Caller, Observation, diagnose, report, show_fields
+    from ..asterisk_cli import show_fields
+    from ..testcall import Caller, Observation, diagnose, report
     _check(args)
     settings = load(args.config)
     obs = Observation("from-alexa" if args.from_alexa else "to-alexa", args.to,

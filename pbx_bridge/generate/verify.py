@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..asterisk_cli import Asterisk
+from ..asterisk_cli import Asterisk, show_fields
 from ..certs import CertError, key_matches, load_chain, load_key
 from ..doors import FileSystem
 from .render import TrunkConfig
@@ -76,16 +76,6 @@ class Verdict:
     restart_needed: bool
     problems: tuple[str, ...]  # what is wrong, in Asterisk's words where it said any
     summary: str
-
-
-def show_fields(text: str) -> dict[str, str]:
-    """``ParameterName : ParameterValue`` rows of a ``pjsip show <object> NAME``."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = re.match(r"\s*([a-z_0-9]+)\s+:\s?(.*)$", line)
-        if m:
-            out.setdefault(m.group(1), m.group(2).strip())
-    return out
 
 
 def _tls_target(c: TrunkConfig) -> str:

@@ -240,3 +240,33 @@ def test_kill_during_write_leaves_files_old_or_new_and_rollback_restores(tmp_pat
     r = gen(etc, tmp_path / "state", "--rollback")
     assert r.returncode == 0, r.stderr
     assert hashes(etc) == original
+
+
+def test_calls_from_alexa_go_only_to_the_phones_context(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    text = (etc / "extensions.conf").read_text()
+    (etc / "extensions.conf").write_text(text.replace("[from-alexa]", "[old-alexa]"))
+    r = gen(etc, tmp_path / "state")
+    assert r.returncode == 0, r.stderr
+    # the phone endpoint 201 lives in from-internal, which the dialplan has
+    assert "+ same => n,Goto(from-internal,${EXTEN},1)" in r.stdout
+    assert '"${PJSIP_ENDPOINT(${EXTEN},context)}" = "from-internal"' in r.stdout
+    assert "Goto(default" not in r.stdout
+    # phones whose context the dialplan lacks: refused, and the flag to pass is named
+    (etc / "extensions.conf").write_text(text.replace("[from-alexa]", "[old-alexa]")
+                                         .replace("[from-internal]", "[elsewhere]"))
+    r = gen(etc, tmp_path / "state")
+    assert r.returncode == 1 and "from-internal: 1 endpoint(s), not in the dialplan" in \
+        r.stderr and "--phones-context" in r.stderr
+
+
+def test_freepbx_context_with_outbound_routes_is_refused(tmp_path):
+    etc = freepbx_generate_tree(tmp_path / "etc")
+    before = hashes(etc)
+    r = gen(etc, tmp_path / "state", "--write", "--context", "from-internal")
+    assert r.returncode == 1 and "outbound routes" in r.stderr and "PSTN" in r.stderr
+    assert hashes(etc) == before
+    r = gen(etc, tmp_path / "state")
+    assert r.returncode == 0
+    assert "+include => ext-local" in r.stdout and "+include => from-internal" not in r.stdout
+    assert "+context=from-alexa" in r.stdout

@@ -39,10 +39,11 @@ def tls_file_problems(c: TrunkConfig, fs: FileSystem) -> list[str]:
     for label, named in (("certificate", c.cert_file), ("private key", c.priv_key_file),
                          ("CA list", c.ca_list_file)):
         path = fs.host_path(named)
+        seen = f" (looked for at {path})" if str(path) != named else ""
         try:
             data[label] = path.read_bytes()
         except FileNotFoundError:
-            problems.append(f"the {label} {named} does not exist")
+            problems.append(f"the {label} {named} does not exist{seen}")
         except IsADirectoryError:
             problems.append(f"the {label} {named} is a directory")
         except OSError as exc:

@@ -4,9 +4,9 @@ a time.
 The state dir holds secrets (the token cache), what rollback trusts (backups) and the local
 mapping database: all private to the user who runs pbx-bridge (root on a PBX). The only thing
 meant for another user is the published routes file the AGI reads (``routes.json``), which
-holds no secret. So the dir itself is 0711 (others may pass through it to that one file, not
-list it or write in it), and every writing command tightens it again, whatever ``chmod -R`` a
-user ran.
+holds no secret. So the dir itself is made 0711 (others may pass through it to that one file,
+not list it or write in it), and every writing command takes group/other write access away
+again, whatever ``chmod -R`` a user ran.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ def untrusted(path: Path, st: os.stat_result | None = None) -> str | None:
 
 
 def prepare(state_dir: Path) -> Path:
-    """Create the state dir if needed and take away group/other write access (and that of
-    the folders pbx-bridge keeps in it). Refuses a dir owned by another user."""
+    """Create the state dir if needed (0711) and take away group/other write access from it
+    and from what pbx-bridge keeps in it. Refuses a dir owned by another user, or a shared
+    sticky one such as /tmp (never chmodded)."""
     try:
+        created = not state_dir.exists()
         state_dir.mkdir(parents=True, exist_ok=True)
         st = os.lstat(state_dir)
     except OSError as exc:
@@ -57,9 +59,13 @@ def prepare(state_dir: Path) -> Path:
     if st.st_uid != os.geteuid():
         raise InputError(str(state_dir), f"the state dir is owned by uid {st.st_uid}; run "
                          f"pbx-bridge as that user, or: chown {os.geteuid()} {state_dir}")
+    if st.st_mode & stat.S_ISVTX:
+        raise InputError(str(state_dir), "the state dir is a shared folder (sticky, like /tmp); "
+                         "give pbx-bridge a folder of its own, e.g. /var/lib/pbx-bridge")
     try:
-        if stat.S_IMODE(st.st_mode) != DIR_MODE:
-            os.chmod(state_dir, DIR_MODE)
+        mode = DIR_MODE if created else stat.S_IMODE(st.st_mode) & ~0o022
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(state_dir, mode)
         for name, mode in (("backups", 0o700),):
             sub = state_dir / name
             if sub.is_dir() and not sub.is_symlink() and \

@@ -183,7 +183,17 @@ def test_token_cache_others_can_write_is_not_trusted(emulator, tmp_path):
     assert run(["token"], env).returncode == 0
     assert srv.emulator.requests == n + 1  # a cache others could write: a fresh token
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600  # and tightened again
-    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o711
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) & 0o022 == 0
+
+
+def test_a_shared_sticky_folder_is_refused_as_state_dir(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    r = run(["generate", "--asterisk-dir", str(plain_generate_tree(tmp_path / "etc")),
+             "--public-ip", PUBLIC_IP, "--write"], base_env(shared))
+    assert r.returncode == 2 and "shared folder (sticky" in r.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777  # never chmodded
 
 
 def test_settings_file_owned_by_another_user_is_refused(tmp_path):
@@ -210,12 +220,14 @@ def _apply_rooms(hotel, traversable, agi_user="nobody", group=None):
     srv, tid, _ = hotel()
     from helpers import cli_env
     state = traversable / "state"
-    state.mkdir(mode=0o700)
-    (state / "state.json").write_text(json.dumps({"trunkId": tid}))
     cfg = traversable / "pbx-bridge.toml"
     cfg.write_text(f"[agi]\nuser = \"{agi_user}\"\n" + (f"group = \"{group}\"\n" if group else ""))
     cfg.chmod(0o600)
     env = cli_env(srv, state, PBX_BRIDGE_CONFIG=str(cfg))
+    # the state dir as the documented commands make it (`token` is the first one run); the
+    # trunk id as `trunk create` saves it
+    assert run(["token"], env).returncode == 0
+    (state / "state.json").write_text(json.dumps({"trunkId": tid}))
     m = traversable / "m.csv"
     m.write_text(csv_of(rows(5)))
     r = run(["rooms", "apply", "--map", str(m), "--yes"], env)

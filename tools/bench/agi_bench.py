@@ -94,6 +94,7 @@ def main() -> int:
     store.set_meta(trunk_id="T", endpoint="alexa")
     for i in range(args.rooms):
         store.record("T", str(10000 + i), f"amzn1.alexa.unit.did.{i}", f"Room {i}", ours=True)
+    store.publish()  # what the AGI reads: the routes snapshot
     store.close()
     exe = shutil.which("pbx-bridge")
     base = [exe] if exe else [sys.executable, "-m", "pbx_bridge"]

@@ -55,11 +55,12 @@ class Pbx:
         return env
 
     def generate(self, *args: str, ami: bool = False, port: int | None = None,
-                 ca: str | None = None) -> subprocess.CompletedProcess:
+                 ca: str | None = None, cert: str = "keys/pbx.crt",
+                 key: str = "keys/pbx.key") -> subprocess.CompletedProcess:
         return pb(["generate", "--asterisk-dir", "etc", "--public-ip", PUBLIC_IP,
                    "--bind", "127.0.0.1", "--port", str(port or self.tls_port),
                    "--local-net", "127.0.0.0/8",
-                   "--cert", "keys/pbx.crt", "--key", "keys/pbx.key",
+                   "--cert", cert, "--key", key,
                    "--ca-list", ca or "keys/ca.crt", *args], self.env(ami), cwd=self.home)
 
 
@@ -229,16 +230,33 @@ def test_write_reloads_and_verifies_what_asterisk_loaded(pbx, written):
 
 
 def test_changed_transport_needs_a_restart_and_says_so(pbx, written):
+    """A reload does not change a running TLS transport: a new certificate path or a new port
+    needs a restart, and generate says so (exit 1) instead of claiming success."""
+    pki = make_pki("127.0.0.1", org="Renewed")
+    (pbx.keys / "renewed.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
+    (pbx.keys / "renewed.key").write_bytes(pki.leaf.key_pem())
+    # 1. a renewed certificate under new file names: Asterisk shows the new cert_file on the
+    # object, yet its listener keeps serving the old certificate
+    r = pbx.generate("--agi", "process", "--write", cert="keys/renewed.crt",
+                     key="keys/renewed.key")
+    assert r.returncode == 1, r.stdout
+    assert f"it serves another certificate than {pbx.keys}/renewed.crt" in r.stderr
+    assert "restart Asterisk" in r.stderr and "not fully reloadable" in r.stderr
+    assert f"{pbx.keys}/renewed.crt" in pbx.ast.cli("pjsip show transport transport-alexa-tls")
+    pbx.ast.restart()
+    again = pbx.generate("--agi", "process", "--write", cert="keys/renewed.crt",
+                         key="keys/renewed.key")
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+    # 2. a new port (and the module's certificate back): the object keeps the old bind
     new_port = free_ports(1)[0]
     r = pbx.generate("--agi", "process", "--write", port=new_port)
     assert r.returncode == 1, r.stdout
-    assert "restart" in r.stderr and f"bind is 127.0.0.1:{pbx.tls_port}, the config says " \
-           f"127.0.0.1:{new_port}" in r.stderr
-    assert "not fully reloadable" in r.stderr  # Asterisk's own words
+    assert f"bind is 127.0.0.1:{pbx.tls_port}, the config says 127.0.0.1:{new_port}" in \
+        r.stderr
     assert f"bind=127.0.0.1:{new_port}" in (pbx.etc / "pjsip_pbx-bridge.conf").read_text()
     pbx.ast.restart()
     pbx.ast.wait_for("pjsip show transports", rf"127\.0\.0\.1:{new_port}")
-    # back to the module's port, again through a restart
+    # 3. back to the module's port, again through a restart
     r = pbx.generate("--agi", "process", "--write")
     assert r.returncode == 1 and "restart" in r.stderr
     pbx.ast.restart()

@@ -96,15 +96,28 @@ def _transaction(args: argparse.Namespace, asterisk_dir: Path) -> "Transaction":
     return Transaction(settings.state_dir, asterisk_dir, asterisk, pause)
 
 
-def _checker(config: "TrunkConfig", asterisk: "Asterisk") -> "Check":
+def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..certs import CertError, load_chain
+    from ..doors import FileSystem
     from ..generate.verify import loaded
     from ..net import Network
 
-    def handshake(host: str, port: int) -> str | None:
+    def handshake(host: str, port: int) -> tuple[str | None, str | None]:
         probe = Network().tls_sip_probe(host, port)
         if not probe.connected:
-            return probe.error or "no TLS 1.2 handshake"
-        return None if probe.version == "TLSv1.2" else f"it speaks {probe.version}, not TLS 1.2"
+            return probe.error or "no TLS 1.2 handshake", None
+        if probe.version != "TLSv1.2":
+            return f"it speaks {probe.version}, not TLS 1.2", None
+        try:
+            leaf = load_chain(FileSystem(asterisk_dir).host_path(config.cert_file)
+                              .read_bytes())[0].public_bytes(Encoding.DER)
+        except (OSError, CertError, IndexError):
+            return None, None
+        if probe.peer_cert_der is not None and probe.peer_cert_der != leaf:
+            return None, f"it serves another certificate than {config.cert_file}"
+        return None, None
 
     def check(a: "Asterisk", log: Callable[[], list[str]]) -> "Verdict":
         return loaded(a, config, handshake if a.local else None, log)
@@ -180,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with exclusive(settings.state_dir, "generate --write"):
                 outcome = tx.apply(plan, reload=not args.no_reload,
-                                   check=_checker(plan.config, tx.asterisk))
+                                   check=_checker(plan.config, asterisk_dir))
         finally:
             tx.asterisk.close()
         for path in outcome.written:

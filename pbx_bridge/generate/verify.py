@@ -8,9 +8,12 @@ Learned on Asterisk 22.10.1 (tests/test_real_asterisk.py shows each):
   successfully". So the files are checked before writing, and the result after.
 - ``module reload res_pjsip.so`` creates a *new* transport and its listener, but keeps a changed
   one as it was ("Transport '...' is not fully reloadable, not reloading: protocol, bind, TLS
-  (everything but certificate and private key if filename is unchanged) ..."), and keeps the old
-  object when the new one fails to load ("Retaining existing configuration"). So the loaded
-  transport is compared with the config: a difference means a restart is needed.
+  (everything but certificate and private key if filename is unchanged) ..."; logged on every
+  reload of a TLS transport, changed or not), and keeps the old object when the new one fails
+  to load ("Retaining existing configuration"). A changed bind shows on the object; a changed
+  certificate path does not (the object shows the new path, the listener serves the old
+  certificate). So the object and the served certificate are compared with the config: a
+  difference means a restart is needed.
 - Errors go to Asterisk's log, not to the CLI's answer; a log channel added for the reload
   (``logger add channel``) catches them in Asterisk's own words.
 """
@@ -137,12 +140,17 @@ def relevant(lines: list[str], c: TrunkConfig) -> list[str]:
 
 
 def loaded(asterisk: Asterisk, c: TrunkConfig,
-           handshake: Callable[[str, int], str | None] | None,
+           handshake: Callable[[str, int], tuple[str | None, str | None]] | None,
            log: Callable[[], list[str]] = list) -> Verdict:
     """Compare what the running Asterisk loaded with ``c``. ``handshake(host, port)`` tries a
-    TLS 1.2 handshake and returns why it failed (None: it worked); None when Asterisk is not
-    on this host. ``log()`` gives Asterisk's log lines of the reload, read only when something
-    is wrong (and last: Asterisk's logger writes asynchronously)."""
+    TLS 1.2 handshake and returns (why it failed, why a restart is needed: e.g. it serves
+    another certificate), both None when all is well; ``handshake`` is None when Asterisk is
+    not on this host. ``log()`` gives Asterisk's log lines of the reload, read last (its
+    logger writes asynchronously).
+
+    ``pjsip show transport`` alone cannot tell that a changed certificate path was not
+    applied: Asterisk 22 shows the new path on the object while the listener keeps the old
+    certificate. The certificate it serves tells."""
     problems: list[str] = []
     restart: list[str] = []
     _, text = asterisk.rx(f"pjsip show transport {c.transport}")
@@ -157,9 +165,11 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
             if f.get(key, "") != value:
                 restart.append(f"{key} is {f.get(key) or '(none)'}, the config says {value}")
         if not restart and handshake is not None:
-            why = handshake(_tls_target(c), c.port)
+            why, stale = handshake(_tls_target(c), c.port)
             if why:
                 problems.append(f"the transport is loaded but {why}")
+            if stale:
+                restart.append(stale)
     _, text = asterisk.rx(f"pjsip show endpoint {c.endpoint}")
     if "Unable to find object" in text or "ParameterName" not in text:
         problems.append(f"Asterisk did not load the endpoint {c.endpoint}")
@@ -183,11 +193,13 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
         _, text = asterisk.rx("module show like res_srtp.so")
         if not re.search(r"res_srtp\.so\s.*Running", text):
             problems.append("res_srtp.so is not running, so SDES-SRTP cannot work")
+    # Asterisk 22 logs "not fully reloadable" for a TLS transport on every reload, changed or
+    # not: it is quoted below when a restart is needed, never taken as the sign of one
     words = relevant(log(), c) if problems or restart else []
+    note = next((w for w in words if f"'{c.transport}' is not fully reloadable" in w), None)
     if problems:
         return Verdict(False, False, tuple(problems + words), "; ".join(problems))
     if restart:
-        note = next((w for w in words if "not fully reloadable" in w), None)
         return Verdict(False, True, tuple(restart + ([note] if note else [])),
                        f"Asterisk still runs the old transport {c.transport} (" +
                        "; ".join(restart) + "): a reload cannot change it" +

@@ -266,6 +266,40 @@ def test_488_srtp_mismatch(pair):
         pair.amazon_media("sdes")
 
 
+def test_answered_without_srtp(pair):
+    """A second trunk endpoint on the PBX without SDES (what a hand-made config may have),
+    to an Amazon side that accepts plain RTP: the call is answered, and that is the fault."""
+    pjsip = pair.pbx.confdir / "pjsip.conf"
+    before = pjsip.read_text()
+    pjsip.write_text(before + f"""
+[plain-amazon]
+type=aor
+contact=sip:127.0.0.2:{pair.amazon_tls}\\;transport=tls
+
+[plain-amazon]
+type=endpoint
+transport=transport-alexa-tls
+context=from-alexa
+disallow=all
+allow=ulaw
+aors=plain-amazon
+media_encryption=no
+""")
+    pair.pbx.cli("module reload res_pjsip.so")
+    pair.amazon_media("no")
+    try:
+        code, doc, _ = pair.test_call("--to", "7201", "--direct", "--endpoint",
+                                      "plain-amazon", "--hold", "1")
+        assert code == 1 and doc["answered"] and doc["tls"] is True and doc["srtp"] is False
+        f = finding(doc, "media.srtp")
+        assert f["status"] == "fail" and "answered without SRTP" in f["summary"]
+        assert "media_encryption=sdes" in f["fix"]
+    finally:
+        pair.amazon_media("sdes")
+        pjsip.write_text(before)
+        pair.pbx.cli("module reload res_pjsip.so")
+
+
 def test_no_answer(pair):
     t0 = time.monotonic()
     code, doc, _ = pair.test_call("--to", "7408", "--timeout", "3")

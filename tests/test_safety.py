@@ -438,6 +438,12 @@ def test_apply_against_a_trunk_amazon_no_longer_has(hotel, tmp_path):
     assert r.returncode == 1
     assert f"trunk {tid} no longer exists at Amazon" in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    # what that message says to run works: the local side is forgotten
+    r = run(["trunk", "delete", "--yes", "--force"], env)
+    assert r.returncode == 0, r.stderr
+    assert f"trunk {tid} was already gone at Amazon" in r.stdout
+    r = run(["rooms", "apply", "--map", str(m), "--yes"], env)
+    assert r.returncode == 2 and "trunk create" in r.stderr  # no trunk saved any more
 
 
 # ------------------------------------------------------------------ 6. one writer

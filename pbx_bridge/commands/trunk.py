@@ -15,6 +15,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
+from ..amazon.errors import ApiError
 from ..amazon.models import Peer, Trunk, TrunkSpec
 from ..errors import InputError, PbxBridgeError, UsageError
 from .common import Context, add_settings_args, context, emit, subcommands, writes_state
@@ -308,11 +309,23 @@ def run_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UsageError(f"this deletes trunk {tid} at Amazon; pass --yes to go ahead")
     api = ctx.api
-    mapped = api.list_mappings(tid)
+    gone = False  # deleted at Amazon already (by hand, or by a run that died after it)
+    try:
+        mapped = api.list_mappings(tid)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        gone, mapped = True, []
     if mapped and not args.force:
         raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "
                           f"(e.g. {mapped[0].extension}); remove them or pass --force")
-    api.delete_trunk(tid)
+    if not gone:
+        try:
+            api.delete_trunk(tid)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            gone = True
     # its mappings go from the local table and the published routes at once: a deleted
     # trunk must route nothing
     from ..rooms.store import Store
@@ -324,8 +337,8 @@ def run_delete(args: argparse.Namespace) -> int:
         store.close()
     if ctx.state.trunk_id == tid:
         ctx.state.set_trunk(None)
-    emit(args, {"action": "deleted", "trunkId": tid, "mappings_removed": len(mapped),
-                "local_mappings_forgotten": forgotten},
-         f"deleted trunk {tid}; {forgotten} local mapping(s) forgotten, calls to them are no "
-         "longer routed")
+    emit(args, {"action": "forgotten" if gone else "deleted", "trunkId": tid,
+                "mappings_removed": len(mapped), "local_mappings_forgotten": forgotten},
+         (f"trunk {tid} was already gone at Amazon" if gone else f"deleted trunk {tid}") +
+         f"; {forgotten} local mapping(s) forgotten, calls to them are no longer routed")
     return 0

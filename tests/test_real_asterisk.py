@@ -243,10 +243,16 @@ def test_changed_transport_needs_a_restart_and_says_so(pbx, written):
     assert f"it serves another certificate than {pbx.keys}/renewed.crt" in r.stderr
     assert "restart Asterisk" in r.stderr and "not fully reloadable" in r.stderr
     assert f"{pbx.keys}/renewed.crt" in pbx.ast.cli("pjsip show transport transport-alexa-tls")
+    # run again before the restart: nothing to write, and still not all well
+    again = pbx.generate("--agi", "process", "--write", cert="keys/renewed.crt",
+                         key="keys/renewed.key")
+    assert again.returncode == 1 and "nothing to change" in again.stdout
+    assert "nothing to write, but Asterisk still runs the old transport" in again.stderr
     pbx.ast.restart()
     again = pbx.generate("--agi", "process", "--write", cert="keys/renewed.crt",
                          key="keys/renewed.key")
     assert again.returncode == 0 and "nothing to change" in again.stdout
+    assert "Asterisk loaded transport transport-alexa-tls" in again.stdout
     # 2. a new port (and the module's certificate back): the object keeps the old bind
     new_port = free_ports(1)[0]
     r = pbx.generate("--agi", "process", "--write", port=new_port)

@@ -200,4 +200,29 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"wrote {path}\n")
         out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")
         out.write(f"{outcome.reload_note}\n")
+    elif args.write and not args.no_reload:
+        _check_running(args, plan.config, asterisk_dir)
     return 0
+
+
+def _check_running(args: argparse.Namespace, config: "TrunkConfig", asterisk_dir: Path) -> None:
+    """Nothing to write: does the running Asterisk run what is on disk? (After a "restart
+    needed", a re-run must not say all is well until Asterisk was restarted.)"""
+    from ..generate.transaction import ApplyFailed, RestartNeeded
+    tx = _transaction(args, asterisk_dir)
+    try:
+        why = tx.asterisk.unavailable()
+        if why is not None:
+            sys.stdout.write(f"{why}: not checked\n")
+            return
+        verdict = _checker(config, asterisk_dir)(tx.asterisk, list)
+    finally:
+        tx.asterisk.close()
+    if verdict.restart_needed:
+        raise RestartNeeded(f"nothing to write, but {verdict.summary}: asterisk -rx 'core "
+                            "restart gracefully'")
+    if not verdict.ok:
+        raise ApplyFailed("nothing to write, but the running Asterisk does not match the "
+                          f"config: {verdict.summary}; reload it (asterisk -rx 'module reload "
+                          "res_pjsip.so') and look at its log")
+    sys.stdout.write(f"{verdict.summary}\n")

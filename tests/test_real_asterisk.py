@@ -120,7 +120,7 @@ def _agi_wrapper(agi_bin: Path, state: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pbx(tmp_path_factory):
+def pbx(tmp_path_factory, request):
     home = tmp_path_factory.mktemp("plain")
     etc = home / "etc"
     udp, ami_port, tls_port = free_ports(3)
@@ -134,14 +134,14 @@ def pbx(tmp_path_factory):
     state = home / "state"
     _agi_wrapper(etc / "agi-bin", state)
     ast = boot(etc, ami_port)
+    request.addfinalizer(ast.stop)  # also when the set-up below fails
     p = Pbx(ast, etc, home, state, home / "cli.toml", home / "ami.toml", tls_port,
             home / "keys")
     p.settings.write_text(ast.settings_toml(state, etc))
     p.settings_ami.write_text(ast.settings_toml(state, etc, ami=True))
     for s in (p.settings, p.settings_ami):
         s.chmod(0o600)
-    yield p
-    ast.stop()
+    return p
 
 
 @pytest.fixture(scope="module")
@@ -416,7 +416,7 @@ include => from-internal-additional
 
 
 @pytest.fixture(scope="module")
-def freepbx(tmp_path_factory):
+def freepbx(tmp_path_factory, request):
     home = tmp_path_factory.mktemp("freepbx")
     etc = freepbx_generate_tree(home / "etc")
     udp, ami_port, tls_port, dead = free_ports(4)
@@ -437,6 +437,7 @@ def freepbx(tmp_path_factory):
     base_files(etc, ami_port)
     _write_keys(home / "keys")
     ast = boot(etc, ami_port)
+    request.addfinalizer(ast.stop)
     settings = home / "cli.toml"
     settings.write_text(ast.settings_toml(home / "state", etc))
     settings.chmod(0o600)
@@ -446,8 +447,7 @@ def freepbx(tmp_path_factory):
             "127.0.0.1", "--port", str(tls_port), "--local-net", "127.0.0.0/8",
             "--cert", str(home / "keys" / "pbx.crt"), "--key", str(home / "keys" / "pbx.key"),
             "--ca-list", str(home / "keys" / "ca.crt"), "--write"], env)
-    yield ast, etc, r, tls_port
-    ast.stop()
+    return ast, etc, r, tls_port
 
 
 def test_freepbx_write_reloads_and_verifies(freepbx):

@@ -164,7 +164,7 @@ def finding(doc: dict, id_: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+def pair(tmp_path_factory, request):
     home = tmp_path_factory.mktemp("testcall")
     keys = home / "keys"
     keys.mkdir()
@@ -188,7 +188,9 @@ def pair(tmp_path_factory):
     (amazon_dir / "extensions.conf").write_text(AMAZON_ROOMS)
     base_files(amazon_dir, amazon_ami, free_udp_range())
     pbx = boot(etc, pbx_ami)
+    request.addfinalizer(pbx.stop)  # also when the set-up below fails
     amazon = boot(amazon_dir, amazon_ami)
+    request.addfinalizer(amazon.stop)
     settings = home / "pbx-bridge.toml"
     settings.write_text(pbx.settings_toml(home / "state", etc, ami=True))
     settings.chmod(0o600)
@@ -210,9 +212,7 @@ def pair(tmp_path_factory):
     s.publish()
     s.close()
     p.requalify()
-    yield p
-    pbx.stop()
-    amazon.stop()
+    return p
 
 
 def test_a_working_call_is_tls_srtp_with_rtp_both_ways(pair):

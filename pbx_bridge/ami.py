@@ -6,6 +6,7 @@ traffic, secrets included, at debug level; this needs four messages and no threa
 
 from __future__ import annotations
 
+import ipaddress
 import select
 import socket
 import time
@@ -19,6 +20,10 @@ Message = dict[str, str]
 
 class AmiError(PbxBridgeError):
     pass
+
+
+class AmiActionFailed(AmiError):
+    """Asterisk answered an action with an error (the connection itself is fine)."""
 
 
 def parse_message(block: str) -> Message:
@@ -38,6 +43,14 @@ class AmiClient:
     secret: Secret
     timeout: float = 5.0
     events: str = "off"  # the Login's Events: "on" to receive events (test-call)
+
+    @property
+    def local(self) -> bool:
+        """Whether this AMI is on this host (loopback), so its files and ports are ours too."""
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
 
     def __post_init__(self) -> None:
         self.sock: socket.socket | None = None
@@ -104,13 +117,22 @@ class AmiClient:
             raise AmiError(f"AMI login as {self.username} failed: "
                            f"{resp.get('Message', 'no reason given')}")
 
-    def _response(self, aid: str) -> Message:
+    def _reply(self, aid: str) -> tuple[str, Message]:
+        """The next message of action ``aid``: its text and its fields. Events of anything
+        else are kept for :meth:`next_event` when events are on."""
         while True:
-            msg = parse_message(self._read_block())
-            if msg.get("ActionID") == aid and "Response" in msg:
-                return msg
+            block = self._read_block()
+            msg = parse_message(block)
+            if msg.get("ActionID") == aid:
+                return block, msg
             if "Event" in msg and self.events != "off":
                 self.backlog.append(msg)
+
+    def _response(self, aid: str) -> Message:
+        while True:
+            msg = self._reply(aid)[1]
+            if "Response" in msg:
+                return msg
 
     def action(self, action: str, **fields: str) -> Message:
         """Send an action and return its response (events meanwhile are kept)."""
@@ -135,12 +157,10 @@ class AmiClient:
         aid = self._send(action, **fields)
         resp = self._response(aid)
         if resp.get("Response") != "Success":
-            raise AmiError(f"AMI {action}: {resp.get('Message', 'failed')}")
+            raise AmiActionFailed(f"AMI {action}: {resp.get('Message', 'failed')}")
         items: list[Message] = []
         while True:
-            msg = parse_message(self._read_block())
-            if msg.get("ActionID") != aid:
-                continue
+            msg = self._reply(aid)[1]
             if msg.get("EventList") == "Complete":
                 return items
             if msg.get("Event") == item_event:
@@ -150,12 +170,8 @@ class AmiClient:
         """A CLI command through the ``Command`` action: (succeeded, its output)."""
         aid = self._send("Command", Command=cli)
         while True:
-            block = self._read_block()
-            msg = parse_message(block)
-            if "Event" in msg and self.events != "off" and msg.get("ActionID") != aid:
-                self.backlog.append(msg)
-                continue
-            if msg.get("ActionID") == aid and "Response" in msg:
+            block, msg = self._reply(aid)
+            if "Response" in msg:
                 output = [line.partition(":")[2].strip() for line in block.split("\r\n")
                           if line.startswith("Output:")]
                 return msg["Response"] == "Success", "\n".join(output) or msg.get("Message", "")

@@ -16,10 +16,10 @@ import re
 import secrets
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from .ami import AmiClient, AmiError, Message
+from .ami import AmiActionFailed, AmiClient, AmiError, Message
 from .asterisk_cli import show_fields
 from .findings import Finding, Status
 
@@ -60,7 +60,6 @@ class Observation:
     reached: str | None = None  # from-alexa: where the extension is found
     not_reached: str | None = None  # from-alexa: why it is not
     timed_out: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def parse_sip(value: str) -> tuple[int | None, str | None]:
@@ -127,11 +126,9 @@ def probe_tls(host: str, port: int, cafile: str | None, timeout: float = 5.0) ->
 class Caller:
     """Drives one test call over AMI and hangs up whatever it started, whatever happens."""
 
-    def __init__(self, ami: AmiClient, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, ami: AmiClient, clock: Callable[[], float] = time.monotonic) -> None:
         self.ami = ami
         self.clock = clock
-        self.sleep = sleep
         tag = secrets.token_hex(4)
         self.ids = (f"pbxb-{tag}-1", f"pbxb-{tag}-2")  # the originated channel's uniqueids
         self.channels: dict[str, str] = {}  # uniqueid -> channel name, of ours, still up
@@ -226,8 +223,7 @@ class Caller:
             obs.sip_code, obs.sip_reason = 200, "OK"
             self.pump(0.3)
             obs.channel = self._pjsip_channel()
-            if obs.channel is None:
-                obs.notes.append("answered, but the trunk channel was not seen")
+            if obs.channel is None:  # diagnose says so: no media checks without it
                 return
             self.pump(hold, lambda m: m.get("Event") == "Hangup" and
                       m.get("Channel") == obs.channel)
@@ -312,19 +308,12 @@ class Caller:
                     obs.cause_txt = m.get("Cause-txt")
 
     def _dialplan(self, context: str, exten: str) -> list[Message]:
-        aid = self.ami._send("ShowDialPlan", Context=context, Extension=exten)
-        items: list[Message] = []
-        while True:
-            m = self.ami.next_event(10)
-            if m is None:
-                return items
-            if m.get("ActionID") != aid:
-                self._track(m)
-                continue
-            if m.get("Event") == "ListDialplan":
-                items.append(m)
-            if m.get("EventList") == "Complete" or m.get("Response") == "Error":
-                return items
+        """Where ``exten`` matches in ``context`` (AMI ShowDialPlan); empty when nowhere."""
+        try:
+            return self.ami.event_list("ShowDialPlan", "ListDialplan", Context=context,
+                                       Extension=exten)
+        except AmiActionFailed:  # "Did not find extension ..."
+            return []
 
 
 def _flag(value: str | None) -> bool | None:
@@ -354,8 +343,11 @@ def diagnose(o: Observation) -> list[Finding]:
     elif o.mapped:
         out.append(Finding("room.mapped", Status.PASS, f"{o.to} is mapped to a room"))
     out.append(_call_finding(o))
-    if o.answered and not o.hung_up_early and o.channel:
-        out += _media_findings(o)
+    if o.answered and not o.hung_up_early:
+        out += _media_findings(o) if o.channel else [Finding(
+            "media.rtp", Status.WARN, "answered, but the trunk channel was not seen: TLS, "
+            "SRTP and RTP were not checked", {}, None, "asterisk -rx 'core show channels' "
+            "during a call")]
     return out
 
 

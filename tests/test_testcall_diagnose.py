@@ -67,3 +67,8 @@ def test_contact_marked_down_is_named():
     f = next(f for f in diagnose(o) if f.id == "call.connect")
     assert f.status == Status.FAIL and "marks Amazon's contact sip:127.0.0.2:5061 Unavail" \
         in f.summary
+
+
+def test_answered_without_the_trunk_channel_seen_says_media_was_not_checked():
+    f = next(f for f in diagnose(answered(channel=None)) if f.id == "media.rtp")
+    assert f.status == Status.WARN and "not checked" in f.summary

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import re
 import sys
@@ -100,12 +99,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 transport = show_fields(caller.cli(
                     f"pjsip show transport {fields.get('transport', '')}"))
-                try:
-                    local = ipaddress.ip_address(host).is_loopback
-                except ValueError:
-                    local = host == "localhost"
                 caller.call_room(obs, args.direct, args.hold, args.timeout,
-                                 transport.get("ca_list_file") or None, local)
+                                 transport.get("ca_list_file") or None, ami.local)
     except AmiError as exc:
         raise NoAmi(f"AMI at {host}:{port} failed during the test call: {exc}") from None
     finally:

@@ -94,9 +94,6 @@ class Asterisk:
                 errors.append(f"'{cmd}': {text.splitlines()[0] if text else 'failed'}")
         return errors
 
-    def show_endpoint(self, name: str) -> ShownEndpoint | None:
-        return parse_show_endpoint(self._run(f"pjsip show endpoint {name}")[1])
-
     def close(self) -> None:
         pass
 
@@ -137,11 +134,7 @@ class AsteriskAmi(Asterisk):
 
     @property
     def local(self) -> bool:
-        import ipaddress
-        try:
-            return ipaddress.ip_address(self.client.host).is_loopback
-        except ValueError:
-            return self.client.host == "localhost"
+        return self.client.local
 
     def unavailable(self) -> str | None:
         from .ami import AmiError

@@ -7,16 +7,15 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, uid: int = -1,
-                 gid: int | None = -1) -> None:
-    """Write to a temporary file beside ``path``, fsync, set ``mode`` (and owner, when
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, gid: int | None = None) -> None:
+    """Write to a temporary file beside ``path``, fsync, set ``mode`` (and group, when
     given), rename over ``path``. The mode is set on the open file, so the umask never
     loosens or tightens it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        if uid != -1 or (gid is not None and gid != -1):
-            os.fchown(fd, uid, -1 if gid is None else gid)
+        if gid is not None:
+            os.fchown(fd, -1, gid)
         os.fchmod(fd, mode)  # after the chown, which clears setuid/setgid bits
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -16,6 +16,7 @@ from ..settings import load
 
 if TYPE_CHECKING:
     from ..asterisk_cli import Asterisk
+    from ..settings import Settings
     from ..generate.render import TrunkConfig
     from ..generate.transaction import Check, Transaction
     from ..generate.verify import Verdict  # noqa: F401
@@ -76,12 +77,11 @@ def _range(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _transaction(args: argparse.Namespace, asterisk_dir: Path) -> "Transaction":
+def _transaction(settings: "Settings", asterisk_dir: Path) -> "Transaction":
     from ..ami import AmiClient
     from ..asterisk_cli import Asterisk, AsteriskAmi, AsteriskCli
     from ..doors import Runner
     from ..generate.transaction import Transaction
-    settings = load(args.config)
     asterisk: Asterisk = AsteriskCli(Runner(), settings.asterisk_cli)
     if settings.ami is not None:  # reload over AMI when it is configured
         host, port, user, secret = settings.ami
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load(args.config)
     asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
     if args.rollback:
-        tx = _transaction(args, asterisk_dir)
+        tx = _transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --rollback"):
                 folder, restored, note = tx.rollback(reload=not args.no_reload)
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         if problems:  # Asterisk would drop the whole transport: nothing is written
             raise ApplyFailed("not written: " + "; ".join(problems) + " (Asterisk would drop "
                               "the TLS transport; give --cert/--key/--ca-list files it can use)")
-        tx = _transaction(args, asterisk_dir)
+        tx = _transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --write"):
                 outcome = tx.apply(plan, reload=not args.no_reload,
@@ -201,15 +201,15 @@ def run(args: argparse.Namespace) -> int:
         out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")
         out.write(f"{outcome.reload_note}\n")
     elif args.write and not args.no_reload:
-        _check_running(args, plan.config, asterisk_dir)
+        _check_running(settings, plan.config, asterisk_dir)
     return 0
 
 
-def _check_running(args: argparse.Namespace, config: "TrunkConfig", asterisk_dir: Path) -> None:
+def _check_running(settings: "Settings", config: "TrunkConfig", asterisk_dir: Path) -> None:
     """Nothing to write: does the running Asterisk run what is on disk? (After a "restart
     needed", a re-run must not say all is well until Asterisk was restarted.)"""
     from ..generate.transaction import ApplyFailed, RestartNeeded
-    tx = _transaction(args, asterisk_dir)
+    tx = _transaction(settings, asterisk_dir)
     try:
         why = tx.asterisk.unavailable()
         if why is not None:

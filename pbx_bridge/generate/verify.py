@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..asterisk_cli import Asterisk, show_fields
+from ..asterisk_cli import Asterisk, parse_show_endpoint, show_fields
 from ..certs import CertError, key_matches, load_chain, load_key
 from ..doors import FileSystem
 from .render import TrunkConfig
@@ -171,17 +171,18 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
             if stale:
                 restart.append(stale)
     _, text = asterisk.rx(f"pjsip show endpoint {c.endpoint}")
-    if "Unable to find object" in text or "ParameterName" not in text:
+    shown = parse_show_endpoint(text)
+    if shown is None:
         problems.append(f"Asterisk did not load the endpoint {c.endpoint}")
     else:
         f = show_fields(text)
         if f.get("media_encryption") != "sdes":
             problems.append(f"the endpoint {c.endpoint} has media_encryption: "
                             f"{f.get('media_encryption') or '(none)'}, not sdes")
-        if f.get("transport") != c.transport:
+        if shown.transport != c.transport:
             problems.append(f"the endpoint {c.endpoint} uses transport "
-                            f"{f.get('transport') or '(none)'}, not {c.transport}")
-        matches = set(re.findall(r"^\s*Match:\s*(\S+)", text, re.M))
+                            f"{shown.transport or '(none)'}, not {c.transport}")
+        matches = set(shown.matches)
         for cidr in c.amazon_cidrs:
             net = str(ipaddress.ip_network(cidr, strict=False))
             if net not in matches and cidr not in matches:

@@ -15,6 +15,7 @@ from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
 from .commands import generate as generate_cmd
 from .commands import rooms as rooms_cmd
+from .commands import status as status_cmd
 from .commands import test_call as test_call_cmd
 from .commands import token as token_cmd
 from .commands import trunk as trunk_cmd
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pbx-bridge", description="Link an Asterisk/FreePBX PBX to Alexa "
                      "Smart Properties: check the host, generate config, manage the trunk.")
     parser.add_argument("--version", action="version", version=f"pbx-bridge {__version__}")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="log lines on standard error as text (default) or JSON lines "
+                        "(also $PBX_BRIDGE_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     preflight.add_parser(sub)
     generate_cmd.add_parser(sub)
@@ -39,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     trunk_cmd.add_parser(sub)
     rooms_cmd.add_parser(sub)
     test_call_cmd.add_parser(sub)
+    status_cmd.add_parser(sub)
     agi_cmd.add_parsers(sub)
     emulator_cmd.add_parser(sub)
     config_cmd.add_parser(sub)
@@ -48,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Every option that names a file or folder: made absolute here, once, so that nothing later
 # depends on the working directory (a path written into an Asterisk file, a backup manifest).
 PATH_OPTIONS = ("asterisk_dir", "cert", "key", "ca_list", "map", "config", "state_dir",
-                "firewall_rules", "state", "rooms", "out", "cert_chain")
+                "firewall_rules", "state", "rooms", "out", "cert_chain", "textfile", "lineage")
 
 
 def resolve_paths(args: argparse.Namespace) -> None:
@@ -62,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     resolve_paths(args)
+    from . import log
+    log.configure(args.log_format)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return 2

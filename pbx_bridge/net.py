@@ -82,8 +82,9 @@ class Network:
                     out.append(ip)
         return out
 
-    def tls_sip_probe(self, host: str, port: int) -> TlsProbe:
-        """A TLS 1.2 handshake to host:port, then a SIP OPTIONS over that connection."""
+    def tls_sip_probe(self, host: str, port: int, options: bool = True) -> TlsProbe:
+        """A TLS 1.2 handshake to host:port, then (``options``) a SIP OPTIONS over that
+        connection."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # we compare the served certificate ourselves
@@ -103,6 +104,8 @@ class Network:
                 probe = dict(connected=True, version=tls.version(),
                              cipher=cipher[0] if cipher else None,
                              peer_cert_der=tls.getpeercert(binary_form=True))
+                if not options:
+                    return TlsProbe(**probe)  # type: ignore[arg-type]
                 status, err = _options(tls, host, port)
                 return TlsProbe(**probe, sip_status=status, sip_error=err)  # type: ignore[arg-type]
         finally:

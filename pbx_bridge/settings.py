@@ -54,6 +54,7 @@ class Settings:
     agi_user: str = "asterisk"  # who runs the AGI: rooms apply checks it can read the routes
     agi_group: str | None = None  # routes file 0640 with this group (else 0644)
     asterisk_cli: tuple[str, ...] = ("asterisk",)  # how to run the Asterisk CLI
+    fastagi: tuple[str, int] | None = None  # where the FastAGI server listens (status asks)
 
     def require_credentials(self) -> tuple[str, Secret]:
         if not self.client_id:
@@ -161,12 +162,23 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
         raise InputError(source, "[agi] user must be a user name")
     if agi_group is not None and (not isinstance(agi_group, str) or not agi_group):
         raise InputError(source, "[agi] group must be a group name")
+    fastagi = None
+    if agi_t.get("fastagi") is not None:
+        from .commands.common import parse_listen
+        raw = agi_t["fastagi"]
+        if not isinstance(raw, str):
+            raise InputError(source, "[agi] fastagi must be \"HOST:PORT\", e.g. "
+                             "\"127.0.0.1:4573\"")
+        try:
+            fastagi = parse_listen(raw, "[agi] fastagi")
+        except UsageError as exc:
+            raise InputError(source, str(exc)) from None
     cli = pbx.get("asterisk_cli", "asterisk")
     if not isinstance(cli, str) or not shlex.split(cli):
         raise InputError(source, "[pbx] asterisk_cli must be a command, e.g. "
                          "\"asterisk -C /etc/asterisk/asterisk.conf\"")
     return Settings(
-        ami=ami, agi_user=agi_user, agi_group=agi_group,
+        ami=ami, agi_user=agi_user, agi_group=agi_group, fastagi=fastagi,
         asterisk_cli=tuple(shlex.split(cli)),
         client_id=get("client_id", amazon),
         client_secret=Secret(secret) if secret else None,
@@ -214,6 +226,8 @@ asterisk_dir = "/etc/asterisk"
 user = "asterisk"
 # Publish the routes 0640 to this group instead of 0644:
 # group = "asterisk"
+# Where `pbx-bridge fastagi` listens, so that `pbx-bridge status` checks it answers:
+# fastagi = "127.0.0.1:4573"
 
 [paths]
 # The trunk id and the cached access token (mode 0600) are kept here.

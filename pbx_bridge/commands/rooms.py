@@ -71,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                            f"more than {MAX_SHARE * 100:.0f}%% of the existing mappings")
             q.add_argument("--concurrency", type=int, default=4, metavar="N",
                            help="requests in flight (default 4)")
+            q.add_argument("--quiet", action="store_true", help="print nothing when there "
+                           "is nothing to change (for timers)")
         q.set_defaults(run=run)
 
 
@@ -252,6 +254,10 @@ def run_apply(args: argparse.Namespace) -> int:
         emit(args, doc, f"stopped: {report.error}\n{len(report.done)} change(s) done, "
              f"{len(report.skipped)} not done; run 'rooms apply' again to finish")
         return 1
+    import time
+    store.set_meta(last_apply_at=repr(time.time()))
+    if plan.empty and args.quiet:
+        return 0
     emit(args, doc, f"trunk {plan.trunk_id}: applied {len(report.done)} change(s) "
          f"({plan.summary()}); {len(store.rows(plan.trunk_id))} mapping(s) recorded in "
          f"{store.path}")

@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .common import Context, add_settings_args, context, emit, subcommands, writ
 
 if TYPE_CHECKING:  # the preflight's stack is imported only when a command needs it
     from ..findings import Finding
+    from ..preflight.snapshot import Snapshot
 
 HELP = "create, show, list, update or delete the Amazon SIP trunk"
 # The preflight checks that decide whether what we would send is right.
@@ -111,16 +113,40 @@ def read_chain(data: bytes, source: str) -> tuple[str, ...]:
     return pems
 
 
+@dataclass(frozen=True)
+class LocalTrunk:
+    """What the PBX's config says the trunk should be (empty parts where it cannot tell)."""
+
+    chain: tuple[str, ...]  # PEM, as in cert_file
+    name: str | None  # the certificate's first non-wildcard SAN, else its CN
+    peers: tuple[Peer, ...]  # public IP and TLS port
+
+
+def from_snapshot(snap: "Snapshot") -> LocalTrunk:
+    from .. import certs
+    from ..preflight.snapshot import Located, Unknown
+    chain: tuple[str, ...] = ()
+    name = None
+    if not isinstance(snap.cert, Unknown) and snap.cert.cert_read_error is None:
+        chain = read_chain(Path(snap.cert.path).read_bytes(), snap.cert.path)
+        if isinstance(snap.cert.chain, tuple) and snap.cert.chain:
+            cn, sans = certs.names(snap.cert.chain[0])
+            name = next((n for n in sans if not n.startswith("*.")), None) or cn
+    peers: tuple[Peer, ...] = ()
+    if snap.transport is not None and isinstance(snap.public_ip, Located):
+        peers = (Peer(snap.public_ip.value, snap.transport.port, True),)
+    return LocalTrunk(chain, name, peers)
+
+
 def _needs_config(args: argparse.Namespace) -> bool:
     return not (args.fqdn and args.cert_chain and args.peer)
 
 
 def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Finding"]]:
     """The trunk this PBX should have, and the gate's findings (empty without config)."""
-    from .. import certs
     from ..preflight.checks import run_checks
     from ..preflight.command import _dns_server
-    from ..preflight.snapshot import Located, Options, Snapshot, Unknown, gather
+    from ..preflight.snapshot import Options, gather
     snap: Snapshot | None = None
     findings: list[Finding] = []
     explicit_peers = tuple(_peer(p) for p in args.peer or ())  # flags first: fail fast
@@ -133,6 +159,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Fi
                        dns_server=_dns_server(args.dns_server) if args.dns_server else None)
         snap = gather(opts)
         findings = [f for f in run_checks(snap) if f.id in GATE]
+    local = from_snapshot(snap) if snap is not None else LocalTrunk((), None, ())
     missing = []
     if args.cert_chain:
         path = Path(args.cert_chain)
@@ -140,26 +167,15 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Fi
             chain = read_chain(path.read_bytes(), str(path))
         except OSError as exc:
             raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    elif snap is not None and not isinstance(snap.cert, Unknown) and snap.cert.cert_read_error \
-            is None:
-        chain = read_chain(Path(snap.cert.path).read_bytes(), snap.cert.path)
     else:
-        chain = ()
-        missing.append("certificate chain (--cert-chain, or cert_file on a TLS transport)")
-    name = args.fqdn
-    if not name and snap is not None and not isinstance(snap.cert, Unknown) and \
-            isinstance(snap.cert.chain, tuple) and snap.cert.chain:
-        cn, sans = certs.names(snap.cert.chain[0])
-        name = next((n for n in sans if not n.startswith("*.")), None) or cn
+        chain = local.chain
+        if not chain:
+            missing.append("certificate chain (--cert-chain, or cert_file on a TLS transport)")
+    name = args.fqdn or local.name
     if not name:
         missing.append("TLS name (--fqdn)")
-    if explicit_peers:
-        peers = explicit_peers
-    elif snap is not None and snap.transport is not None and \
-            isinstance(snap.public_ip, Located):
-        peers = (Peer(snap.public_ip.value, snap.transport.port, True),)
-    else:
-        peers = ()
+    peers = explicit_peers or local.peers
+    if not peers:
         missing.append("peer (--peer IP:PORT, or a TLS transport and --public-ip)")
     if missing:
         raise UsageError("cannot tell the trunk's " + "; ".join(missing))

@@ -14,6 +14,7 @@ from .commands import agi as agi_cmd
 from .commands import config as config_cmd
 from .commands import emulator as emulator_cmd
 from .commands import generate as generate_cmd
+from .commands import renew as renew_cmd
 from .commands import rooms as rooms_cmd
 from .commands import status as status_cmd
 from .commands import test_call as test_call_cmd
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     rooms_cmd.add_parser(sub)
     test_call_cmd.add_parser(sub)
     status_cmd.add_parser(sub)
+    renew_cmd.add_parser(sub)
     agi_cmd.add_parsers(sub)
     emulator_cmd.add_parser(sub)
     config_cmd.add_parser(sub)

@@ -1,0 +1,291 @@
+"""``pbx-bridge renew-hook``: certbot's ``--deploy-hook``. Installs a renewed certificate into
+the files the TLS transport names, makes Asterisk serve it, checks over TLS that it does, then
+sends the new chain to the Amazon trunk when it changed. Idempotent; on failure the old files
+come back and Asterisk serves them again.
+
+Asterisk 22 reloads a TLS transport's certificate on ``module reload res_pjsip.so`` when the
+*paths* are unchanged and the files are newer (seen on 22.10.1); a transport whose path was
+changed since Asterisk started keeps its old certificate until a restart, which ``--restart``
+does (``core restart gracefully``: calls in progress finish first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import log
+from ..errors import InputError, PbxBridgeError, UsageError
+from .common import add_settings_args, emit, writes_state
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from ..asterisk_cli import Asterisk
+    from ..generate.verify import Verdict
+    from ..settings import Settings
+
+HELP = "certbot deploy hook: install a renewed certificate, make Asterisk serve it, update " \
+       "Amazon"
+
+
+class RenewFailed(PbxBridgeError):
+    pass
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("renew-hook", help=HELP, description=HELP + ". For certbot: "
+                       "certbot renew --deploy-hook 'pbx-bridge renew-hook' (certbot sets "
+                       "RENEWED_LINEAGE).")
+    add_settings_args(p)
+    p.add_argument("--lineage", metavar="DIR", help="the certificate's folder, holding "
+                   "fullchain.pem and privkey.pem (default: $RENEWED_LINEAGE, set by certbot)")
+    p.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
+                   "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+    p.add_argument("--restart", action="store_true", help="restart Asterisk (gracefully) "
+                   "when a reload does not make it serve the new certificate")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="how long to wait for Asterisk to serve it after a restart "
+                   "(default 120)")
+    p.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                   help="how log lines on standard error look (default text)")
+    p.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class Renewal:
+    chain_pem: bytes  # fullchain.pem as certbot wrote it
+    key_pem: bytes
+    chain: tuple[str, ...]  # the PEM blocks
+    leaf_der: bytes
+    not_after: str
+
+
+def read_lineage(folder: Path) -> Renewal:
+    """The renewed certificate, checked: it parses, the key is its key, it is valid now."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from .. import certs
+    from ..status import leaf_of
+    from .trunk import read_chain
+    if not folder.is_dir():
+        raise InputError(str(folder), "lineage folder does not exist (--lineage, or "
+                         "RENEWED_LINEAGE from certbot)")
+    data = {}
+    for name in ("fullchain.pem", "privkey.pem"):
+        p = folder / name
+        try:
+            if not p.is_file():
+                raise InputError(str(p), "is missing (a certbot lineage holds fullchain.pem "
+                                 "and privkey.pem)")
+            data[name] = p.read_bytes()
+        except OSError as exc:
+            raise InputError(str(p), f"cannot read: {exc.strerror or exc}") from None
+    pems = read_chain(data["fullchain.pem"], str(folder / "fullchain.pem"))
+    try:
+        key = certs.load_key(data["privkey.pem"])
+    except certs.CertError as exc:
+        raise InputError(str(folder / "privkey.pem"), str(exc)) from None
+    chain = tuple(certs.load_chain("".join(pems).encode()))
+    leaf = leaf_of(chain, key)
+    if not certs.key_matches(leaf, key):
+        raise InputError(str(folder), "privkey.pem is not the key of the certificate in "
+                         "fullchain.pem; nothing was installed")
+    now = time.time()
+    if certs.not_after(leaf).timestamp() <= now or certs.not_before(leaf).timestamp() > now:
+        raise InputError(str(folder / "fullchain.pem"), f"the certificate is not valid now "
+                         f"({certs.describe(leaf)}); nothing was installed")
+    return Renewal(data["fullchain.pem"], data["privkey.pem"], pems,
+                   leaf.public_bytes(Encoding.DER), certs.not_after(leaf).isoformat())
+
+
+def _served(host: str, port: int) -> bytes | None:
+    from ..net import Network
+    probe = Network(timeout=3.0).tls_sip_probe(host, port, options=False)
+    return probe.peer_cert_der if probe.connected else None
+
+
+def _wait_served(host: str, port: int, want: bytes, seconds: float) -> bytes | None:
+    """What Asterisk serves, waiting up to ``seconds`` for it to become ``want`` (a
+    transport restarts its listener a moment after the reload returns)."""
+    end = time.monotonic() + seconds
+    while True:
+        got = _served(host, port)
+        if got == want or time.monotonic() >= end:
+            return got
+        time.sleep(0.2)
+
+
+def _verdict(host: str, port: int, want: bytes, settle: float = 5.0) -> "Verdict":
+    from ..generate.verify import Verdict
+    got = _wait_served(host, port, want, settle)
+    if got == want:
+        return Verdict(True, False, (), f"Asterisk serves the new certificate on {host}:{port}")
+    if got is None:
+        return Verdict(False, False, (f"Asterisk serves no TLS on {host}:{port}",),
+                       f"Asterisk serves no TLS on {host}:{port}")
+    return Verdict(False, True, ("it still serves the old certificate",),
+                   f"Asterisk still serves the old certificate on {host}:{port}")
+
+
+def _restart(asterisk: "Asterisk", host: str, port: int, want: bytes, timeout: float) -> bool:
+    log.event("restart", message="restarting Asterisk (core restart gracefully) so that it "
+              "serves the new certificate")
+    asterisk.rx("core restart gracefully")
+    end = time.monotonic() + timeout
+    time.sleep(1.0)
+    while time.monotonic() < end:
+        ok, text = asterisk.rx("core waitfullybooted")
+        if "fully booted" in text.lower():
+            break
+        time.sleep(0.5)
+    return _wait_served(host, port, want, max(1.0, end - time.monotonic())) == want
+
+
+def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Renewal
+                   ) -> tuple[str, bool]:
+    """(what happened, whether the chain was sent). Sends it only when Amazon holds another
+    one."""
+    from ..amazon.models import TrunkSpec
+    from ..state import State
+    from ..status import _same_chain
+    from .common import context
+    from .trunk import changes
+    tid = State(settings.state_dir).trunk_id
+    if tid is None:
+        return "no trunk saved in the state dir; Amazon not updated", False
+    ctx = context(args)
+    trunk = ctx.api.get_trunk(tid)
+    if _same_chain(trunk.certificate_chain, renewal.chain):
+        return f"trunk {tid} already holds this chain", False
+    diff = changes(trunk, TrunkSpec(trunk.name or "", renewal.chain, trunk.peers))
+    ctx.api.update_trunk(tid, diff)
+    return f"trunk {tid}: new certificate chain sent to Amazon", True
+
+
+@writes_state("renew-hook")
+def run(args: argparse.Namespace) -> int:
+    from ..generate.plan import FileChange
+    from ..preflight.snapshot import Options, Unknown, gather
+    from ..settings import load
+    from .generate import _transaction
+    lineage = args.lineage or os.environ.get("RENEWED_LINEAGE")
+    if not lineage:
+        raise UsageError("no lineage: pass --lineage DIR (certbot sets RENEWED_LINEAGE for "
+                         "its deploy hooks)")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    from ..settings import absolute
+    renewal = read_lineage(absolute(lineage))
+    settings = load(args.config)
+    asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
+    snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
+    t = snap.transport
+    if t is None or isinstance(snap.cert, Unknown) or snap.cert.key_path is None:
+        why = snap.cert.reason if isinstance(snap.cert, Unknown) else \
+            "the TLS transport names no priv_key_file"
+        raise RenewFailed(f"nowhere to install the certificate: {why} (in {asterisk_dir})")
+    cert_path, key_path = Path(snap.cert.path), Path(snap.cert.key_path)
+    if cert_path == key_path:
+        raise RenewFailed(f"cert_file and priv_key_file are the same file ({cert_path}); "
+                          "give the key a file of its own")
+    host = "127.0.0.1" if t.host in ("0.0.0.0", "::", "") else t.host
+
+    def current(p: Path) -> bytes | None:
+        try:
+            return p.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InputError(str(p), f"cannot read: {exc.strerror or exc}") from None
+
+    todo = tuple(FileChange(p, old, new) for p, new in ((cert_path, renewal.chain_pem),
+                                                        (key_path, renewal.key_pem))
+                 if (old := current(p)) != new)
+    txn = _transaction(settings, asterisk_dir)
+    asterisk = txn.asterisk
+    steps: list[str] = []
+    backup: Path | None = None  # this run's backup of the old files
+
+    @dataclass(frozen=True)
+    class Files:
+        changes: tuple[FileChange, ...]
+
+    def check(a: "Asterisk", lines: Any) -> "Verdict":
+        return _verdict(host, t.port, renewal.leaf_der)
+
+    if todo:
+        if asterisk.unavailable() is not None:
+            raise RenewFailed(f"{asterisk.unavailable()}: the certificate was not installed "
+                              "(Asterisk must serve it)")
+        from ..generate.transaction import ApplyFailed, RestartNeeded
+        try:
+            outcome = txn.apply(Files(todo), True, check)  # type: ignore[arg-type]
+            backup = outcome.backup
+            steps.append(f"installed {', '.join(str(c.path) for c in todo)} (backup "
+                         f"{backup.name}); {outcome.reload_note}")
+        except ApplyFailed as exc:
+            raise RenewFailed(f"{exc}; the old certificate is served again") from None
+        except RestartNeeded:
+            if not args.restart:
+                raise RenewFailed(
+                    f"installed {', '.join(str(c.path) for c in todo)}, but Asterisk still "
+                    f"serves the old certificate on {host}:{t.port} after a reload: restart it "
+                    "(asterisk -rx 'core restart gracefully', or renew-hook --restart), then "
+                    "run renew-hook again to update Amazon") from None
+            if not _restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
+                raise RenewFailed(f"Asterisk restarted but does not serve the new "
+                                  f"certificate on {host}:{t.port}") from None
+            steps.append(f"installed {', '.join(str(c.path) for c in todo)}; Asterisk "
+                         "restarted and serves it")
+            latest = txn.latest()
+            backup = latest[0] if latest else None
+    else:
+        served = _served(host, t.port)
+        if served != renewal.leaf_der:  # installed earlier but never loaded
+            errors = asterisk.reload() if asterisk.unavailable() is None else \
+                [str(asterisk.unavailable())]
+            v = _verdict(host, t.port, renewal.leaf_der)
+            if errors or not v.ok:
+                if v.restart_needed and args.restart and \
+                        _restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
+                    steps.append("Asterisk restarted and serves the new certificate")
+                else:
+                    raise RenewFailed(f"the files already hold the new certificate, but "
+                                      f"{v.summary}" + (f" ({'; '.join(errors)})" if errors
+                                                         else "") +
+                                      ("; restart Asterisk or pass --restart"
+                                       if v.restart_needed else ""))
+            else:
+                steps.append("files already current; Asterisk reloaded and serves them")
+    try:
+        note, sent = _update_amazon(args, settings, renewal)
+    except PbxBridgeError as exc:
+        if backup is None:  # nothing of ours to undo: Asterisk served this before
+            raise RenewFailed(f"Amazon not updated: {exc}; run renew-hook again") from None
+        restored = _undo(txn, backup, asterisk)
+        raise RenewFailed(f"Amazon not updated ({exc}); {restored}; run renew-hook again "
+                          "once Amazon answers") from None
+    changed = bool(steps) or sent
+    steps.append(note)
+    if changed:
+        for s in steps:
+            log.event("renew", message=s, lineage=str(lineage))
+    emit(args, {"installed": [str(c.path) for c in todo], "steps": steps,
+                "notAfter": renewal.not_after, "changed": changed},
+         f"renewed: Asterisk serves the certificate valid until {renewal.not_after}; {note}"
+         if changed else f"nothing to do: Asterisk serves the certificate valid until "
+         f"{renewal.not_after}; {note}")
+    return 0
+
+
+def _undo(txn: Any, backup: Path, asterisk: "Asterisk") -> str:
+    import json
+    manifest = json.loads((backup / "manifest.json").read_text())
+    txn._restore(backup, manifest)
+    asterisk.reload()
+    return "the old certificate files were restored and Asterisk reloaded"

@@ -1,0 +1,225 @@
+"""Certificate renewal against a real Asterisk 22.10.1 and the emulator: Asterisk serves a
+certificate, a renewal lands on disk, `status` sees file and served differ, `renew-hook` makes
+Asterisk serve the new one and sends Amazon the new chain once. One instance for the module;
+everything on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from helpers import PUBLIC_IP, ROOT, SECRET, make_cert, make_pki
+from pbx_bridge.net import Network
+from realasterisk import base_files, boot, free_ports, free_udp_range
+from test_status import m, metrics
+
+pytestmark = pytest.mark.asterisk
+
+
+def served(port: int) -> str | None:
+    probe = Network().tls_sip_probe("127.0.0.1", port, options=False)
+    return hashlib.sha256(probe.peer_cert_der).hexdigest() if probe.peer_cert_der else None
+
+
+def fp(pki) -> str:
+    return hashlib.sha256(pki.leaf.cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def lineage(folder: Path, pki, key=None) -> Path:
+    """What certbot leaves in /etc/letsencrypt/live/NAME for a deploy hook."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fullchain.pem").write_bytes(pki.leaf.pem() + pki.inter.pem())
+    (folder / "privkey.pem").write_bytes((key or pki.leaf).key_pem())
+    return folder
+
+
+class Site:
+    def __init__(self, tmp: Path, emulator) -> None:
+        self.etc = tmp / "etc"
+        self.keys = self.etc / "keys"
+        self.keys.mkdir(parents=True)
+        self.ami_port, self.tls_port = free_ports(2)
+        base_files(self.etc, self.ami_port, rtp=free_udp_range())
+        (self.keys / "ca.crt").write_bytes(make_cert("Amazon Root CA 1", ca=True,
+                                                     org="Amazon").pem())
+        self.first = make_pki(days=20)  # about to expire
+        self.install(self.first)
+        self.write_pjsip("pbx.crt", "pbx.key")
+        self.ast = boot(self.etc, self.ami_port)
+        self.state = tmp / "state"
+        self.settings = tmp / "pbx-bridge.toml"
+        self.srv = emulator(client_secret=SECRET, activate_after=0)
+        self.settings.write_text(self.ast.settings_toml(self.state) + (
+            f"\n[amazon]\nclient_id = \"emulator-client\"\nclient_secret = \"{SECRET}\"\n"
+            f"api_url = \"{self.srv.url}\"\ntoken_url = \"{self.srv.url}/auth/o2/token\"\n"))
+        os.chmod(self.settings, 0o600)
+        r = self.pb("trunk", "create", "--skip-preflight")  # peer: the transport's
+        assert r.returncode == 0, r.stderr
+        self.trunk = json.loads((self.state / "state.json").read_text())["trunkId"]
+
+    def install(self, pki, crt: str = "pbx.crt", key: str = "pbx.key") -> None:
+        (self.keys / crt).write_bytes(pki.leaf.pem() + pki.inter.pem())
+        (self.keys / key).write_bytes(pki.leaf.key_pem())
+        os.chmod(self.keys / key, 0o640)
+
+    def write_pjsip(self, crt: str, key: str) -> None:
+        (self.etc / "pjsip.conf").write_text(
+            f"[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{self.tls_port}\n"
+            f"cert_file={self.keys / crt}\npriv_key_file={self.keys / key}\nmethod=tlsv1_2\n"
+            f"ca_list_file={self.keys / 'ca.crt'}\n"
+            f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
+
+    def pb(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+        env["PBX_BRIDGE_CONFIG"] = str(self.settings)
+        return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
+                              text=True, cwd=ROOT, env=env, timeout=timeout)
+
+    def chain_updates(self) -> int:
+        """Requests that changed the trunk, as the emulator logged them."""
+        lines = [ln.split() for ln in self.srv.emulator.config.log.getvalue().splitlines()]
+        return sum(1 for w in lines if w[1] in ("PATCH", "PUT") and
+                   w[2].endswith(self.trunk) and w[3].startswith("2"))
+
+    def amazon_chain(self) -> list[str]:
+        return self.srv.emulator.state.trunks[self.trunk]["tls"]["certificateChain"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    import io
+
+    from pbx_bridge.emulator import EmulatorConfig, start
+    servers = []
+
+    def emulator(**kw):
+        kw.setdefault("log", io.StringIO())
+        server, _ = start(EmulatorConfig(**kw))
+        servers.append(server)
+        return server
+    s = Site(tmp_path_factory.mktemp("renew"), emulator)
+    yield s
+    s.ast.stop()
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_status_sees_a_renewal_not_loaded_and_renew_hook_makes_it_served(site, tmp_path):
+    s = site
+    assert served(s.tls_port) == fp(s.first)
+    r = s.pb("status", "--format", "nagios", "--asterisk-dir", str(s.etc))
+    assert r.returncode == 1 and "served certificate expires in" in r.stdout, r.stdout
+
+    # certbot renews; someone copies the files by hand but nothing reloads Asterisk
+    second = make_pki(days=90)
+    s.install(second)
+    r = s.pb("status", "--format", "prometheus")
+    got = metrics(r.stdout)
+    file_ts = m(got, "pbx_bridge_certificate_expiry_timestamp_seconds", source="file")
+    served_ts = m(got, "pbx_bridge_certificate_expiry_timestamp_seconds", source="served")
+    assert round((file_ts - served_ts) / 86400) == 70
+    assert m(got, "pbx_bridge_certificate_served_matches_file") == 0
+    assert m(got, "pbx_bridge_trunk_certificate_matches") == 0  # Amazon has the old one
+    r = s.pb("status", "--format", "nagios")
+    assert "Asterisk serves another certificate than" in r.stdout
+
+    live = lineage(tmp_path / "live" / "pbx.harbor-hotel.test", second)
+    before = s.chain_updates()
+    r = s.pb("renew-hook", "--lineage", str(live))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert served(s.tls_port) == fp(second)
+    assert s.amazon_chain()[0].strip() == second.leaf.pem().decode().strip()
+    assert s.chain_updates() == before + 1
+    r = s.pb("status", "--format", "nagios")
+    assert r.returncode == 0, r.stdout
+
+    # a second run (certbot calls the hook for each lineage it renews) changes nothing
+    r = s.pb("renew-hook", "--lineage", str(live))
+    assert r.returncode == 0 and r.stdout.startswith("nothing to do"), r.stdout
+    assert s.chain_updates() == before + 1
+
+
+def test_a_new_certificate_is_installed_reloaded_and_sent_once(site, tmp_path):
+    s = site
+    third = make_pki(days=80)
+    live = lineage(tmp_path / "live", third)
+    old_key_mode = (s.keys / "pbx.key").stat().st_mode & 0o777
+    before = s.chain_updates()
+    env_run = subprocess.run  # certbot's way: RENEWED_LINEAGE, from another folder
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env.update(PBX_BRIDGE_CONFIG=str(s.settings), RENEWED_LINEAGE=str(live),
+               PBX_BRIDGE_LOG_FORMAT="json")
+    r = env_run([sys.executable, "-m", "pbx_bridge", "renew-hook"], capture_output=True,
+                text=True, cwd=tmp_path, env=env, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (s.keys / "pbx.crt").read_bytes() == (live / "fullchain.pem").read_bytes()
+    assert (s.keys / "pbx.key").stat().st_mode & 0o777 == old_key_mode  # mode kept
+    assert served(s.tls_port) == fp(third)
+    assert s.chain_updates() == before + 1
+    events = [json.loads(line) for line in r.stderr.splitlines()]
+    assert events and all(e["event"] == "renew" and e["level"] == "info" and
+                          e["timestamp"].endswith("Z") for e in events)
+    assert SECRET not in r.stdout + r.stderr
+    backups = sorted((s.state / "backups").iterdir())
+    manifest = json.loads((backups[-1] / "manifest.json").read_text())
+    assert {Path(f["path"]).name for f in manifest["files"]} == {"pbx.crt", "pbx.key"}
+
+
+def test_a_key_that_does_not_match_is_refused_before_anything_changes(site, tmp_path):
+    s = site
+    before = (s.keys / "pbx.crt").read_bytes(), served(s.tls_port)
+    bad = lineage(tmp_path / "bad", make_pki(days=90), key=make_pki().leaf)
+    r = s.pb("renew-hook", "--lineage", str(bad))
+    assert r.returncode == 2 and "privkey.pem is not the key of the certificate" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert ((s.keys / "pbx.crt").read_bytes(), served(s.tls_port)) == before
+    r = s.pb("renew-hook")
+    assert r.returncode == 2 and "RENEWED_LINEAGE" in r.stderr
+    r = s.pb("renew-hook", "--lineage", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_amazon_failing_brings_the_old_files_back(site, tmp_path):
+    s = site
+    old = (s.keys / "pbx.crt").read_bytes(), (s.keys / "pbx.key").read_bytes()
+    old_served = served(s.tls_port)
+    trunk = s.srv.emulator.state.trunks.pop(s.trunk)  # Amazon answers 404 for the trunk
+    try:
+        r = s.pb("renew-hook", "--lineage", str(lineage(tmp_path / "l", make_pki(days=85))))
+    finally:
+        s.srv.emulator.state.trunks[s.trunk] = trunk
+    assert r.returncode == 1 and "Amazon not updated" in r.stderr
+    assert "old certificate files were restored" in r.stderr
+    assert ((s.keys / "pbx.crt").read_bytes(), (s.keys / "pbx.key").read_bytes()) == old
+    deadline = time.monotonic() + 5
+    while served(s.tls_port) != old_served and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert served(s.tls_port) == old_served  # never left serving nothing
+
+
+def test_a_transport_asterisk_cannot_reload_needs_restart(site, tmp_path):
+    """The config names new files since Asterisk started (and a reload cannot change a
+    running TLS transport's paths): the reload leaves the old certificate served."""
+    s = site
+    s.install(make_pki(days=60), "pbx2.crt", "pbx2.key")
+    s.write_pjsip("pbx2.crt", "pbx2.key")
+    s.ast.cli("module reload res_pjsip.so")
+    fourth = make_pki(days=88)
+    live = lineage(tmp_path / "l4", fourth)
+    r = s.pb("renew-hook", "--lineage", str(live))
+    assert r.returncode == 1 and "restart it" in r.stderr, r.stderr
+    assert served(s.tls_port) != fp(fourth)
+    assert (s.keys / "pbx2.crt").read_bytes() == (live / "fullchain.pem").read_bytes()
+    r = s.pb("renew-hook", "--lineage", str(live), "--restart")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert served(s.tls_port) == fp(fourth)
+    assert s.amazon_chain()[0].strip() == fourth.leaf.pem().decode().strip()

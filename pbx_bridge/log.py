@@ -47,8 +47,8 @@ def _text_value(v: Any) -> str:
 
 def event(name: str, level: str = "info", message: str | None = None,
           stream: TextIO | None = None, **fields: Any) -> None:
-    """Log one event. ``message`` is the human sentence (text form: printed as is, before the
-    fields)."""
+    """Log one event. ``message`` is the human sentence (the text form prints only it; the
+    JSON form carries it and the fields)."""
     out = stream or sys.stderr
     clean = {k: _clean(k, v) for k, v in fields.items()}
     if _format == "json":
@@ -63,7 +63,8 @@ def event(name: str, level: str = "info", message: str | None = None,
         parts = [f"pbx-bridge: {message or name}"]
         if level in ("warning", "error"):
             parts[0] = f"pbx-bridge: {level}: {message or name}"
-        parts += [f"{k}={_text_value(v)}" for k, v in clean.items()]
+        if not message:  # a sentence says it all; bare events show their fields
+            parts += [f"{k}={_text_value(v)}" for k, v in clean.items()]
         line = " ".join(parts)
     try:
         out.write(line + "\n")

@@ -353,9 +353,12 @@ class Gatherer:
         from cryptography import x509
 
         from .net import Network
-        t = self.snap.transport if self.snap is not None else None
+        from .errors import PbxBridgeError
+        if self.snap is None:
+            raise PbxBridgeError("the Asterisk config could not be read")
+        t = self.snap.transport
         if t is None:
-            raise ValueError("no TLS transport in the config to connect to")
+            raise PbxBridgeError("no TLS transport in the config to connect to")
         host = self.opts.served_host or t.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
@@ -412,7 +415,8 @@ class Gatherer:
         if tid is None or self.report.trunk_exists is False:
             return
         if "trunk" in self.report.errors:
-            raise ValueError("the trunk could not be read")
+            from .errors import PbxBridgeError
+            raise PbxBridgeError("the trunk could not be read")
         ours, self.report.last_sync = read_mappings(self.settings.state_dir, tid)
         theirs = {m.extension: m.comms_profile_id for m in self.api.list_mappings(tid)}
         counts = dict.fromkeys(MAPPING_STATES, 0)

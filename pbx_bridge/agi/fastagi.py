@@ -20,7 +20,11 @@ Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _stderr(line: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+    from .. import log
+    if log.current() == "json":
+        log.event("agi", message=line)
+    else:
+        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
 class FastAgiServer:

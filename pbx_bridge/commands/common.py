@@ -80,7 +80,16 @@ def context(args: argparse.Namespace, clock: Clock | None = None) -> Context:
 
 
 def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
+    """A command's result: JSON with ``--json``; as a log event with ``--log-format json``
+    (every line in the journal is then JSON); else the sentence."""
+    from .. import log
     if getattr(args, "json", False):
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif log.current() == "json":
+        name = " ".join(str(getattr(args, k)) for k in ("command", "trunk_command",
+                                                         "rooms_command") if getattr(args, k, None))
+        fields: dict[str, Any] = {k: v for k, v in doc.items() if isinstance(
+            v, (str, int, float, bool)) and k not in ("name", "level", "message", "stream")}
+        log.event(name or "result", message=text, stream=sys.stdout, **fields)
     else:
         sys.stdout.write(text + "\n")

@@ -4,7 +4,7 @@ kept in sync with Amazon from one CSV file (plan, then apply)."""
 from __future__ import annotations
 
 import argparse
-
+import os
 import re
 import sys
 from pathlib import Path
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 HELP = "keep extension-to-room mappings in sync with Amazon (discover, import, plan, apply)"
 MAX_SHARE = 0.25
+PROGRESS_EVERY = float(os.environ.get("PBX_BRIDGE_PROGRESS_EVERY", "10") or 10)
 
 
 class Refused(PbxBridgeError):
@@ -199,8 +200,9 @@ def _check_agi_access(path: Path, user: str) -> None:
     except OSError as exc:
         why = str(exc)
     if why:
-        sys.stderr.write(f"warning: the AGI user {user} ([agi] user) cannot read the routes "
-                         f"it needs: {why}\n")
+        from .. import log
+        log.event("agi-access", "warning", f"the AGI user {user} ([agi] user) cannot read "
+                  f"the routes it needs: {why}", user=user)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -233,8 +235,12 @@ def run_apply(args: argparse.Namespace) -> int:
             sys.stderr.write("nothing changed\n")
             return 1
     tty = sys.stderr.isatty()
+    import time
+    from .. import log
+    started = last_line = time.monotonic()
 
     def progress(done: int, total: int) -> None:
+        nonlocal last_line
         if tty:
             width = 30
             filled = width * done // total
@@ -242,6 +248,13 @@ def run_apply(args: argparse.Namespace) -> int:
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
+            return
+        now = time.monotonic()  # no terminal: a line at most every 10 s, for the journal
+        if now - last_line >= PROGRESS_EVERY and done < total:
+            last_line = now
+            rate = done / (now - started) if now > started else 0.0
+            log.event("progress", message=f"rooms apply: {done}/{total} done "
+                      f"({rate:.1f}/s)", done=done, total=total, rate=round(rate, 2))
 
     try:
         report = apply(plan, ctx.api, store, args.concurrency, progress)
@@ -254,7 +267,6 @@ def run_apply(args: argparse.Namespace) -> int:
         emit(args, doc, f"stopped: {report.error}\n{len(report.done)} change(s) done, "
              f"{len(report.skipped)} not done; run 'rooms apply' again to finish")
         return 1
-    import time
     store.set_meta(last_apply_at=repr(time.time()))
     if plan.empty and args.quiet:
         return 0

@@ -197,18 +197,19 @@ def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
 def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Trunk:
     start = ctx.clock.monotonic()
     delay = 1.0
-    last = None
     tty = sys.stderr.isatty() and not quiet
     while True:
         trunk = ctx.api.get_trunk(trunk_id)
         status = trunk.status or "(no status)"
         elapsed = ctx.clock.monotonic() - start
-        if not quiet and (tty or status != last):
-            start_of_line, end = ("\r", "") if tty else ("", "\n")
-            sys.stderr.write(f"{start_of_line}trunk {trunk_id}: {status} after "
-                             f"{elapsed:.0f} s{end}")
+        if not quiet and tty:
+            sys.stderr.write(f"\rtrunk {trunk_id}: {status} after {elapsed:.0f} s")
             sys.stderr.flush()
-        last = status
+        elif not quiet:  # no terminal: one line per poll, for the journal
+            from .. import log
+            log.event("trunk-wait", message=f"trunk {trunk_id}: {status} after "
+                      f"{elapsed:.0f} s", trunk=trunk_id, status=status,
+                      elapsed=round(elapsed, 1))
         if status == "ACTIVE":
             if tty:
                 sys.stderr.write("\n")

@@ -383,7 +383,8 @@ class Gatherer:
         http = Http(min(self.settings.timeout, max(left, 0.5)))
         clock = Clock()
         return PbxApi(self.settings.api_url, http, TokenProvider(self.settings, http, clock),
-                      clock, RetryPolicy(attempts=3, deadline=max(left - 1, 1.0)))
+                      clock, RetryPolicy(attempts=3, cap=2.0, deadline=min(5.0, max(left - 1,
+                                                                                   1.0))))
 
     def trunk(self) -> None:
         from .amazon.errors import ApiError

@@ -166,7 +166,9 @@ def channels_up(ast: RealAsterisk, settle: float = 5.0) -> int:
 
 
 def finding(doc: dict, id_: str) -> dict:
-    return next(f for f in doc["findings"] if f["id"] == id_)
+    found = [f for f in doc["findings"] if f["id"] == id_]
+    assert found, f"no {id_} finding in {json.dumps(doc['findings'], indent=1)}"
+    return found[0]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -99,3 +100,37 @@ def not_before(cert: x509.Certificate) -> datetime:
 
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def same_chain(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether two PEM chains hold the same certificates in the same order (whitespace and
+    line wrapping aside)."""
+    def der(pems: Sequence[str]) -> list[bytes]:
+        out = []
+        for pem in pems:
+            try:
+                out.append(x509.load_pem_x509_certificate(pem.encode()).public_bytes(
+                    serialization.Encoding.DER))
+            except ValueError:
+                out.append(pem.strip().encode())
+        return out
+    return der(a) == der(b)
+
+
+def leaf_of(chain: Sequence[x509.Certificate], key: Any = None) -> x509.Certificate:
+    """The server's own certificate wherever it sits in a chain file: the one the private key
+    belongs to, else the first that is not a CA, else the first."""
+    if key is not None:
+        for c in chain:
+            try:
+                if key_matches(c, key):
+                    return c
+            except Exception:  # a key type the certificate cannot be compared with
+                pass
+    for c in chain:
+        try:
+            if not c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                return c
+        except x509.ExtensionNotFound:
+            return c
+    return chain[0]

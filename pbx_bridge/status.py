@@ -216,44 +216,6 @@ def cert_info(cert: "x509.Certificate", source: str, where: str) -> CertInfo:
                     hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest())
 
 
-def leaf_of(chain: tuple["x509.Certificate", ...], key: Any) -> "x509.Certificate":
-    """The server's own certificate wherever it sits in the file: the one the private key
-    belongs to, else the first that is not a CA, else the first."""
-    from cryptography import x509
-
-    from . import certs
-    if key is not None:
-        for c in chain:
-            try:
-                if certs.key_matches(c, key):
-                    return c
-            except Exception:  # a key type the certificate cannot be compared with
-                pass
-    for c in chain:
-        try:
-            if not c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-                return c
-        except x509.ExtensionNotFound:
-            return c
-    return chain[0]
-
-
-def _same_chain(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    def der(pems: tuple[str, ...]) -> list[bytes]:
-        out = []
-        for pem in pems:
-            try:
-                out.append(x509.load_pem_x509_certificate(pem.encode()).public_bytes(
-                    Encoding.DER))
-            except ValueError:
-                out.append(pem.strip().encode())
-        return out
-    return der(a) == der(b)
-
-
 def read_mappings(state_dir: Path, trunk_id: str) -> tuple[dict[str, str], float | None]:
     """The mappings the last ``rooms apply`` recorded (extension -> profile) and when it last
     succeeded, read-only: status never creates or changes the state database."""
@@ -335,6 +297,7 @@ class Gatherer:
     # ------------------------------------------------------------ parts
 
     def config(self) -> None:
+        from . import certs
         from .net import Network
         from .preflight.checks import run_checks
         from .preflight.snapshot import Options, Unknown, gather
@@ -347,7 +310,8 @@ class Gatherer:
         cert = snap.cert
         if not isinstance(cert, Unknown) and isinstance(cert.chain, tuple) and cert.chain:
             key = cert.key if not isinstance(cert.key, Unknown) else None
-            self.report.cert_file = cert_info(leaf_of(cert.chain, key), "file", cert.path)
+            self.report.cert_file = cert_info(certs.leaf_of(cert.chain, key), "file",
+                                             cert.path)
 
     def served(self) -> None:
         from cryptography import x509
@@ -388,6 +352,7 @@ class Gatherer:
 
     def trunk(self) -> None:
         from .amazon.errors import ApiError
+        from .certs import same_chain
         from .commands.trunk import from_snapshot
         from .state import State
         self.report.trunk_id = tid = State(self.settings.state_dir).trunk_id
@@ -406,8 +371,8 @@ class Gatherer:
         if self.snap is not None:
             local = from_snapshot(self.snap)
             if local.chain:
-                self.report.trunk_chain_matches = _same_chain(trunk.certificate_chain,
-                                                              local.chain)
+                self.report.trunk_chain_matches = same_chain(trunk.certificate_chain,
+                                                             local.chain)
             if local.peers:
                 self.report.trunk_peers_match = sorted(trunk.peers) == sorted(local.peers)
 

@@ -40,9 +40,15 @@ class TokenProvider:
         return self.settings.state_dir / "token.json"
 
     def _cache_key(self) -> str:
+        """Which credentials made a cached token: a slow salted hash of all of them (URL, id,
+        secret, scope, refresh token), so a token is reused only for exactly these
+        credentials and the file never holds (or cheaply reveals) the secret."""
         s = self.settings
-        raw = f"{s.token_url}|{s.client_id}|{s.scope}|{bool(s.refresh_token)}"
-        return hashlib.sha256(raw.encode()).hexdigest()
+        raw = "\0".join((s.token_url, s.client_id or "", s.scope,
+                         s.client_secret.reveal() if s.client_secret else "",
+                         s.refresh_token.reveal() if s.refresh_token else ""))
+        return hashlib.pbkdf2_hmac("sha256", raw.encode(), b"pbx-bridge token cache v2",
+                                   2000).hex()
 
     def _load_cache(self) -> tuple[Secret, Token] | None:
         try:

@@ -150,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
     snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip, firewall=False,
                           dns=False),
                   fs=FileSystem(asterisk_dir))
+    if isinstance(snap.public_ip, Located):
+        from .trunk import not_public
+        why = not_public(snap.public_ip.value)
+        if why:
+            sys.stderr.write(f"warning: public IP {why}: Amazon cannot reach the PBX there "
+                             "(--public-ip)\n")
     if args.rtp_range:
         start, end = _range(args.rtp_range)
     else:

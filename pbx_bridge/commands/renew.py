@@ -70,7 +70,6 @@ def read_lineage(folder: Path) -> Renewal:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from .. import certs
-    from ..status import leaf_of
     from .trunk import read_chain
     if not folder.is_dir():
         raise InputError(str(folder), "lineage folder does not exist (--lineage, or "
@@ -91,7 +90,7 @@ def read_lineage(folder: Path) -> Renewal:
     except certs.CertError as exc:
         raise InputError(str(folder / "privkey.pem"), str(exc)) from None
     chain = tuple(certs.load_chain("".join(pems).encode()))
-    leaf = leaf_of(chain, key)
+    leaf = certs.leaf_of(chain, key)
     if not certs.key_matches(leaf, key):
         raise InputError(str(folder), "privkey.pem is not the key of the certificate in "
                          "fullchain.pem; nothing was installed")
@@ -152,7 +151,7 @@ def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Rene
     one."""
     from ..amazon.models import TrunkSpec
     from ..state import State
-    from ..status import _same_chain
+    from ..certs import same_chain
     from .common import context
     from .trunk import changes
     tid = State(settings.state_dir).trunk_id
@@ -160,7 +159,7 @@ def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Rene
         return "no trunk saved in the state dir; Amazon not updated", False
     ctx = context(args)
     trunk = ctx.api.get_trunk(tid)
-    if _same_chain(trunk.certificate_chain, renewal.chain):
+    if same_chain(trunk.certificate_chain, renewal.chain):
         return f"trunk {tid} already holds this chain", False
     diff = changes(trunk, TrunkSpec(trunk.name or "", renewal.chain, trunk.peers))
     ctx.api.update_trunk(tid, diff)

@@ -179,7 +179,61 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Fi
         missing.append("peer (--peer IP:PORT, or a TLS transport and --public-ip)")
     if missing:
         raise UsageError("cannot tell the trunk's " + "; ".join(missing))
-    return TrunkSpec(name or "", chain, peers), findings
+    assert name is not None
+    _check_name(name, chain, "--fqdn" if args.fqdn else "the certificate's name")
+    for p in peers:
+        why = not_public(p.host) if p.is_ip else None
+        if why:
+            raise UsageError(f"peer {p}: {why}; Amazon connects to the PBX's public address "
+                             "(--peer PUBLIC_IP:PORT, or --public-ip)")
+    return TrunkSpec(name, chain, peers), findings
+
+
+def not_public(ip: str) -> str | None:
+    """Why Amazon could never reach this address, or None for a public one. (The emulator
+    and tests use 54.240.196.10, public but never contacted; set
+    PBX_BRIDGE_ALLOW_PRIVATE_PEERS=1 to rehearse with a private address.)"""
+    import os
+    if os.environ.get("PBX_BRIDGE_ALLOW_PRIVATE_PEERS") == "1":
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return f"{ip!r} is not an IP address"
+    if addr.is_global and not addr.is_multicast:
+        return None
+    kinds = [("loopback", addr.is_loopback), ("link-local", addr.is_link_local),
+             ("multicast", addr.is_multicast), ("unspecified", addr.is_unspecified),
+             ("carrier-grade NAT (100.64.0.0/10)",
+              addr in ipaddress.ip_network("100.64.0.0/10")),
+             ("documentation", any(addr in ipaddress.ip_network(n) for n in
+                                   ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))),
+             ("private", addr.is_private)]
+    kind = next((k for k, hit in kinds if hit), "reserved")
+    return f"{ip} is a {kind} address, not a public one"
+
+
+def _check_name(name: str, chain: tuple[str, ...], what: str) -> None:
+    """The TLS name must be one the certificate carries: Amazon checks it against the
+    certificate the PBX serves."""
+    from .. import certs
+    if not chain:
+        return
+    try:
+        leaf = certs.leaf_of(certs.load_chain("".join(chain).encode()))
+    except certs.CertError:
+        return
+    cn, sans = certs.names(leaf)
+    carried = [n for n in (*sans, cn) if n]
+    want = name.lower().rstrip(".")
+    for n in carried:
+        n = n.lower().rstrip(".")
+        if n == want or (n.startswith("*.") and want.count(".") == n.count(".") and
+                         want.split(".", 1)[1] == n[2:]):
+            return
+    raise UsageError(f"{what} {name} is not on the certificate (CN and SANs: "
+                     f"{', '.join(carried) or 'none'}); use one of those names or a "
+                     "certificate for this one")
 
 
 def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
@@ -235,17 +289,53 @@ def _check_timeout(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be a positive number of seconds")
 
 
+def _same(t: Trunk, spec: TrunkSpec) -> bool:
+    from ..certs import same_chain
+    return t.name == spec.name and sorted(t.peers) == sorted(spec.peers) and \
+        same_chain(t.certificate_chain, spec.certificate_chain)
+
+
+def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
+    """One trunk per PBX: Amazon's trunk with this TLS name is adopted when it is identical
+    and refused when it differs; the saved trunk is never replaced while Amazon has it."""
+    from ..amazon.errors import ApiError
+    saved = ctx.state.trunk_id
+    named = [t for t in ctx.api.list_trunks() if t.name == spec.name]
+    same = [t for t in named if _same(t, spec)]
+    if saved is not None and not any(t.trunk_id == saved for t in same):
+        try:
+            current = ctx.api.get_trunk(saved)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            current = None  # gone at Amazon: a new one may take its place
+        if current is not None:
+            raise TrunkFailed(f"this PBX already has trunk {saved} ({current.name}, "
+                              f"{current.status}), saved in {ctx.state.path}; change it with "
+                              f"'pbx-bridge trunk update', or delete it first ('pbx-bridge "
+                              "trunk delete --yes')")
+    if same:
+        return same[0], "adopted"
+    if named:
+        t = named[0]
+        what = []
+        if sorted(t.peers) != sorted(spec.peers):
+            what.append(f"peers {', '.join(map(str, t.peers)) or '-'}")
+        if not t.certificate_chain or t.certificate_chain != spec.certificate_chain:
+            what.append("another certificate chain")
+        raise TrunkFailed(f"Amazon already has trunk {t.trunk_id} for {spec.name} "
+                          f"({'; '.join(what) or 'different'}); make it match with "
+                          f"'pbx-bridge trunk update {t.trunk_id}', or delete it first")
+    return ctx.api.create_trunk(spec), "created"
+
+
 @writes_state("trunk create")
 def run_create(args: argparse.Namespace) -> int:
     _check_timeout(args)
     ctx = context(args)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
-    existing = ctx.api.find_trunk(spec)
-    if existing is not None:
-        trunk, action = existing, "adopted"
-    else:
-        trunk, action = ctx.api.create_trunk(spec), "created"
+    trunk, action = _create_or_adopt(ctx, spec)
     _save(ctx, trunk)
     if args.wait:
         trunk = wait_active(ctx, trunk.trunk_id, args.timeout, quiet=False)

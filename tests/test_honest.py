@@ -1,0 +1,111 @@
+"""Say only what is true (issue 12): each reproduction a user hit, as a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import FQDN, PUBLIC_IP, SECRET, cli_env, make_host, make_pki, pb
+
+
+# ------------------------------------------------------------------ 1. token proves them
+
+def test_token_proves_the_credentials_it_was_given(emulator, tmp_path):
+    srv = emulator(client_secret=SECRET)
+    env = cli_env(srv, tmp_path / "state")
+    assert pb(env, "token").returncode == 0
+    r = pb({**env, "PBX_BRIDGE_CLIENT_SECRET": "wrong"}, "token")
+    assert r.returncode == 1 and "invalid_client" in r.stderr and "credentials work" not in \
+        r.stdout
+    r = pb({**env, "PBX_BRIDGE_REFRESH_TOKEN": "not-a-refresh-token"}, "token")
+    assert r.returncode == 1 and "invalid_client" not in r.stderr  # another grant: asked
+    # the cache is reused for exactly these credentials (no token request), and holds no
+    # secret
+    before = srv.emulator.config.log.getvalue().count("/auth/o2/token")
+    assert pb(env, "token").returncode == 0
+    assert srv.emulator.config.log.getvalue().count("/auth/o2/token") == before
+    cache = (tmp_path / "state" / "token.json").read_text()
+    assert SECRET not in cache and "wrong" not in cache
+
+
+# ------------------------------------------------------------------ 2. one trunk per PBX
+
+def test_create_after_update_never_makes_a_second_trunk(emulator, tmp_path):
+    srv = emulator(client_secret=SECRET, activate_after=0)
+    host = make_host(tmp_path / "etc")
+    env = cli_env(srv, tmp_path / "state")
+    create = ("trunk", "create", "--asterisk-dir", str(host.etc))
+    assert pb(env, *create).returncode == 0
+    tid = json.loads((tmp_path / "state" / "state.json").read_text())["trunkId"]
+    r = pb(env, *create)  # identical: adopted, still one
+    assert r.returncode == 0 and r.stdout.startswith("adopted trunk " + tid)
+    r = pb(env, "trunk", "update", "--asterisk-dir", str(host.etc), "--peer",
+           "54.240.196.11:5061")
+    assert r.returncode == 0, r.stderr
+    for _ in range(3):
+        r = pb(env, *create)
+        assert r.returncode == 1 and f"this PBX already has trunk {tid}" in r.stderr
+        assert "trunk update" in r.stderr
+    assert len(srv.emulator.state.trunks) == 1
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["trunkId"] == tid
+    # another PBX state dir (or a lost one) meets Amazon's trunk with this name: refused too
+    r = pb(cli_env(srv, tmp_path / "state-2"), *create)
+    assert r.returncode == 1 and f"Amazon already has trunk {tid} for {FQDN}" in r.stderr
+    assert "peers 54.240.196.11:5061" in r.stderr and f"trunk update {tid}" in r.stderr
+    assert len(srv.emulator.state.trunks) == 1
+
+
+# ------------------------------------------------------------------ 3. values checked
+
+@pytest.mark.parametrize("peer,kind", [
+    ("10.1.2.3:5061", "private"), ("127.0.0.1:5061", "loopback"),
+    ("169.254.1.1:5061", "link-local"), ("100.64.0.9:5061", "carrier-grade NAT (100.64.0.0/10)"),
+    ("192.0.2.10:5061", "documentation"), ("203.0.113.5:5061", "documentation")])
+def test_peers_amazon_cannot_reach_are_refused_before_sending(emulator, tmp_path, peer, kind):
+    srv = emulator(client_secret=SECRET)
+    host = make_host(tmp_path / "etc")
+    env = cli_env(srv, tmp_path / "state")
+    r = pb(env, "trunk", "create", "--asterisk-dir", str(host.etc), "--peer", peer)
+    assert r.returncode == 2 and f"is a {kind} address" in r.stderr, r.stderr
+    assert srv.emulator.requests == 0
+    # the documented way to rehearse with a private address
+    r = pb({**env, "PBX_BRIDGE_ALLOW_PRIVATE_PEERS": "1"}, "trunk", "create", "--asterisk-dir",
+           str(host.etc), "--peer", peer, "--skip-preflight")
+    assert r.returncode == 0, r.stderr
+
+
+def test_bad_port_and_a_name_the_certificate_lacks_are_refused(emulator, tmp_path):
+    srv = emulator(client_secret=SECRET, activate_after=0)
+    host = make_host(tmp_path / "etc")
+    env = cli_env(srv, tmp_path / "state")
+    for peer in (f"{PUBLIC_IP}:0", f"{PUBLIC_IP}:70000"):
+        r = pb(env, "trunk", "create", "--asterisk-dir", str(host.etc), "--peer", peer)
+        assert r.returncode == 2 and "port 1..65535" in r.stderr
+    r = pb(env, "trunk", "create", "--asterisk-dir", str(host.etc), "--fqdn",
+           "sip.other-hotel.test")
+    assert r.returncode == 2 and f"is not on the certificate (CN and SANs: {FQDN}" in r.stderr
+    assert srv.emulator.requests == 0
+    assert pb(env, "trunk", "create", "--asterisk-dir", str(host.etc)).returncode == 0
+    r = pb(env, "trunk", "update", "--asterisk-dir", str(host.etc), "--peer", "10.0.0.1:5061")
+    assert r.returncode == 2 and "private address" in r.stderr
+    # a wildcard certificate covers one label
+    wild = make_host(tmp_path / "etc-wild", make_pki("*.harbor-hotel.test"))
+    r = pb(cli_env(srv, tmp_path / "s3"), "trunk", "create", "--asterisk-dir",
+           str(wild.etc), "--fqdn", "a.b.harbor-hotel.test", "--skip-preflight")
+    assert r.returncode == 2 and "not on the certificate" in r.stderr
+
+
+def test_generate_warns_about_a_private_public_ip(tmp_path):
+    from helpers import plain_generate_tree
+    d = plain_generate_tree(tmp_path / "etc")
+    r = pb(cli_env_none(tmp_path), "generate", "--asterisk-dir", str(d), "--public-ip",
+           "192.168.1.20", "--fqdn", FQDN)
+    assert "warning: public IP 192.168.1.20 is a private address" in r.stderr
+
+
+def cli_env_none(tmp_path):
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PBX_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
+    return env

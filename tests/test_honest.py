@@ -109,3 +109,38 @@ def cli_env_none(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env["PBX_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
     return env
+
+
+# ------------------------------------------------------------------ 4. "ready" means verified
+
+def test_ready_needs_every_required_check_to_have_run(tmp_path, dns):
+    """A dead resolver used to leave cert.dns skipped and still say "ready for Amazon"."""
+    host = make_host(tmp_path / "etc")
+    rules = tmp_path / "rules"
+    rules.write_text(OPEN_RULES)
+    base = ("preflight", "--asterisk-dir", str(host.etc), "--firewall-rules", str(rules),
+            "--public-ip", PUBLIC_IP)
+    env = cli_env_none(tmp_path)
+    r = pb(env, *base, "--dns-server", dns.address)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("ready for Amazon"), \
+        r.stdout
+    r = pb(env, *base, "--dns-server", "127.0.0.1:9")  # nothing answers there
+    last = r.stdout.splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("not verified: 1 check could not run "
+                                                 "(cert.dns)"), r.stdout
+    r = pb(env, *base, "--dns-server", "127.0.0.1:9", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and doc["ok"] is False and doc["verdict"].startswith("not verif")
+    r = pb(env, *base, "--dns-server", dns.address, "--endpoint", "nosuch")
+    assert r.returncode == 2 and "no such PJSIP endpoint; the config has: alexa" in r.stderr
+
+
+OPEN_RULES = """\
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 3.239.178.128/25 -p tcp -m tcp --dport 5061 -j ACCEPT
+-A INPUT -s 3.239.178.128/25 -p udp -m udp --dport 10000:20000 -j ACCEPT
+COMMIT
+"""

@@ -275,8 +275,10 @@ def test_srtp_endpoint_without_identify_skips_unless_named(host, dns):
     host.edit("pjsip.conf", f"match={AMAZON}", "match=198.51.100.0/24")
     assert preflight(host, dns)["srtp.endpoint"].status == Status.SKIP
     assert preflight(host, dns, endpoint="alexa")["srtp.endpoint"].status == Status.PASS
-    f = preflight(host, dns, endpoint="nosuch")["srtp.endpoint"]
-    assert f.status == Status.SKIP and "nosuch" in f.summary
+    from pbx_bridge.errors import UsageError
+    with pytest.raises(UsageError, match="--endpoint nosuch: no such PJSIP endpoint; the "
+                                         "config has: alexa"):
+        preflight(host, dns, endpoint="nosuch")
 
 
 # ------------------------------------------------------------ rtp.range

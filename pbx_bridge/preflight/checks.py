@@ -647,3 +647,23 @@ def run_checks(snap: Snapshot) -> list[Finding]:
 
 def overall_ok(findings: list[Finding]) -> bool:
     return not any(f.status in (Status.FAIL, Status.ERROR) for f in findings)
+
+
+# What Amazon requires: "ready" means each of these ran and passed (or only warned).
+REQUIRED = ("tls.", "cert.", "ip.public", "srtp.", "rtp.range", "firewall.")
+
+
+def unverified(findings: list[Finding]) -> list[Finding]:
+    """Required checks that could not run."""
+    return [f for f in findings if f.status == Status.SKIP and f.id.startswith(REQUIRED)]
+
+
+def verdict(findings: list[Finding]) -> tuple[bool, str]:
+    """(ready, the verdict's words) for the preflight."""
+    if not overall_ok(findings):
+        return False, "NOT ready for Amazon"
+    skipped = unverified(findings)
+    if skipped:
+        return False, (f"not verified: {len(skipped)} check{'s' * (len(skipped) != 1)} could "
+                       f"not run ({', '.join(f.id for f in skipped)})")
+    return True, "ready for Amazon"

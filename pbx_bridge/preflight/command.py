@@ -90,10 +90,10 @@ def options_from(args: argparse.Namespace) -> "Options":
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checks import overall_ok, run_checks
+    from .checks import run_checks, verdict
     from .render import write
     from .snapshot import gather
     snap = gather(options_from(args))
     findings = run_checks(snap)
     write(findings, args.format, sys.stdout)
-    return 0 if overall_ok(findings) else 1
+    return 0 if verdict(findings)[0] else 1

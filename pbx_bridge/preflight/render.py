@@ -6,19 +6,22 @@ import json
 from typing import TextIO
 
 from ..findings import Finding, Status
-from .checks import overall_ok
+from .checks import overall_ok, verdict
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2",
             Status.ERROR: "35"}
 
 
 def render_json(findings: list[Finding]) -> str:
-    doc = {"ok": overall_ok(findings), "findings": [f.to_json() for f in findings]}
+    ready, words = verdict(findings)
+    doc = {"ok": ready, "verdict": words, "findings": [f.to_json() for f in findings]}
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def render_text(findings: list[Finding], colour: bool,
-                verdicts: tuple[str, str] = ("ready for Amazon", "NOT ready for Amazon")) -> str:
+                verdicts: tuple[str, str] | None = None) -> str:
+    """The findings as a table, then the verdict: the preflight's (which needs every required
+    check to have run), or ``verdicts`` (good, bad) by failures alone."""
     width = max((len(f.id) for f in findings), default=10)
     lines = []
     for f in findings:
@@ -35,9 +38,12 @@ def render_text(findings: list[Finding], colour: bool,
             lines.extend(f"{pad}       {ln}" for ln in fix_lines[1:])
     counts = {s: sum(1 for f in findings if f.status == s) for s in Status}
     summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
-    verdict = verdicts[0] if overall_ok(findings) else verdicts[1]
+    if verdicts is None:
+        words = verdict(findings)[1]
+    else:
+        words = verdicts[0] if overall_ok(findings) else verdicts[1]
     lines.append("")
-    lines.append(f"{verdict}: {summary}")
+    lines.append(f"{words}: {summary}")
     return "\n".join(lines)
 
 

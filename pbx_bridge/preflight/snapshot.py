@@ -18,7 +18,7 @@ from .. import certs, pjsip
 from ..asterisk_conf import Config, Section, Where, read_config
 from ..defaults import DEFAULT_AMAZON_CIDR
 from ..doors import Clock, FileSystem, Runner
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..firewall.detect import combine, parse_ruleset
 from ..firewall.iptables import parse_iptables_save
 from ..firewall.model import Ruleset
@@ -108,7 +108,10 @@ def _choose_endpoint(cfg: Config, opts: Options) -> Union[Located[Section], Unkn
     if opts.endpoint:
         sec = pjsip.endpoint(cfg, opts.endpoint)
         if sec is None:
-            return Unknown(f"no PJSIP endpoint named {opts.endpoint!r} (from --endpoint)")
+            names = [e.name for e in pjsip.objects(cfg, "endpoint")]
+            raise UsageError(f"--endpoint {opts.endpoint}: no such PJSIP endpoint; the config "
+                             f"has: {', '.join(names[:20]) or 'none'}" +
+                             (f" and {len(names) - 20} more" if len(names) > 20 else ""))
         return Located(sec, sec.where, "--endpoint")
     try:
         found = pjsip.endpoint_for_cidrs(cfg, list(opts.amazon_cidrs))

@@ -144,3 +144,24 @@ OPEN_RULES = """\
 -A INPUT -s 3.239.178.128/25 -p udp -m udp --dport 10000:20000 -j ACCEPT
 COMMIT
 """
+
+
+# ------------------------------------------------------------------ 5. a reversed chain
+
+def test_a_reversed_chain_fails_only_cert_chain(tmp_path, dns):
+    """Intermediate first, leaf second: the key, dates and names are still the leaf's."""
+    from pbx_bridge.findings import Status
+    from test_preflight_checks import preflight
+    pki = make_pki(days=200)
+    host = make_host(tmp_path / "etc", pki)
+    host.write("keys/pbx.crt", pki.inter.pem() + pki.leaf.pem())
+    res = preflight(host, dns)
+    assert res["cert.chain"].status == Status.FAIL
+    assert "rewrite the file leaf first: 1. " in res["cert.chain"].fix
+    assert res["cert.chain"].fix.index(FQDN) < res["cert.chain"].fix.index("Intermediate")
+    bad = {k: f.summary for k, f in res.items() if f.status != Status.PASS}
+    assert set(bad) == {"cert.chain"}, bad
+    assert res["cert.valid"].evidence["subject"].startswith(f"CN={FQDN}")
+    assert res["cert.key"].summary == "the private key matches the certificate"
+    assert res["cert.dns"].evidence.get("names", [FQDN]) == [FQDN] or \
+        "Intermediate" not in json.dumps(res["cert.dns"].evidence)

@@ -130,7 +130,8 @@ def from_snapshot(snap: "Snapshot") -> LocalTrunk:
     if not isinstance(snap.cert, Unknown) and snap.cert.cert_read_error is None:
         chain = read_chain(Path(snap.cert.path).read_bytes(), snap.cert.path)
         if isinstance(snap.cert.chain, tuple) and snap.cert.chain:
-            cn, sans = certs.names(snap.cert.chain[0])
+            key = snap.cert.key if not isinstance(snap.cert.key, Unknown) else None
+            cn, sans = certs.names(certs.leaf_of(snap.cert.chain, key))
             name = next((n for n in sans if not n.startswith("*.")), None) or cn
     peers: tuple[Peer, ...] = ()
     if snap.transport is not None and isinstance(snap.public_ip, Located):

@@ -202,13 +202,21 @@ def _chain_or_skip(snap: Snapshot, id_: str, reports_parse: bool = False
     return c.chain
 
 
+def _leaf(snap: Snapshot, chain: tuple[Any, ...]) -> Any:
+    """The PBX's own certificate wherever it sits in the file (a reversed chain is
+    cert.chain's finding alone): the one the key belongs to, else the first non-CA."""
+    key = snap.cert.key if not isinstance(snap.cert, Unknown) and \
+        not isinstance(snap.cert.key, Unknown) else None
+    return certs.leaf_of(chain, key)
+
+
 def check_cert_valid(snap: Snapshot) -> Finding:
     id_ = "cert.valid"
     chain = _chain_or_skip(snap, id_, reports_parse=True)
     if isinstance(chain, Finding):
         return chain
     assert not isinstance(snap.cert, Unknown)
-    leaf = chain[0]
+    leaf = _leaf(snap, chain)
     nb, na = certs.not_before(leaf), certs.not_after(leaf)
     ev = {"subject": certs.describe(leaf), "not_before": nb.isoformat(),
           "not_after": na.isoformat(), "days_left": (na - snap.now).days}
@@ -220,7 +228,7 @@ def check_cert_valid(snap: Snapshot) -> Finding:
                        where, "check the host clock, or " + renew)
     if snap.now > na:
         return Finding(id_, Status.FAIL, f"certificate expired on {na:%Y-%m-%d}", ev, where, renew)
-    for other in chain[1:]:
+    for other in (c for c in chain if c is not leaf):
         if snap.now > certs.not_after(other):
             ev["expired_in_chain"] = certs.describe(other)
             return Finding(id_, Status.FAIL, f"a chain certificate expired: "
@@ -245,7 +253,7 @@ def check_cert_key(snap: Snapshot) -> Finding:
                        _w(c.key_where), "install the unencrypted PEM private key of the "
                        "certificate at priv_key_file (or set priv_key_password)")
     ev = {"cert_file": c.path, "priv_key_file": c.key_path}
-    if certs.key_matches(chain[0], c.key):
+    if certs.key_matches(_leaf(snap, chain), c.key):
         return Finding(id_, Status.PASS, "the private key matches the certificate", ev,
                        _w(c.key_where))
     return Finding(id_, Status.FAIL, "the private key does not belong to the certificate", ev,

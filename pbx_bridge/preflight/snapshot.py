@@ -224,7 +224,8 @@ def cert_dns_names(snap_cert: Union[CertFacts, Unknown], fqdn: str | None) -> li
     if isinstance(snap_cert, Unknown) or isinstance(snap_cert.chain, Unknown) \
             or not snap_cert.chain:
         return []
-    cn, sans = certs.names(snap_cert.chain[0])
+    key = snap_cert.key if not isinstance(snap_cert.key, Unknown) else None
+    cn, sans = certs.names(certs.leaf_of(snap_cert.chain, key))
     out: list[str] = []
     for n in ([cn] if cn else []) + list(sans):
         if n not in out:

@@ -165,3 +165,58 @@ def test_a_reversed_chain_fails_only_cert_chain(tmp_path, dns):
     assert res["cert.key"].summary == "the private key matches the certificate"
     assert res["cert.dns"].evidence.get("names", [FQDN]) == [FQDN] or \
         "Intermediate" not in json.dumps(res["cert.dns"].evidence)
+
+
+# ------------------------------------------------------------------ 6. text as written
+
+ROOM = "Suite 301 \u2013 Sea View\u2019s"
+
+
+def test_excel_windows_1252_map_reaches_the_routes_as_written(hotel, tmp_path):
+    srv, trunk, env = hotel()
+    m = tmp_path / "excel.csv"
+    m.write_bytes(("extension,room,comms_profile_id\r\n"
+                   f"7301,{ROOM},amzn1.alexa.unit.did.p301\r\n").encode("cp1252"))
+    r = pb(env, "rooms", "apply", "--map", str(m), "--yes")
+    assert r.returncode == 0, r.stderr
+    routes = json.loads((tmp_path / "state" / "routes.json").read_text(encoding="utf-8"))
+    assert ROOM in json.dumps(routes, ensure_ascii=False)
+    assert "\x96" not in json.dumps(routes, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("data", [
+    ("\ufeff" + f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n").encode(),
+    f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode(),
+    f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode("cp1252")])
+def test_utf8_with_or_without_bom_and_cp1252_read_the_same(tmp_path, data):
+    from pbx_bridge.rooms.mapfile import read
+    (tmp_path / "m.csv").write_bytes(data)
+    assert [r.room for r in read(tmp_path / "m.csv")] == [ROOM]
+
+
+def test_control_characters_and_semicolons_are_refused_with_the_line(tmp_path):
+    from pbx_bridge.rooms.mapfile import MapErrors, read
+    m = tmp_path / "m.csv"
+    m.write_text("extension,room,comms_profile_id\n7301,Room 301,amzn1.x.p1\n"
+                 "7302,\"Room\n302\",amzn1.x.p2\n7303,Room\u0085303,amzn1.x.p3\n",
+                 encoding="utf-8")
+    with pytest.raises(MapErrors) as e:
+        read(m)
+    assert len(e.value.problems) == 2
+    assert e.value.problems[0].startswith("line 3: room 'Room\\n302' holds a control "
+                                          "character (U+000A)")
+    assert e.value.problems[1].startswith("line 5:") and "U+0085" in e.value.problems[1]
+    m.write_text("extension;room;comms_profile_id\n7301;Room 301;amzn1.x.p1\n")
+    with pytest.raises(MapErrors, match="separated by ';'"):
+        read(m)
+
+
+def test_rooms_discover_writes_a_file_excel_reads_as_utf8(hotel, tmp_path):
+    srv, trunk, env = hotel()
+    out = tmp_path / "rooms.csv"
+    r = pb(env, "rooms", "discover", "--property", "amzn1.ask.unit.hotel", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf" + b"extension,room,comms_profile_id")
+    from pbx_bridge.rooms.mapfile import decode
+    assert decode(raw).startswith("extension")

@@ -155,7 +155,7 @@ def test_discover_and_import_from_asterisk(hotel, tmp_path):
     out = tmp_path / "discovered.csv"
     r = pb(env, "rooms", "discover", "--property", "amzn1.ask.unit.hotel", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    lines = out.read_text().splitlines()
+    lines = out.read_text(encoding="utf-8-sig").splitlines()  # BOM: for Excel
     assert lines[0] == "extension,room,comms_profile_id" and len(lines) == 41
     assert ",Room 101,amzn1.alexa.communications.profile.did.y" in lines
     etc = tmp_path / "etc"

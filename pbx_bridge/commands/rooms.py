@@ -78,9 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _output(args: argparse.Namespace, text: str, count: int) -> None:
-    if args.out:
+    if args.out:  # a file for Excel: UTF-8 with a BOM, or Excel reads it as Windows-1252
+        from ..rooms.mapfile import BOM
         try:
-            atomic_write(Path(args.out), text.encode("utf-8"))
+            atomic_write(Path(args.out), (BOM + text).encode("utf-8"))
         except OSError as exc:
             raise InputError(args.out, f"cannot write: {exc.strerror or exc}") from None
         sys.stderr.write(f"wrote {count} room(s) to {args.out}\n")

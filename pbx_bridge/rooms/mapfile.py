@@ -41,11 +41,24 @@ def read(path: Path) -> list[Room]:
         raise MapErrors(str(path), ["is a directory"]) from None
     except OSError as exc:
         raise MapErrors(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
+    return parse(decode(raw), str(path))
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 (with or without the BOM Excel writes for "CSV UTF-8"), else Windows-1252, what
+    Excel writes for plain "CSV" on Western Windows (its curly quotes and dashes are C1 bytes
+    in Latin-1, which is how they used to reach the front desk's caller-ID as garbage)."""
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return parse(text, str(path))
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:  # the five bytes cp1252 leaves undefined
+        return raw.decode("latin-1")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def parse(text: str, name: str) -> list[Room]:
@@ -57,18 +70,31 @@ def parse(text: str, name: str) -> list[Room]:
     except csv.Error as exc:
         raise MapErrors(name, [f"line 1: {exc}"]) from None
     if header is None or tuple(h.strip().lower() for h in header) != HEADER:
-        raise MapErrors(name, [f"line 1: the header must be {','.join(HEADER)}"])
+        first = text.split("\n", 1)[0]
+        hint = ""
+        if first.count(";") >= 2 and "," not in first:
+            hint = (" (this file is separated by ';', as Excel writes CSV where the decimal "
+                    "mark is a comma: save it with ',' separators, or replace ';' by ',')")
+        raise MapErrors(name, [f"line 1: the header must be {','.join(HEADER)}{hint}"])
     seen_ext: dict[str, int] = {}
     seen_profile: dict[str, int] = {}
+    last_end = reader.line_num
     try:
         for fields in reader:
-            line = reader.line_num
+            line = last_end + 1  # where the row starts (a quoted field may span lines)
+            last_end = reader.line_num
             if not any(f.strip() for f in fields):
                 continue
             if len(fields) != 3:
                 problems.append(f"line {line}: expected 3 fields, got {len(fields)}")
                 continue
             ext, room, pid = (f.strip() for f in fields)
+            bad = _CONTROL.search(room)
+            if bad:
+                problems.append(f"line {line}: room {room!r} holds a control character "
+                                f"(U+{ord(bad.group()):04X}); room names go to caller-ID "
+                                "as they are")
+                continue
             if not _EXT.match(ext):
                 problems.append(f"line {line}: extension {ext!r} must be 1 to 15 digits")
             elif ext in seen_ext:
@@ -95,8 +121,12 @@ def parse(text: str, name: str) -> list[Room]:
 
 
 def write(rows: list[tuple[str, str, str]]) -> str:
+    """The CSV text; files written for Excel carry a UTF-8 BOM (see :data:`BOM`)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(HEADER)
     w.writerows(rows)
     return out.getvalue()
+
+
+BOM = "\ufeff"  # so that Excel opens the file as UTF-8, not the system code page

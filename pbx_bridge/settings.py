@@ -79,6 +79,55 @@ def _check_private(path: Path, what: str) -> None:
                          f"chmod 600 {path}")
 
 
+SCHEMA = {
+    "amazon": ("client_id", "client_secret", "client_secret_file", "refresh_token", "api_url",
+               "token_url", "scope", "timeout"),
+    "pbx": ("asterisk_dir", "asterisk_cli"),
+    "agi": ("user", "group", "fastagi"),
+    "paths": ("state_dir",),
+    "ami": ("host", "port", "username", "secret"),
+}
+
+
+def _line_of(text: str, pattern: str) -> int | None:
+    import re
+    for n, line in enumerate(text.splitlines(), 1):
+        if re.match(pattern, line.strip()):
+            return n
+    return None
+
+
+def _unknown_keys(doc: dict[str, Any], text: str, source: str) -> None:
+    """A typo (``api_ulr``) must not silently fall back to a default (the real Amazon)."""
+    import difflib
+    import re
+    for name, value in doc.items():
+        if name not in SCHEMA and not isinstance(value, dict):
+            home = next((t for t, keys in SCHEMA.items() if name in keys), None)
+            line = _line_of(text, rf"{re.escape(name)}\s*=")
+            raise UsageError(f"{source}" + (f", line {line}" if line else "") +
+                             f": key {name!r} is outside any section" +
+                             (f" (it belongs under [{home}])" if home else ""))
+        if name not in SCHEMA:
+            line = _line_of(text, rf"\[\s*{re.escape(name)}\s*\]") or \
+                _line_of(text, rf"{re.escape(name)}\s*=")
+            near = difflib.get_close_matches(name, SCHEMA, 1)
+            raise UsageError(f"{source}" + (f", line {line}" if line else "") +
+                             f": unknown section [{name}]" +
+                             (f" (did you mean [{near[0]}]?)" if near else
+                              f" (sections: {', '.join(SCHEMA)})"))
+        if not isinstance(value, dict):
+            continue
+        for key in value:
+            if key not in SCHEMA[name]:
+                line = _line_of(text, rf"{re.escape(key)}\s*=")
+                near = difflib.get_close_matches(key, SCHEMA[name], 1)
+                raise UsageError(f"{source}" + (f", line {line}" if line else "") +
+                                 f": unknown key {key!r} in [{name}]" +
+                                 (f" (did you mean {near[0]!r}?)" if near else
+                                  f" (keys: {', '.join(SCHEMA[name])})"))
+
+
 def absolute(path: str | Path) -> Path:
     """A path as the user meant it, made absolute against the working directory now (``~``
     expanded, ``..`` folded), so that nothing later depends on where it is used from."""
@@ -114,6 +163,8 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
         except OSError as exc:
             raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
         source = str(path)
+    if source != "(none)":
+        _unknown_keys(doc, path.read_text(errors="replace"), source)
     amazon = doc.get("amazon", {})
     paths = doc.get("paths", {})
     pbx = doc.get("pbx", {})

@@ -220,3 +220,77 @@ def test_rooms_discover_writes_a_file_excel_reads_as_utf8(hotel, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf" + b"extension,room,comms_profile_id")
     from pbx_bridge.rooms.mapfile import decode
     assert decode(raw).startswith("extension")
+
+
+# ------------------------------------------------------------------ 7. no silent wrong turns
+
+def test_unknown_settings_sections_and_keys_are_errors_with_the_line(emulator, tmp_path):
+    srv = emulator(client_secret=SECRET)
+    env = cli_env(srv, tmp_path / "state")
+    conf = tmp_path / "pbx-bridge.toml"
+    env["PBX_BRIDGE_CONFIG"] = str(conf)
+    del env["PBX_BRIDGE_API_URL"]  # a typo here used to mean the real Amazon API
+    for text, want in [
+        (f'[amazon]\nclient_id = "x"\napi_ulr = "{srv.url}"\n',
+         "line 3: unknown key 'api_ulr' in [amazon] (did you mean 'api_url'?)"),
+        ('[amazon]\nclient_id = "x"\n\n[amazom_extra]\nx = 1\n',
+         "line 4: unknown section [amazom_extra]"),
+        (f'api_url = "{srv.url}"\n[amazon]\n',
+         "line 1: key 'api_url' is outside any section (it belongs under [amazon])")]:
+        conf.write_text(text)
+        conf.chmod(0o600)
+        r = pb(env, "token")
+        assert r.returncode == 2 and want in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1
+    assert srv.emulator.requests == 0
+
+
+def test_plan_previews_the_profiles_it_would_create(hotel, tmp_path):
+    srv, tid, env = hotel()
+    m = tmp_path / "m.csv"
+    m.write_text("extension,room,comms_profile_id\n7101,Room 101,\n7102,Room 102,\n")
+    r = pb(env, "rooms", "plan", "--map", str(m), "--property", "amzn1.ask.unit.hotel",
+           "--create-profiles")
+    assert r.returncode == 0, r.stderr
+    assert "2 to create" in r.stdout and "(new profile)" in r.stdout
+    assert "2 communication profile(s) would be created first: Room 101, Room 102" in r.stdout
+    assert srv.emulator.state.profiles == {}  # a plan creates nothing
+    assert srv.emulator.state.mappings[tid] == {}
+
+
+def test_import_that_matches_nothing_says_why(hotel, tmp_path):
+    srv, tid, env = hotel()
+    host = make_host(tmp_path / "etc")
+    host.write("pjsip.conf", host.etc.joinpath("pjsip.conf").read_text() +
+               "".join(f"\n[{e}]\ntype=endpoint\n" for e in ("201", "202", "203")))
+    base = ("rooms", "import", "--from-asterisk", "--asterisk-dir", str(host.etc),
+            "--property", "amzn1.ask.unit.hotel", "--out", str(tmp_path / "o.csv"))
+    r = pb(env, *base, "--pattern", "7{room}")
+    assert r.returncode == 1 and "none of the 3 numeric endpoint(s)" in r.stderr
+    assert "(201, 202, 203) matches --pattern '7{room}'" in r.stderr
+    r = pb(env, *base, "--pattern", "2{room}")
+    assert r.returncode == 1 and "3 extension(s) match --pattern '2{room}'" in r.stderr
+    assert "has no room with their number (it has 40 room(s): Room 100" in r.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_permanent_error_names_the_row_to_fix(hotel, tmp_path):
+    srv, tid, env = hotel(max_extension_length=4)
+    m = tmp_path / "m.csv"
+    m.write_text("extension,room,comms_profile_id\n7101,Room 101,amzn1.x.p1\n"
+                 "710200,Room 102,amzn1.x.p2\n")
+    r = pb(env, "rooms", "apply", "--map", str(m), "--yes", "--concurrency", "1")
+    assert r.returncode == 1
+    assert "Amazon refuses this for good: fix extension 710200 (Room 102) in line 3 of " \
+        in r.stdout, r.stdout
+    assert "run 'rooms apply' again to finish" not in r.stdout
+
+
+def test_deleting_a_trunk_that_is_already_gone(hotel, tmp_path):
+    srv, tid, env = hotel()
+    del srv.emulator.state.trunks[tid]
+    r = pb(env, "trunk", "delete", "--yes")
+    assert r.returncode == 1 and f"trunk {tid} is already gone at Amazon" in r.stderr
+    assert "--force" in r.stderr and "HTTP 404" not in r.stderr
+    r = pb(env, "trunk", "delete", "--yes", "--force")
+    assert r.returncode == 0 and "already gone" in r.stdout

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import InputError, PbxBridgeError, UsageError
 from ..fileio import atomic_write
@@ -61,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.add_argument("--property", metavar="UNIT_ID", help="look rooms without a profile id "
                        "up by name in this property")
         q.add_argument("--create-profiles", action="store_true",
-                       help="create missing communication profiles (apply only)")
+                       help="create missing communication profiles (plan shows the ones apply "
+                       "would create)")
         q.add_argument("--prune", action="store_true", help="also delete mappings this tool "
                        "did not create")
         q.add_argument("--endpoint", default="alexa", help="the trunk's PJSIP endpoint, for "
@@ -154,6 +155,24 @@ def run_import(args: argparse.Namespace) -> int:
             continue
         rows.append((name, unit.name, ctx.api.get_profile(unit.unit_id) or ""))
     rows.sort()
+    if not rows:
+        digits = [n for n in names if n.isdigit()]
+        matching = [n for n in digits if rx.match(n)]
+        where = "over AMI" if args.ami else f"in {args.asterisk_dir or ctx.settings.asterisk_dir}"
+        if not names:
+            why = f"there are no PJSIP endpoints {where}"
+        elif not matching:
+            why = (f"none of the {len(digits)} numeric endpoint(s) {where} "
+                   f"({', '.join(digits[:8]) or 'none'}) matches --pattern {args.pattern!r}"
+                   f"; {len(names) - len(digits)} other endpoint(s) are not extensions")
+        else:
+            some = sorted(units.values(), key=lambda u: u.name)[:5]
+            why = (f"{len(matching)} extension(s) match --pattern {args.pattern!r} (e.g. "
+                   f"{', '.join(matching[:5])}) but property {args.property} has no room with "
+                   f"their number (it has {len(units)} room(s): "
+                   f"{', '.join(u.name for u in some) or 'none'}"
+                   f"{', ...' if len(units) > 5 else ''})")
+        raise Refused(f"no extension matched a room: {why}; nothing written")
     if unmatched:
         sys.stderr.write(f"{len(unmatched)} extension(s) match the pattern but no room: "
                          f"{', '.join(unmatched[:10])}\n")
@@ -169,8 +188,10 @@ def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
         raise UsageError(f"no --trunk given and none saved in {ctx.state.path}; run "
                          "'pbx-bridge trunk create' first")
     rooms = read(Path(args.map))
-    desired = resolve(rooms, ctx.api, args.property,
-                      args.create_profiles and args.rooms_command == "apply", args.map)
+    create: "bool | Literal['preview']" = False
+    if args.create_profiles:
+        create = "preview" if args.rooms_command == "plan" else True
+    desired = resolve(rooms, ctx.api, args.property, create, args.map)
     try:
         current = ctx.api.list_mappings(trunk)
     except ApiError as exc:
@@ -191,6 +212,12 @@ def _show(plan: "RoomPlan") -> str:
     if plan.kept:
         lines.append(f"  ({len(plan.kept)} mapping(s) at Amazon not in the map are kept; "
                      "--prune deletes them)")
+    from ..rooms.sync import NEW_PROFILE
+    new = [c for c in plan.changes if c.profile_id == NEW_PROFILE]
+    if new:
+        lines.append(f"  ({len(new)} communication profile(s) would be created first: "
+                     f"{', '.join(c.room for c in new[:5])}" + (", ..." if len(new) > 5 else "")
+                     + ")")
     return "\n".join(lines)
 
 
@@ -265,6 +292,17 @@ def run_apply(args: argparse.Namespace) -> int:
     doc = {**plan.to_json(), "done": len(report.done), "not_done": len(report.skipped),
            "error": report.error}
     if report.error:
+        if report.permanent is not None:
+            c = report.permanent
+            from ..rooms.mapfile import read
+            line = next((r.line for r in read(Path(args.map)) if r.extension == c.extension),
+                        None)
+            row = f"line {line} of {args.map}" if line else "the map"
+            emit(args, doc, f"stopped: {report.error}\nAmazon refuses this for good: fix "
+                 f"extension {c.extension} ({c.room or c.profile_id}) in {row}, then run "
+                 f"'rooms apply' again; {len(report.done)} change(s) done, "
+                 f"{len(report.skipped)} not done")
+            return 1
         emit(args, doc, f"stopped: {report.error}\n{len(report.done)} change(s) done, "
              f"{len(report.skipped)} not done; run 'rooms apply' again to finish")
         return 1

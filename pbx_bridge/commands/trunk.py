@@ -81,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     d = action("delete", "delete the trunk", run_delete)
     d.add_argument("--yes", action="store_true", help="really delete")
     d.add_argument("--force", action="store_true", help="delete even while extensions are "
-                   "mapped to it")
+                   "mapped to it; forget a trunk already gone at Amazon")
 
 
 # ---------------------------------------------------------------- building the spec
@@ -424,6 +424,9 @@ def run_delete(args: argparse.Namespace) -> int:
         if exc.status != 404:
             raise
         gone, mapped = True, []
+    if gone and not args.force:
+        raise TrunkFailed(f"trunk {tid} is already gone at Amazon (deleted elsewhere); pass "
+                          "--force to forget it here with its local mappings")
     if mapped and not args.force:
         raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "
                           f"(e.g. {mapped[0].extension}); remove them or pass --force")

@@ -75,8 +75,11 @@ class RoomPlan:
                 f"{len(self.of('delete'))} to delete, {len(self.unchanged)} unchanged")
 
 
+NEW_PROFILE = "(new profile)"  # what rooms plan --create-profiles shows for one to create
+
+
 def resolve(rooms: list[Room], api: PbxApi | None, property_id: str | None,
-            create_profiles: bool, name: str) -> list[Desired]:
+            create_profiles: bool | Literal["preview"], name: str) -> list[Desired]:
     """Rows with their communication profiles, looking rooms up by name where needed. All
     problems are reported together before anything is written."""
     problems: list[str] = []
@@ -101,6 +104,9 @@ def resolve(rooms: list[Room], api: PbxApi | None, property_id: str | None,
                                 f"{property_id}")
                 continue
             found = api.get_profile(unit_id)
+            if found is None and create_profiles == "preview":
+                out.append(Desired(r.extension, NEW_PROFILE, r.room))  # plan: shown, not made
+                continue
             if found is None and create_profiles:
                 found = api.create_profile(unit_id, r.room)
             if found is None:
@@ -154,6 +160,7 @@ class Report:
     done: list[Change] = field(default_factory=list)
     skipped: list[Change] = field(default_factory=list)
     error: str | None = None
+    permanent: Change | None = None  # the change Amazon refused for good (a 4xx)
 
 
 def apply(plan: RoomPlan, api: PbxApi, store: Store, concurrency: int,
@@ -194,6 +201,9 @@ def apply(plan: RoomPlan, api: PbxApi, store: Store, concurrency: int,
             with lock:
                 if report.error is None:
                     report.error = f"{c.action} {c.extension}: {exc}"
+                    if isinstance(exc, ApiError) and 400 <= exc.status < 500 and \
+                            exc.status not in (409, 429):
+                        report.permanent = c
                 report.skipped.append(c)
             stop.set()
             return

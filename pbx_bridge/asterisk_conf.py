@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from .doors import FileSystem
+from .doors import FileSystem, NotRegularFile
 
 Severity = Literal["error", "warning"]
 
@@ -166,6 +166,10 @@ class _Reader:
             return
         except PermissionError:
             self.problem("error", f"{display} is not readable (permission denied)", where)
+            return
+        except NotRegularFile as exc:
+            self.problem("error", f"{display} is a {exc.kind}, not a config file; not read "
+                         "(Asterisk would block or read garbage)", where)
             return
         except OSError as exc:
             self.problem("error", f"{display} cannot be read: {exc.strerror or exc}", where)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import stat
 import shutil
 import subprocess
 import time
@@ -15,6 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ETC_ASTERISK = "/etc/asterisk"
+
+
+class NotRegularFile(OSError):
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{path} is a {kind}, not a regular file")
+        self.kind = kind
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISDIR, "directory")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 class FileSystem:
@@ -37,7 +53,22 @@ class FileSystem:
         return self.asterisk_dir / config_path
 
     def read_bytes(self, path: Path) -> bytes:
-        return path.read_bytes()
+        """A regular file's bytes. Anything else (a FIFO, a socket, a device such as
+        ``/dev/zero`` or ``/dev/stdin``) raises :class:`NotRegularFile` without reading: opened
+        non-blocking, so not even a FIFO's open waits."""
+        mode = os.stat(path).st_mode  # a socket cannot even be opened: say what it is
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, _kind(mode))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(path, _kind(st.st_mode))
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read()
+        finally:
+            os.close(fd)
 
     def glob(self, pattern: Path) -> list[Path]:
         return [Path(p) for p in sorted(_glob.glob(str(pattern)))]

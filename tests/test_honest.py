@@ -294,3 +294,34 @@ def test_deleting_a_trunk_that_is_already_gone(hotel, tmp_path):
     assert "--force" in r.stderr and "HTTP 404" not in r.stderr
     r = pb(env, "trunk", "delete", "--yes", "--force")
     assert r.returncode == 0 and "already gone" in r.stdout
+
+
+# ------------------------------------------------------------------ 8. regular files only
+
+def test_includes_and_keys_that_are_not_regular_files_are_findings(tmp_path):
+    import os
+    import socket
+    host = make_host(tmp_path / "etc")
+    os.mkfifo(host.etc / "fifo.conf")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(host.etc / "sock.conf"))
+    try:
+        text = host.etc.joinpath("pjsip.conf").read_text()
+        host.write("pjsip.conf", "#include /dev/zero\n#include fifo.conf\n"
+                   "#include sock.conf\n#tryinclude /dev/stdin\n" + text)
+        host.edit("pjsip.conf", "priv_key_file=/etc/asterisk/keys/pbx.key",
+                  f"priv_key_file={host.etc / 'fifo.conf'}")
+        r = pb(cli_env_none(tmp_path), "preflight", "--asterisk-dir", str(host.etc),
+               "--format", "json", timeout=30)
+        doc = json.loads(r.stdout)
+        f = {x["id"]: x for x in doc["findings"]}
+        cfg = f["asterisk.config"]
+        assert r.returncode == 1 and cfg["status"] == "fail"
+        text = json.dumps(cfg)
+        for line, kind in ((1, "character device"), (2, "FIFO"), (3, "socket")):
+            assert f"pjsip.conf:{line}" in text
+            assert f"is a {kind}, not a config file" in text
+        assert "/dev/stdin" in text
+        assert "FIFO, not a regular file" in json.dumps(f["cert.key"])
+    finally:
+        sock.close()

@@ -325,3 +325,47 @@ def test_includes_and_keys_that_are_not_regular_files_are_findings(tmp_path):
         assert "FIFO, not a regular file" in json.dumps(f["cert.key"])
     finally:
         sock.close()
+
+
+# ------------------------------------------------------------------ 9. fail fast, say so
+
+@pytest.mark.parametrize("line,key", [("api_url = 5", "api_url"), ("timeout = \"x\"", "timeout"),
+                                      ("token_url = \"ftp://x\"", "token_url")])
+def test_bad_settings_values_are_usage_errors_naming_the_key(tmp_path, line, key):
+    import time
+    conf = tmp_path / "s.toml"
+    conf.write_text(f'[amazon]\nclient_id = "x"\nclient_secret = "y"\n{line}\n')
+    conf.chmod(0o600)
+    env = {**cli_env_none(tmp_path), "PBX_BRIDGE_CONFIG": str(conf)}
+    start = time.monotonic()
+    r = pb(env, "token", timeout=20)
+    assert time.monotonic() - start < 5
+    assert r.returncode == 2 and key in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_refused_connection_fails_within_seconds_naming_the_url(tmp_path):
+    import time
+    from helpers import free_port
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {**cli_env_none(tmp_path), "PBX_BRIDGE_CLIENT_ID": "x",
+           "PBX_BRIDGE_CLIENT_SECRET": "y", "PBX_BRIDGE_TOKEN_URL": dead + "/auth/o2/token",
+           "PBX_BRIDGE_API_URL": dead}
+    start = time.monotonic()
+    r = pb(env, "token", timeout=30)
+    took = time.monotonic() - start
+    assert took < 5, took
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1 and len(lines) == 3
+    assert all("retrying in" in ln for ln in lines[:2])  # each retry said as it happens
+    assert f"connection to {dead} failed: Connection refused (3 attempt(s)" in lines[2]
+
+
+def test_long_throttling_is_announced(emulator, tmp_path):
+    """A 429 asking for 3 s: the wait is announced, then the call succeeds."""
+    srv = emulator(client_secret=SECRET, throttle_rate=0.5, retry_after=3, seed=3)
+    env = cli_env(srv, tmp_path / "state")
+    r = pb(env, "trunk", "list", timeout=120)
+    assert r.returncode == 0, r.stderr
+    statuses = [ln.split()[3] for ln in srv.emulator.config.log.getvalue().splitlines()]
+    assert "429" in statuses  # the seed makes it throttle at least once
+    assert r.stderr.count("retrying in 3.0 s") == statuses.count("429"), r.stderr

@@ -65,7 +65,7 @@ class PbxApi:
                     r = self.http.request(method, self.base + path, headers=headers,
                                           json_body=body, params=params)
                 except TransportError as exc:
-                    raise Transient(str(exc)) from None
+                    raise Transient(str(exc), unreachable=exc.unreachable) from None
                 rid = r.header("x-amzn-requestid")
                 if r.status in ok:
                     return r.status, self._json(r.body, what, r.status, rid)

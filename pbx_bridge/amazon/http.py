@@ -11,7 +11,17 @@ from .. import __version__
 
 
 class TransportError(Exception):
-    """No HTTP answer: connection refused or cut, timeout, TLS failure."""
+    """No HTTP answer: connection refused or cut, timeout, TLS failure. ``unreachable``: no
+    connection could even be made (refused, unknown name, no route), which a few quick
+    retries settle, unlike a busy server."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+_UNREACHABLE = ("Connection refused", "Name or service not known", "No route to host",
+                "Network is unreachable", "Temporary failure in name resolution")
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,9 @@ class Http:
             raise TransportError(f"no answer from {_host(url)} within {self.timeout:g} s") \
                 from None
         except requests.exceptions.ConnectionError as exc:
-            raise TransportError(f"connection to {_host(url)} failed: "
-                                 f"{_reason(exc)}") from None
+            reason = _reason(exc)
+            raise TransportError(f"connection to {_host(url)} failed: {reason}",
+                                 reason in _UNREACHABLE) from None
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"request to {_host(url)} failed: {type(exc).__name__}") \
                 from None
@@ -60,8 +71,8 @@ def _host(url: str) -> str:
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "Connection reset", "Connection aborted",
-                   "RemoteDisconnected", "Name or service not known", "timed out"):
+    for marker in (*_UNREACHABLE, "Connection reset", "Connection aborted",
+                   "RemoteDisconnected", "timed out"):
         if marker in text:
             return marker
     return type(exc).__name__

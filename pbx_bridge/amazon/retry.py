@@ -12,6 +12,14 @@ from ..doors import Clock
 from .errors import NetworkError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+UNREACHABLE_ATTEMPTS = 3  # connection refused / unknown host: 3 tries, about 1.5 s in all
+UNREACHABLE_DELAY = 0.5
+ANNOUNCE_AFTER = 3.0  # retries that keep the user waiting longer than this are announced
+
+
+def announce(line: str) -> None:
+    from .. import log
+    log.event("retry", "warning", line)
 T = TypeVar("T")
 
 
@@ -33,9 +41,10 @@ class Transient(Exception):
     """An attempt that may succeed if tried again."""
 
     def __init__(self, reason: str, retry_after: float | None = None,
-                 maybe_applied: bool = True) -> None:
+                 maybe_applied: bool = True, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unreachable = unreachable  # no connection at all: retried only briefly
         self.retry_after = retry_after
         # a cut connection or a 5xx may come after the server did the work; a 429 never does
         self.maybe_applied = maybe_applied
@@ -55,11 +64,25 @@ def with_retries(what: str, attempt: Callable[[], T], policy: RetryPolicy, clock
                 done = already_done()
                 if done is not None:
                     return done
-            delay = policy.delay(tries, t.retry_after, rng)
             tries += 1
-            if tries >= policy.attempts or clock.monotonic() - start + delay > policy.deadline:
-                raise NetworkError(f"{what}: gave up after {tries} attempts: {t.reason}") \
-                    from None
+            elapsed = clock.monotonic() - start
+            if t.unreachable:  # a wrong URL or a host that is down: say so within seconds
+                delay = UNREACHABLE_DELAY * tries
+                if tries >= UNREACHABLE_ATTEMPTS or elapsed + delay > policy.deadline:
+                    raise NetworkError(f"{what}: {t.reason} ({tries} attempt(s) in "
+                                       f"{elapsed:.1f} s); check the URL in the settings and "
+                                       "that this host can reach it") from None
+                announce(f"{what}: {t.reason}; retrying in {delay:.1f} s (attempt "
+                         f"{tries + 1} of {UNREACHABLE_ATTEMPTS})")
+                clock.sleep(delay)
+                continue
+            delay = policy.delay(tries - 1, t.retry_after, rng)
+            if tries >= policy.attempts or elapsed + delay > policy.deadline:
+                raise NetworkError(f"{what}: gave up after {tries} attempts in "
+                                   f"{elapsed:.0f} s: {t.reason}") from None
+            if elapsed + delay >= ANNOUNCE_AFTER:  # a long wait is never silent
+                announce(f"{what}: {t.reason}; retrying in {delay:.1f} s (attempt "
+                         f"{tries + 1} of at most {policy.attempts}, {elapsed:.0f} s so far)")
             clock.sleep(delay)
 
 

@@ -105,7 +105,7 @@ class TokenProvider:
                 r = self.http.request("POST", self.settings.token_url, data=form,
                                       headers={"Accept": "application/json"})
             except TransportError as exc:
-                raise Transient(str(exc)) from None
+                raise Transient(str(exc), unreachable=exc.unreachable) from None
             if r.status == 200:
                 return self._parse(r.body)
             code, msg = error_fields(r.body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from . import __version__
 from .errors import PbxBridgeError
@@ -23,10 +24,32 @@ from .commands import trunk as trunk_cmd
 from .preflight import command as preflight
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS, [], ()) or \
+                not action.option_strings or action.nargs == 0:
+            return text
+        shown = default if not isinstance(default, list) else " ".join(map(str, default))
+        return f"{text} (default: {shown})"
+
+
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--wr`` is not ``--write``); errors show this (sub-)command's
+    usage; help shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+        self.set_defaults(_parser=self)  # the innermost parser chosen wins
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"pbx-bridge: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 
 
@@ -65,9 +88,25 @@ def resolve_paths(args: argparse.Namespace) -> None:
             setattr(args, name, str(absolute(value)))
 
 
+def _pipe_closed() -> int:
+    """Standard output was closed by its reader (``| head``): end quietly, and let no
+    "Exception ignored" appear when Python flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except BrokenPipeError:  # --help piped into head
+        return _pipe_closed()
+    if extra:  # reported by the sub-command they were given to, with its usage
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     resolve_paths(args)
     from . import log
     log.configure(args.log_format)
@@ -77,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except PbxBridgeError as exc:
+        log.clear_line()
         sys.stderr.write(f"pbx-bridge: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
+        log.clear_line()
         sys.stderr.write("pbx-bridge: interrupted\n")
         return 130
-    except BrokenPipeError:
-        return 1
+    except BrokenPipeError:  # output piped into head: it read what it wanted
+        return _pipe_closed()
     except Exception as exc:  # a bug: one line, not a traceback (PBX_BRIDGE_DEBUG=1 shows it)
         if os.environ.get("PBX_BRIDGE_DEBUG"):
             raise

@@ -17,6 +17,35 @@ from typing import Any, TextIO
 FORMATS = ("text", "json")
 _SECRET_WORDS = ("secret", "token", "password", "authorization")
 _format = "text"
+_progress_on = False  # a progress line (no newline yet) is on the terminal
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (to anything)."""
+    try:
+        return stream.isatty() and "NO_COLOR" not in os.environ
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress(text: str) -> None:
+    """Redraw the progress line on the terminal (standard error)."""
+    global _progress_on
+    sys.stderr.write("\r\x1b[K" + text)
+    sys.stderr.flush()
+    _progress_on = True
+
+
+def clear_line() -> None:
+    """End the progress line, so the next message starts on a line of its own."""
+    global _progress_on
+    if _progress_on:
+        _progress_on = False
+        try:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
 
 
 def configure(fmt: str | None) -> None:
@@ -50,6 +79,8 @@ def event(name: str, level: str = "info", message: str | None = None,
     """Log one event. ``message`` is the human sentence (the text form prints only it; the
     JSON form carries it and the fields)."""
     out = stream or sys.stderr
+    if out is sys.stderr:
+        clear_line()
     clean = {k: _clean(k, v) for k, v in fields.items()}
     if _format == "json":
         now = time.time()

@@ -55,6 +55,7 @@ class Settings:
     agi_group: str | None = None  # routes file 0640 with this group (else 0644)
     asterisk_cli: tuple[str, ...] = ("asterisk",)  # how to run the Asterisk CLI
     fastagi: tuple[str, int] | None = None  # where the FastAGI server listens (status asks)
+    property: str | None = None  # the property's unit id, for the rooms commands
 
     def require_credentials(self) -> tuple[str, Secret]:
         if not self.client_id:
@@ -82,7 +83,7 @@ def _check_private(path: Path, what: str) -> None:
 SCHEMA = {
     "amazon": ("client_id", "client_secret", "client_secret_file", "refresh_token", "api_url",
                "token_url", "scope", "timeout"),
-    "pbx": ("asterisk_dir", "asterisk_cli"),
+    "pbx": ("asterisk_dir", "asterisk_cli", "property"),
     "agi": ("user", "group", "fastagi"),
     "paths": ("state_dir",),
     "ami": ("host", "port", "username", "secret"),
@@ -224,12 +225,16 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
             fastagi = parse_listen(raw, "[agi] fastagi")
         except UsageError as exc:
             raise InputError(source, str(exc)) from None
+    prop = pbx.get("property")
+    if prop is not None and (not isinstance(prop, str) or not prop.strip()):
+        raise InputError(source, "[pbx] property must be the property's unit id, e.g. "
+                         "\"amzn1.ask.unit.A1B2C3\"")
     cli = pbx.get("asterisk_cli", "asterisk")
     if not isinstance(cli, str) or not shlex.split(cli):
         raise InputError(source, "[pbx] asterisk_cli must be a command, e.g. "
                          "\"asterisk -C /etc/asterisk/asterisk.conf\"")
     return Settings(
-        ami=ami, agi_user=agi_user, agi_group=agi_group, fastagi=fastagi,
+        ami=ami, agi_user=agi_user, agi_group=agi_group, fastagi=fastagi, property=prop,
         asterisk_cli=tuple(shlex.split(cli)),
         client_id=get("client_id", amazon),
         client_secret=Secret(secret) if secret else None,
@@ -267,6 +272,8 @@ timeout = 15
 
 [pbx]
 asterisk_dir = "/etc/asterisk"
+# The property's unit id, so the rooms commands need no --property:
+# property = "amzn1.ask.unit.A1B2C3"
 # How pbx-bridge runs the Asterisk CLI (asterisk -rx ...); add -C for a non-default
 # asterisk.conf:
 # asterisk_cli = "asterisk -C /etc/asterisk/asterisk.conf"

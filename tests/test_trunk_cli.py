@@ -152,7 +152,8 @@ def test_explicit_values_need_no_asterisk_config(emulator, env, tmp_path):
     (["trunk", "create", "--fqdn", "x.test", "--cert-chain", str(EXAMPLE / "rtp.conf"),
       "--peer", "1.2.3.4:5061"], 2, "holds no PEM certificate"),
     (["trunk", "show", "amzn1/../../x"], 2, "not a valid id"),
-    (["trunk", "create", "--timeout", "-1"], 2, "--timeout must be a positive"),
+    (["trunk", "create", "--wait", "--timeout", "-1"], 2, "--timeout must be a positive"),
+    (["trunk", "create", "--timeout", "60"], 2, "--timeout is how long --wait waits"),
     (["trunk", "show", "amzn1.comms.network.siptrunk.nosuch"], 1, "HTTP 404"),
 ])
 def test_bad_input_and_api_errors_are_one_line(emulator, env, args, code, word):

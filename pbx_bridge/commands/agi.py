@@ -28,14 +28,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     a.add_argument("args", nargs="*", metavar="ARG")
     a.add_argument("--state-dir", metavar="DIR", help="default: $PBX_BRIDGE_STATE_DIR, the "
                    "settings file's, or /var/lib/pbx-bridge")
-    a.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    a.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for each line from Asterisk")
     a.set_defaults(run=run_agi)
     f = sub.add_parser("fastagi", help=HELP_FAST, description=HELP_FAST + ".")
-    f.add_argument("--listen", default="127.0.0.1:4573", metavar="HOST:PORT")
+    f.add_argument("--listen", default="127.0.0.1:4573", metavar="HOST:PORT",
+                   help="address to listen on (port 0: any free port)")
     f.add_argument("--allow", action="append", metavar="CIDR", help="clients allowed "
                    "(default: loopback only; may repeat)")
-    f.add_argument("--state-dir", metavar="DIR")
-    f.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    f.add_argument("--state-dir", metavar="DIR", help="where routes.json is (default: "
+                   "$PBX_BRIDGE_STATE_DIR, the settings file's, or /var/lib/pbx-bridge)")
+    f.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for each line from Asterisk")
     f.set_defaults(run=run_fastagi)
 
 

@@ -16,25 +16,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("emulator", help=HELP, description=HELP + ".")
     p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
                    help="address (default 127.0.0.1:8080; loopback unless told otherwise)")
-    p.add_argument("--client-id", default="emulator-client")
-    p.add_argument("--client-secret", default="emulator-secret")
+    p.add_argument("--client-id", default="emulator-client",
+                   help="the client id the token endpoint accepts")
+    p.add_argument("--client-secret", default="emulator-secret",
+                   help="the client secret the token endpoint accepts")
     p.add_argument("--refresh-token", action="append", default=[], metavar="TOKEN",
                    help="accept this refresh token (may repeat)")
-    p.add_argument("--token-ttl", type=float, default=3600.0, metavar="S")
+    p.add_argument("--token-ttl", type=float, default=3600.0, metavar="S",
+                   help="seconds an access token stays valid")
     p.add_argument("--activate-after", type=float, default=10.0, metavar="S",
                    help="seconds a new trunk stays PENDING (Amazon: about 600)")
     p.add_argument("--fail-name", action="append", default=[], metavar="NAME",
                    help="trunks with this TLS name end FAILED (may repeat)")
     p.add_argument("--throttle-rate", type=float, default=0.0, metavar="R",
                    help="share of requests answered 429 with Retry-After (0..1)")
-    p.add_argument("--retry-after", type=int, default=1, metavar="S")
+    p.add_argument("--retry-after", type=int, default=1, metavar="S",
+                   help="the Retry-After seconds a throttled answer carries")
     p.add_argument("--error-rate", type=float, default=0.0, metavar="R",
                    help="share of requests answered 500 or 503 (0..1)")
     p.add_argument("--cut-rate", type=float, default=0.0, metavar="R",
                    help="share of requests whose connection is cut, before or after the "
                         "work is done (0..1)")
-    p.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
-    p.add_argument("--max-extension-length", type=int, default=15, metavar="N")
+    p.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                   help="delay added to every answer")
+    p.add_argument("--max-extension-length", type=int, default=15, metavar="N",
+                   help="longest extension a mapping may have (longer: 400 InvalidInput)")
     p.add_argument("--seed", type=int, help="seed for fault injection")
     p.add_argument("--state", metavar="FILE", help="keep state in this JSON file "
                    "(default: in memory)")

@@ -53,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "identify (default alexa)")
     p.add_argument("--transport-name", default="transport-alexa-tls",
                    help="name of the TLS transport (default transport-alexa-tls)")
-    p.add_argument("--amazon-cidr", action="append", metavar="CIDR")
+    p.add_argument("--amazon-cidr", action="append", metavar="CIDR",
+                   help="Amazon's network for the identify and firewall rules (default "
+                   "3.239.178.128/25; may repeat)")
     p.add_argument("--amazon-sip", metavar="HOST[:PORT]", help="Amazon's outbound SIP address, "
                    "when known")
     p.add_argument("--agi", metavar="agi://HOST:PORT|process", help="look rooms up at call "

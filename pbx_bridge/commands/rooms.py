@@ -32,22 +32,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("rooms", help=HELP, description=HELP + ".")
     rsub = subcommands(p, "rooms_command")
 
-    d = rsub.add_parser("discover", help="write a starting CSV of the property's rooms")
+    text = "write a starting CSV of the property's rooms (extensions left to fill in)"
+    d = rsub.add_parser("discover", help=text, description=text + "; with --json, the rooms "
+                        "as JSON.")
     add_settings_args(d)
-    d.add_argument("--property", required=True, metavar="UNIT_ID")
+    d.add_argument("--property", metavar="UNIT_ID", help="the property's unit id (default: "
+                   "[pbx] property of the settings)")
     d.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
     d.set_defaults(run=run_discover)
 
-    i = rsub.add_parser("import", help="build the map from the PBX's own extensions")
+    text = "build the map from the PBX's own extensions: each extension whose number names " \
+        "a room of the property (--pattern)"
+    i = rsub.add_parser("import", help="build the map from the PBX's own extensions",
+                        description=text + "; with --json, the rows as JSON.")
     add_settings_args(i)
     i.add_argument("--from-asterisk", action="store_true", required=True,
                    help="read the PJSIP endpoints of the Asterisk config")
-    i.add_argument("--asterisk-dir", metavar="DIR")
+    i.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
+                   "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
     i.add_argument("--ami", action="store_true", help="read the endpoints over AMI "
                    "(PJSIPShowEndpoints) with the [ami] settings, instead of the config files")
     i.add_argument("--pattern", required=True, metavar="PATTERN",
                    help="how an extension names its room, e.g. '7{room}': 7204 is Room 204")
-    i.add_argument("--property", required=True, metavar="UNIT_ID")
+    i.add_argument("--property", metavar="UNIT_ID", help="the property's unit id (default: "
+                   "[pbx] property of the settings)")
     i.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
     i.set_defaults(run=run_import)
 
@@ -59,15 +67,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                        help="CSV: extension,room,comms_profile_id")
         q.add_argument("--trunk", metavar="TRUNK_ID", help="default: the saved trunk")
         q.add_argument("--property", metavar="UNIT_ID", help="look rooms without a profile id "
-                       "up by name in this property")
+                       "up by name in this property (default: [pbx] property of the settings)")
         q.add_argument("--create-profiles", action="store_true",
                        help="create missing communication profiles (plan shows the ones apply "
                        "would create)")
         q.add_argument("--prune", action="store_true", help="also delete mappings this tool "
                        "did not create")
-        q.add_argument("--endpoint", default="alexa", help="the trunk's PJSIP endpoint, for "
-                       "the dial strings the AGI hands out (default alexa)")
         if name == "apply":
+            q.add_argument("--endpoint", default="alexa", help="the trunk's PJSIP endpoint, "
+                           "for the dial strings the AGI hands out")
             q.add_argument("--yes", action="store_true", help="do not ask")
             q.add_argument("--force", action="store_true", help=f"allow deleting or changing "
                            f"more than {MAX_SHARE * 100:.0f}%% of the existing mappings")
@@ -78,7 +86,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.set_defaults(run=run)
 
 
-def _output(args: argparse.Namespace, text: str, count: int) -> None:
+def _output(args: argparse.Namespace, text: str, count: int,
+            rows: list[tuple[str, str, str]]) -> None:
+    if args.json:
+        import json
+        doc = [{"extension": e, "room": r, "commsProfileId": p} for e, r, p in rows]
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        if not args.out:
+            sys.stdout.write(text)
+            return
+        try:
+            atomic_write(Path(args.out), text.encode("utf-8"))
+        except OSError as exc:
+            raise InputError(args.out, f"cannot write: {exc.strerror or exc}") from None
+        sys.stderr.write(f"wrote {count} room(s) to {args.out}\n")
+        return
     if args.out:  # a file for Excel: UTF-8 with a BOM, or Excel reads it as Windows-1252
         from ..rooms.mapfile import BOM
         try:
@@ -90,12 +112,21 @@ def _output(args: argparse.Namespace, text: str, count: int) -> None:
         sys.stdout.write(text)
 
 
+def _property(args: argparse.Namespace, ctx: Context, required: bool = True) -> str | None:
+    prop: str | None = args.property or ctx.settings.property
+    if prop is None and required:
+        raise UsageError("no property: pass --property UNIT_ID or set [pbx] property in the "
+                         "settings")
+    args.property = prop
+    return prop
+
+
 def run_discover(args: argparse.Namespace) -> int:
     from ..rooms.mapfile import write
     ctx = context(args)
-    units = ctx.api.list_units(args.property)
+    units = ctx.api.list_units(str(_property(args, ctx)))
     rows = [("", u.name, ctx.api.get_profile(u.unit_id) or "") for u in units]
-    _output(args, write(rows), len(rows))
+    _output(args, write(rows), len(rows), rows)
     return 0
 
 
@@ -141,6 +172,7 @@ def run_import(args: argparse.Namespace) -> int:
     from ..rooms.mapfile import write
     rx = pattern_regex(args.pattern)
     ctx = context(args)
+    _property(args, ctx)
     names = _pbx_endpoints(args, ctx)
     units = {_room_key(u.name): u for u in ctx.api.list_units(args.property)}
     rows = []
@@ -176,7 +208,7 @@ def run_import(args: argparse.Namespace) -> int:
     if unmatched:
         sys.stderr.write(f"{len(unmatched)} extension(s) match the pattern but no room: "
                          f"{', '.join(unmatched[:10])}\n")
-    _output(args, write(rows), len(rows))
+    _output(args, write(rows), len(rows), rows)
     return 0
 
 
@@ -261,7 +293,7 @@ def run_apply(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             sys.stderr.write("nothing changed\n")
-            return 1
+            return 0
     tty = sys.stderr.isatty()
     import time
     from .. import log
@@ -272,10 +304,9 @@ def run_apply(args: argparse.Namespace) -> int:
         if tty:
             width = 30
             filled = width * done // total
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            log.progress(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
             if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+                log.clear_line()
             return
         now = time.monotonic()  # no terminal: a line at most every 10 s, for the journal
         if now - last_line >= PROGRESS_EVERY and done < total:
@@ -284,8 +315,16 @@ def run_apply(args: argparse.Namespace) -> int:
             log.event("progress", message=f"rooms apply: {done}/{total} done "
                       f"({rate:.1f}/s)", done=done, total=total, rate=round(rate, 2))
 
+    from ..rooms.sync import Report
+    report = Report()
     try:
-        report = apply(plan, ctx.api, store, args.concurrency, progress)
+        apply(plan, ctx.api, store, args.concurrency, progress, report)
+    except KeyboardInterrupt:
+        store.publish(ctx.settings.agi_group)  # what Amazon confirmed is routed
+        log.clear_line()
+        sys.stderr.write(f"pbx-bridge: interrupted: {len(report.done)}/{len(plan.changes)} "
+                         "done; run it again to finish\n")
+        return 130
     finally:  # what Amazon confirmed is routed, also after a stop
         published = store.publish(ctx.settings.agi_group)
     _check_agi_access(published, ctx.settings.agi_user)

@@ -10,6 +10,7 @@ import sys
 
 from typing import TYPE_CHECKING
 
+from ..log import use_colour
 from ..errors import PbxBridgeError, UsageError
 from ..settings import load
 
@@ -42,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="how long to let it ring (default 30)")
     p.add_argument("--endpoint", metavar="NAME", help="the trunk endpoint (default: the one "
                    "the routes name, else alexa)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (colour only on a terminal, never with NO_COLOR) or json")
     p.set_defaults(run=run)
 
 
@@ -127,5 +129,5 @@ def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]
         head += f", TLS {yes[obs.tls]}, SRTP {yes[obs.srtp]}, codec {obs.codec or '?'}"
         if doc["rtp"]:
             head += f", RTP {doc['rtp']['sent']} sent / {doc['rtp']['received']} received"
-    sys.stdout.write(head + "\n" + render_text(findings, sys.stdout.isatty(),
+    sys.stdout.write(head + "\n" + render_text(findings, use_colour(sys.stdout),
                                                 ("the call works", "the call FAILED")) + "\n")

@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.add_argument("--skip-preflight", action="store_true",
                        help="do not refuse when preflight checks fail")
         q.add_argument("--wait", action="store_true", help="wait until the trunk is ACTIVE")
-        q.add_argument("--timeout", type=float, default=900.0, metavar="S",
+        q.add_argument("--timeout", type=float, metavar="S",
                        help="how long --wait waits (default 900)")
 
     def action(name: str, help_: str, run: Any, spec: bool = False, takes_id: bool = True
@@ -258,8 +258,8 @@ def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Tru
         status = trunk.status or "(no status)"
         elapsed = ctx.clock.monotonic() - start
         if not quiet and tty:
-            sys.stderr.write(f"\rtrunk {trunk_id}: {status} after {elapsed:.0f} s")
-            sys.stderr.flush()
+            from .. import log
+            log.progress(f"trunk {trunk_id}: {status} after {elapsed:.0f} s")
         elif not quiet:  # no terminal: one line per poll, for the journal
             from .. import log
             log.event("trunk-wait", message=f"trunk {trunk_id}: {status} after "
@@ -268,6 +268,8 @@ def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Tru
         if status == "ACTIVE":
             if tty:
                 sys.stderr.write("\n")
+                from .. import log
+                log.clear_line()
             return trunk
         if status == "FAILED":
             raise TrunkFailed(f"trunk {trunk_id} FAILED at Amazon; check the certificate "
@@ -286,6 +288,9 @@ def _save(ctx: Context, trunk: Trunk) -> None:
 
 
 def _check_timeout(args: argparse.Namespace) -> None:
+    if args.timeout is not None and not args.wait:
+        raise UsageError("--timeout is how long --wait waits: give --wait too")
+    args.timeout = 900.0 if args.timeout is None else args.timeout
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
 

@@ -38,7 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--dns-server", metavar="HOST[:PORT]", help="DNS resolver to use")
     p.add_argument("--live", action="store_true", help="also connect to the PBX's TLS port: "
                    "handshake, served certificate, SIP OPTIONS")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (a table; colour only on a terminal, never with NO_COLOR) or "
+                   "json")
     p.set_defaults(run=run)
 
 

@@ -51,5 +51,6 @@ def write(findings: list[Finding], fmt: str, out: TextIO) -> None:
     if fmt == "json":
         out.write(render_json(findings) + "\n")
     else:
-        colour = out.isatty()
+        from ..log import use_colour
+        colour = use_colour(out)
         out.write(render_text(findings, colour) + "\n")

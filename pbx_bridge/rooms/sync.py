@@ -164,10 +164,13 @@ class Report:
 
 
 def apply(plan: RoomPlan, api: PbxApi, store: Store, concurrency: int,
-          progress: Callable[[int, int], None] = lambda done, total: None) -> Report:
+          progress: Callable[[int, int], None] = lambda done, total: None,
+          report: Report | None = None) -> Report:
     """Run exactly ``plan``. Each success is recorded at once, so a re-run after a stop (or a
-    kill) finishes the job without duplicating anything."""
-    report = Report()
+    kill) finishes the job without duplicating anything. Interrupted (Ctrl-C), the requests
+    in flight finish, nothing new starts, and KeyboardInterrupt goes on up; ``report`` (when
+    given) then says what was done."""
+    report = report if report is not None else Report()
     stop = threading.Event()
     lock = threading.Lock()
     tid = plan.trunk_id
@@ -216,8 +219,14 @@ def apply(plan: RoomPlan, api: PbxApi, store: Store, concurrency: int,
         batch = plan.of(action)
         if not batch:
             continue
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        try:
             list(pool.map(one, batch))
+        except BaseException:
+            stop.set()  # what has not started yet is skipped
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     if report.error is None:
         for d in plan.unchanged:
             store.record(tid, d.extension, d.profile_id, d.room)

@@ -3,64 +3,37 @@ turns errors into exit codes and one-line messages."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any
 
 from . import __version__
 from .errors import PbxBridgeError
-from .settings import absolute
-from .commands import agi as agi_cmd
-from .commands import config as config_cmd
-from .commands import emulator as emulator_cmd
-from .commands import generate as generate_cmd
-from .commands import renew as renew_cmd
-from .commands import rooms as rooms_cmd
-from .commands import status as status_cmd
-from .commands import test_call as test_call_cmd
-from .commands import token as token_cmd
-from .commands import trunk as trunk_cmd
-from .preflight import command as preflight
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse and the commands are imported only when a command needs them:
+    import argparse  # process AGI and --version start in a few milliseconds
 
 
-class _Formatter(argparse.HelpFormatter):
-    """Every option's help ends with its default, unless the text already gives it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if "default" in text or default in (None, False, argparse.SUPPRESS, [], ()) or \
-                not action.option_strings or action.nargs == 0:
-            return text
-        shown = default if not isinstance(default, list) else " ".join(map(str, default))
-        return f"{text} (default: {shown})"
-
-
-class _Parser(argparse.ArgumentParser):
-    """No abbreviated options (``--wr`` is not ``--write``); errors show this (sub-)command's
-    usage; help shows defaults."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["allow_abbrev"] = False
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-        self.set_defaults(_parser=self)  # the innermost parser chosen wins
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pbx-bridge", description="Link an Asterisk/FreePBX PBX to Alexa "
-                     "Smart Properties: check the host, generate config, manage the trunk.")
+def build_parser() -> "argparse.ArgumentParser":
+    from .commands import agi as agi_cmd
+    from .commands import config as config_cmd
+    from .commands import emulator as emulator_cmd
+    from .commands import generate as generate_cmd
+    from .commands import renew as renew_cmd
+    from .commands import rooms as rooms_cmd
+    from .commands import status as status_cmd
+    from .commands import test_call as test_call_cmd
+    from .commands import token as token_cmd
+    from .commands import trunk as trunk_cmd
+    from .parser import Parser
+    from .preflight import command as preflight
+    parser = Parser(prog="pbx-bridge", description="Link an Asterisk/FreePBX PBX to Alexa "
+                    "Smart Properties: check the host, generate config, manage the trunk.")
     parser.add_argument("--version", action="version", version=f"pbx-bridge {__version__}")
     parser.add_argument("--log-format", choices=("text", "json"), default=None,
                         help="log lines on standard error as text (default) or JSON lines "
                         "(also $PBX_BRIDGE_LOG_FORMAT)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     preflight.add_parser(sub)
     generate_cmd.add_parser(sub)
     token_cmd.add_parser(sub)
@@ -81,11 +54,11 @@ PATH_OPTIONS = ("asterisk_dir", "cert", "key", "ca_list", "map", "config", "stat
                 "firewall_rules", "state", "rooms", "out", "cert_chain", "textfile", "lineage")
 
 
-def resolve_paths(args: argparse.Namespace) -> None:
+def resolve_paths(args: "argparse.Namespace") -> None:
     for name in PATH_OPTIONS:
         value = getattr(args, name, None)
         if isinstance(value, str) and value:
-            setattr(args, name, str(absolute(value)))
+            setattr(args, name, os.path.abspath(os.path.expanduser(value)))
 
 
 def _pipe_closed() -> int:
@@ -100,6 +73,15 @@ def _pipe_closed() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:
+        sys.stdout.write(f"pbx-bridge {__version__}\n")
+        return 0
+    if argv[:1] == ["agi"]:  # process AGI: on every call, so no argparse
+        from .commands.agi import agi_fast
+        fast = agi_fast(argv[1:])
+        if fast is not None:
+            return fast
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

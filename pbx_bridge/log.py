@@ -8,11 +8,13 @@ whose name says it holds a secret, is written as ``***``: secrets are never logg
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported by every command: kept light
+    from typing import Any, TextIO
 
 FORMATS = ("text", "json")
 _SECRET_WORDS = ("secret", "token", "password", "authorization")
@@ -70,6 +72,7 @@ def _clean(key: str, value: Any) -> Any:
 
 
 def _text_value(v: Any) -> str:
+    import json
     s = json.dumps(v) if not isinstance(v, str) else v
     return json.dumps(s) if (not s or any(c in s for c in ' "=\n')) else s
 
@@ -83,6 +86,7 @@ def event(name: str, level: str = "info", message: str | None = None,
         clear_line()
     clean = {k: _clean(k, v) for k, v in fields.items()}
     if _format == "json":
+        import json
         now = time.time()
         doc = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) +
                f".{int(now % 1 * 1000):03d}Z", "level": level, "event": name}

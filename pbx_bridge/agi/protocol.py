@@ -8,7 +8,6 @@ multi-line ``520-...`` usage message; ``HANGUP`` may arrive at any time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 MAX_HEADER_LINES = 200
 _REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
@@ -20,12 +19,24 @@ class AgiError(Exception):
     """The other side broke the protocol, went away, or took too long."""
 
 
-@dataclass(frozen=True)
 class Reply:
-    code: int
-    result: str | None
-    data: str | None
-    text: str
+    """One reply from Asterisk. (A plain class: process AGI imports no dataclasses, to start
+    fast.)"""
+
+    __slots__ = ("code", "result", "data", "text")
+
+    def __init__(self, code: int, result: str | None, data: str | None, text: str) -> None:
+        self.code = code
+        self.result = result
+        self.data = data
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reply) and (self.code, self.result, self.data, self.text) == \
+            (other.code, other.result, other.data, other.text)
+
+    def __repr__(self) -> str:
+        return f"Reply({self.code!r}, {self.result!r}, {self.data!r}, {self.text!r})"
 
     @property
     def ok(self) -> bool:

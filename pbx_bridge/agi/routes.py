@@ -4,32 +4,47 @@ the channel variables to set and one log line. The network is never touched."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # process AGI must start fast: no typing, dataclasses or pathlib imports
+    from typing import Callable
 
 from ..rooms import routes as published
 
 _EXT = re.compile(r"^[0-9]{1,15}$")
 
 
-@dataclass(frozen=True)
 class Table:
-    trunk_id: str | None
-    endpoint: str
-    rooms: dict[str, tuple[str, str]]  # extension -> (profile id, room name)
+    __slots__ = ("trunk_id", "endpoint", "rooms")
+
+    def __init__(self, trunk_id: str | None, endpoint: str,
+                 rooms: dict[str, tuple[str, str]]) -> None:
+        self.trunk_id = trunk_id
+        self.endpoint = endpoint
+        self.rooms = rooms  # extension -> (profile id, room name)
 
 
-@dataclass(frozen=True)
 class Decision:
-    variables: tuple[tuple[str, str], ...]
-    log: str
+    __slots__ = ("variables", "log")
+
+    def __init__(self, variables: tuple[tuple[str, str], ...], log: str) -> None:
+        self.variables = variables
+        self.log = log
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and (self.variables, self.log) == \
+            (other.variables, other.log)
+
+    def __repr__(self) -> str:
+        return f"Decision({self.variables!r}, {self.log!r})"
 
 
-Route = Callable[[dict[str, str], list[str], "Table | None", str], Decision]
+if TYPE_CHECKING:
+    Route = Callable[[dict[str, str], list[str], "Table | None", str], Decision]
 
 
-def load_table(state_dir: Path) -> Table:
+def load_table(state_dir: "str | os.PathLike[str]") -> Table:
     r = published.load(state_dir)
     return Table(r.trunk_id, r.endpoint, r.rooms)
 

@@ -3,12 +3,13 @@ header, decide with the route, set the variables, and never let anything crash t
 
 from __future__ import annotations
 
+import _thread
 import os
 import select
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO, Callable, Generator, Optional, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # process AGI must start fast: no typing, dataclasses or pathlib imports
+    from typing import BinaryIO, Callable, Generator, Optional, Protocol
 
 from .protocol import (MAX_HEADER_LINES, AgiError, args_of, parse_env_line, parse_reply,
                        set_variable)
@@ -16,9 +17,10 @@ from ..rooms.routes import ROUTES_NAME
 from .routes import ROUTES, Decision, Table, load_table
 
 
-class Channel(Protocol):
-    def readline(self) -> str: ...
-    def write(self, text: str) -> None: ...
+if TYPE_CHECKING:
+    class Channel(Protocol):
+        def readline(self) -> str: ...
+        def write(self, text: str) -> None: ...
 
 
 class FdChannel:
@@ -53,17 +55,17 @@ class FdChannel:
             raise AgiError(f"Asterisk went away ({exc})") from None
 
 
-@dataclass
 class TableSource:
     """The published routes (``routes.json``), re-read only when a new snapshot replaced it."""
 
-    state_dir: Path
-    _cached: Table | None = None
-    _stamp: tuple[float, ...] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, state_dir: "str | os.PathLike[str]") -> None:
+        self.state_dir = state_dir
+        self._cached: Table | None = None
+        self._stamp: tuple[float, ...] | None = None
+        self._lock = _thread.allocate_lock()
 
     def get(self) -> tuple[Table | None, str]:
-        path = self.state_dir / ROUTES_NAME
+        path = os.path.join(self.state_dir, ROUTES_NAME)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -82,7 +84,8 @@ class TableSource:
 
 
 READ = None  # what the conversation yields to ask its driver for the next line
-Conversation = Generator[Optional[str], Optional[str], Decision]
+if TYPE_CHECKING:
+    Conversation = Generator[Optional[str], Optional[str], Decision]
 
 
 def conversation(route_name: str | None, argv_args: list[str] | None, tables: TableSource,

@@ -6,21 +6,18 @@ run as the asterisk user without access to the settings file's secrets.
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
 import os
 import sys
-from pathlib import Path
 
-from ..errors import PbxBridgeError, UsageError
-from ..settings import DEFAULT_STATE_DIR, absolute
-from .common import parse_listen
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # process AGI runs on every call: this module imports almost nothing
+    import argparse
 
 HELP_AGI = "process AGI for the dialplan: AGI(pbx-bridge,agi,ROUTE,${EXTEN})"
 HELP_FAST = "FastAGI server for the dialplan: AGI(agi://127.0.0.1:4573/ROUTE,${EXTEN})"
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: "argparse._SubParsersAction") -> None:  # type: ignore[type-arg]
     a = sub.add_parser("agi", help=HELP_AGI, description=HELP_AGI + ". Routes: alexa-route "
                        "(sets ALEXA_MAPPED, ALEXA_ROOM, ALEXA_DIAL), alexa-caller (sets "
                        "ALEXA_ROOM and the caller name).")
@@ -43,32 +40,84 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     f.set_defaults(run=run_fastagi)
 
 
-def state_dir(explicit: str | None) -> Path:
+def state_dir(explicit: str | None) -> str:
+    """--state-dir, else $PBX_BRIDGE_STATE_DIR, else the settings file's (read only when
+    this user may read it: the asterisk user usually may not), else the default."""
     if explicit:
-        return absolute(explicit)
+        return os.path.abspath(os.path.expanduser(explicit))
     if os.environ.get("PBX_BRIDGE_STATE_DIR"):
-        return absolute(os.environ["PBX_BRIDGE_STATE_DIR"])
-    try:
+        return os.path.abspath(os.path.expanduser(os.environ["PBX_BRIDGE_STATE_DIR"]))
+    config = os.environ.get("PBX_BRIDGE_CONFIG") or "/etc/pbx-bridge/pbx-bridge.toml"
+    if os.access(config, os.R_OK):
+        from ..errors import PbxBridgeError
         from ..settings import load
-        return load(None).state_dir
-    except PbxBridgeError:  # e.g. a settings file the asterisk user may not read
-        return DEFAULT_STATE_DIR
+        try:
+            return str(load(None).state_dir)
+        except PbxBridgeError:
+            pass
+    return "/var/lib/pbx-bridge"
 
 
-def run_agi(args: argparse.Namespace) -> int:
+def agi_fast(argv: list[str]) -> int | None:
+    """``agi ROUTE [ARG ...] [--state-dir DIR] [--timeout S]`` without argparse (process AGI
+    starts on every call). None: anything else, for the full parser to handle or refuse."""
+    route = None
+    args: list[str] = []
+    state: str | None = None
+    timeout = 5.0
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--state-dir", "--timeout") and i + 1 < len(argv):
+            value = argv[i + 1]
+            i += 2
+        elif word.startswith(("--state-dir=", "--timeout=")):
+            word, value = word.split("=", 1)
+            i += 1
+        elif word.startswith("-") and word != "-":
+            return None  # --help, a typo: the full parser answers
+        else:
+            if route is None:
+                route = word
+            else:
+                args.append(word)
+            i += 1
+            continue
+        if word == "--state-dir":
+            state = value
+        else:
+            try:
+                timeout = float(value)
+            except ValueError:
+                return None
+    if route is None:
+        return None
+    return _agi(route, args, state, timeout)
+
+
+def run_agi(args: "argparse.Namespace") -> int:
+    return _agi(args.route, list(args.args), args.state_dir, args.timeout)
+
+
+def _agi(route: str, words: list[str], state: str | None, timeout: float) -> int:
     from ..agi.session import FdChannel, TableSource, converse
 
     def log(line: str) -> None:
         sys.stderr.write(f"pbx-bridge agi: {line}\n")
         sys.stderr.flush()
 
-    ch = FdChannel(sys.stdin.buffer, sys.stdout.buffer, args.timeout)
-    converse(ch, args.route, list(args.args), TableSource(state_dir(args.state_dir)), log)
+    ch = FdChannel(sys.stdin.buffer, sys.stdout.buffer, timeout)
+    converse(ch, route, words, TableSource(state_dir(state)), log)
     return 0  # the call goes on whatever happened; the log line says what
 
 
-def run_fastagi(args: argparse.Namespace) -> int:
+def run_fastagi(args: "argparse.Namespace") -> int:
+    import ipaddress
+    from pathlib import Path
+
     from ..agi.fastagi import FastAgiServer
+    from ..errors import UsageError
+    from .common import parse_listen
     host, port = parse_listen(args.listen)
     try:
         allow = [ipaddress.ip_network(c, strict=False)
@@ -76,7 +125,8 @@ def run_fastagi(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--allow: {exc}") from None
     try:
-        server = FastAgiServer((host, port), state_dir(args.state_dir), allow, args.timeout)
+        server = FastAgiServer((host, port), Path(state_dir(args.state_dir)), allow,
+                               args.timeout)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
     sys.stderr.write(f"pbx-bridge fastagi listening on {host}:{server.server_address[1]} "

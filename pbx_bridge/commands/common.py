@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import ipaddress
-import json
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
 
-from ..doors import Clock
 from ..errors import UsageError
-from ..settings import Settings, load
-from ..state import State
 
-if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from typing import Any, Callable
     from ..amazon.client import PbxApi
     from ..amazon.token import TokenProvider
+    from ..doors import Clock
+    from ..settings import Settings
+    from ..state import State
 
 
 def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
@@ -27,6 +25,7 @@ def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
         raise UsageError(f"{flag} {text}: expected HOST:PORT")
     host = host.strip("[]")
     try:
+        import ipaddress
         ipaddress.ip_address(host)
     except ValueError:
         raise UsageError(f"{flag} {text}: {host!r} is not an IP address") from None
@@ -45,6 +44,7 @@ def writes_state(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
     def wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         @functools.wraps(fn)
         def run(args: argparse.Namespace) -> int:
+            from ..settings import load
             from ..statedir import exclusive
             with exclusive(load(args.config).state_dir, name):
                 return fn(args)
@@ -58,16 +58,22 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-@dataclass
 class Context:
-    settings: Settings
-    tokens: "TokenProvider"
-    api: "PbxApi"
-    state: State
-    clock: Clock
+    """What an Amazon-facing command works with."""
+
+    def __init__(self, settings: "Settings", tokens: "TokenProvider", api: "PbxApi",
+                 state: "State", clock: "Clock") -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.api = api
+        self.state = state
+        self.clock = clock
 
 
-def context(args: argparse.Namespace, clock: Clock | None = None) -> Context:
+def context(args: argparse.Namespace, clock: "Clock | None" = None) -> Context:
+    from ..doors import Clock
+    from ..settings import load
+    from ..state import State
     from ..amazon.client import PbxApi
     from ..amazon.http import Http
     from ..amazon.token import TokenProvider
@@ -84,6 +90,7 @@ def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
     (every line in the journal is then JSON); else the sentence."""
     from .. import log
     if getattr(args, "json", False):
+        import json
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif log.current() == "json":
         name = " ".join(str(getattr(args, k)) for k in ("command", "trunk_command",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from ..errors import UsageError
-from ..settings import DEFAULT_CONFIG, write_template
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from pathlib import Path
 
 HELP = "write a commented settings file to start from"
 
@@ -17,12 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("config", help=HELP, description=HELP + ".")
     p.add_argument("action", choices=("init",), help="init: write the file")
     p.add_argument("--config", metavar="FILE", help="where (default: $PBX_BRIDGE_CONFIG or "
-                   f"{DEFAULT_CONFIG})")
+                   "/etc/pbx-bridge/pbx-bridge.toml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from ..settings import DEFAULT_CONFIG, write_template
     target = Path(args.config or os.environ.get("PBX_BRIDGE_CONFIG") or DEFAULT_CONFIG)
     if target.is_dir():
         raise UsageError(f"{target} is a directory; name a file")

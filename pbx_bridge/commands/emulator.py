@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import InputError, UsageError
 from .common import parse_listen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from pathlib import Path
 
 HELP = "run a local emulator of Amazon's token endpoint and PBX API (for rehearsals and tests)"
 
@@ -50,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
     from ..emulator import EmulatorConfig, load_rooms, load_state, serve_forever
     host, port = parse_listen(args.listen)
     for name in ("throttle_rate", "error_rate", "cut_rate"):

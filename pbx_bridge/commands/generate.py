@@ -7,14 +7,13 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
-
-from typing import TYPE_CHECKING, Callable
 
 from ..errors import InputError, UsageError
-from ..settings import load
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from typing import Callable
+    from pathlib import Path
     from ..asterisk_cli import Asterisk
     from ..settings import Settings
     from ..generate.render import TrunkConfig
@@ -127,12 +126,14 @@ def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
     from ..doors import FileSystem
     from ..generate.plan import build
     from ..generate.render import TrunkConfig
     from ..preflight.checks import rtp_range
     from ..defaults import DEFAULT_AMAZON_CIDR
     from ..preflight.snapshot import Located, Options, gather
+    from ..settings import load
     from ..statedir import exclusive
     settings = load(args.config)
     asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)

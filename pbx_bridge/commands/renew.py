@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import log
 from ..errors import InputError, PbxBridgeError, UsageError
 from .common import add_settings_args, emit, writes_state
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from typing import Any
+    from pathlib import Path
     from cryptography import x509
 
     from ..asterisk_cli import Asterisk
@@ -56,13 +56,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
-@dataclass(frozen=True)
 class Renewal:
-    chain_pem: bytes  # fullchain.pem as certbot wrote it
-    key_pem: bytes
-    chain: tuple[str, ...]  # the PEM blocks
-    leaf_der: bytes
-    not_after: str
+    def __init__(self, chain_pem: bytes, key_pem: bytes, chain: tuple[str, ...],
+                 leaf_der: bytes, not_after: str) -> None:
+        self.chain_pem = chain_pem  # fullchain.pem as certbot wrote it
+        self.key_pem = key_pem
+        self.chain = chain  # the PEM blocks
+        self.leaf_der = leaf_der
+        self.not_after = not_after
 
 
 def read_lineage(folder: Path) -> Renewal:
@@ -168,6 +169,7 @@ def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Rene
 
 @writes_state("renew-hook")
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
     from ..generate.plan import FileChange
     from ..preflight.snapshot import Options, Unknown, gather
     from ..settings import load
@@ -210,9 +212,9 @@ def run(args: argparse.Namespace) -> int:
     steps: list[str] = []
     backup: Path | None = None  # this run's backup of the old files
 
-    @dataclass(frozen=True)
-    class Files:
-        changes: tuple[FileChange, ...]
+    class Files:  # what Transaction.apply needs of a plan
+        def __init__(self, changes: tuple[FileChange, ...]) -> None:
+            self.changes = changes
 
     def check(a: "Asterisk", lines: Any) -> "Verdict":
         return _verdict(host, t.port, renewal.leaf_der)

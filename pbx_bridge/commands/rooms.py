@@ -7,15 +7,14 @@ import argparse
 import os
 import re
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from ..errors import InputError, PbxBridgeError, UsageError
-from ..fileio import atomic_write
-from ..amazon.errors import ApiError
 from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from typing import Literal
+    from pathlib import Path
     from ..rooms.store import Store
     from ..rooms.sync import RoomPlan
 
@@ -88,6 +87,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _output(args: argparse.Namespace, text: str, count: int,
             rows: list[tuple[str, str, str]]) -> None:
+    from pathlib import Path
+    from ..fileio import atomic_write
     if args.json:
         import json
         doc = [{"extension": e, "room": r, "commsProfileId": p} for e, r, p in rows]
@@ -144,6 +145,7 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 def _pbx_endpoints(args: argparse.Namespace, ctx: Context) -> list[str]:
     """The PJSIP endpoint names: over AMI, or from the config files."""
+    from pathlib import Path
     if args.ami:
         from ..ami import AmiClient
         if ctx.settings.ami is None:
@@ -213,6 +215,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
+    from pathlib import Path
     from ..rooms.mapfile import read
     from ..rooms.sync import build_plan, resolve
     trunk = args.trunk or ctx.state.trunk_id
@@ -224,6 +227,7 @@ def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
     if args.create_profiles:
         create = "preview" if args.rooms_command == "plan" else True
     desired = resolve(rooms, ctx.api, args.property, create, args.map)
+    from ..amazon.errors import ApiError
     try:
         current = ctx.api.list_mappings(trunk)
     except ApiError as exc:
@@ -276,6 +280,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 @writes_state("rooms apply")
 def run_apply(args: argparse.Namespace) -> int:
+    from pathlib import Path
     from ..rooms.store import Store
     from ..rooms.sync import apply
     if not 1 <= args.concurrency <= 32:

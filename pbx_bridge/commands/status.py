@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import PbxBridgeError, UsageError
 from .common import add_settings_args
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from pathlib import Path
 
 HELP = "report whether the trunk still works (text, JSON, Prometheus, Nagios); read-only"
 FORMATS = ("text", "json", "prometheus", "nagios")
@@ -41,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from pathlib import Path
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     if not 0 <= args.cert_crit_days <= args.cert_warn_days:
@@ -57,6 +61,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
     from .. import log
     from ..status import STATE_NAMES, Gatherer, Report, StatusOptions, nagios, registry, text
     from ..settings import load

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 
-from typing import TYPE_CHECKING
-
 from ..log import use_colour
 from ..errors import PbxBridgeError, UsageError
-from ..settings import load
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ..findings import Finding
@@ -66,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..findings import Finding, Status
     from ..rooms import routes
     from ..asterisk_cli import show_fields
+    from ..settings import load
     from ..testcall import Caller, Observation, diagnose, report
     _check(args)
     settings = load(args.config)
@@ -118,6 +117,7 @@ def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]
     from ..testcall import report
     doc = report(obs, findings)
     if args.format == "json":
+        import json
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     head = f"test call {obs.direction} {obs.to}: " + ("answered" if obs.answered else

@@ -7,21 +7,17 @@ certificate chain, name, external address and port), through the preflight's sna
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import re
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from typing import TYPE_CHECKING
-
-from ..amazon.errors import ApiError
-from ..amazon.models import Peer, Trunk, TrunkSpec
 from ..errors import InputError, PbxBridgeError, UsageError
 from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
-if TYPE_CHECKING:  # the preflight's stack is imported only when a command needs it
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from typing import Any
+    from pathlib import Path
+    from ..amazon.models import Peer, Trunk, TrunkSpec
     from ..findings import Finding
     from ..preflight.snapshot import Snapshot
 
@@ -86,7 +82,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 # ---------------------------------------------------------------- building the spec
 
-def _peer(text: str) -> Peer:
+def _peer(text: str) -> "Peer":
+    import ipaddress
+
+    from ..amazon.models import Peer
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise UsageError(f"--peer {text}: expected HOST:PORT with a port 1..65535")
@@ -113,17 +112,20 @@ def read_chain(data: bytes, source: str) -> tuple[str, ...]:
     return pems
 
 
-@dataclass(frozen=True)
 class LocalTrunk:
     """What the PBX's config says the trunk should be (empty parts where it cannot tell)."""
 
-    chain: tuple[str, ...]  # PEM, as in cert_file
-    name: str | None  # the certificate's first non-wildcard SAN, else its CN
-    peers: tuple[Peer, ...]  # public IP and TLS port
+    def __init__(self, chain: tuple[str, ...], name: str | None,
+                 peers: "tuple[Peer, ...]") -> None:
+        self.chain = chain  # PEM, as in cert_file
+        self.name = name  # the certificate's first non-wildcard SAN, else its CN
+        self.peers = peers  # public IP and TLS port
 
 
 def from_snapshot(snap: "Snapshot") -> LocalTrunk:
+    from pathlib import Path
     from .. import certs
+    from ..amazon.models import Peer
     from ..preflight.snapshot import Located, Unknown
     chain: tuple[str, ...] = ()
     name = None
@@ -143,8 +145,10 @@ def _needs_config(args: argparse.Namespace) -> bool:
     return not (args.fqdn and args.cert_chain and args.peer)
 
 
-def desired(args: argparse.Namespace, ctx: Context) -> tuple[TrunkSpec, list["Finding"]]:
+def desired(args: argparse.Namespace, ctx: Context) -> tuple["TrunkSpec", list["Finding"]]:
     """The trunk this PBX should have, and the gate's findings (empty without config)."""
+    from pathlib import Path
+    from ..amazon.models import TrunkSpec
     from ..preflight.checks import run_checks
     from ..preflight.command import _dns_server
     from ..preflight.snapshot import Options, gather
@@ -194,6 +198,7 @@ def not_public(ip: str) -> str | None:
     """Why Amazon could never reach this address, or None for a public one. (The emulator
     and tests use 54.240.196.10, public but never contacted; set
     PBX_BRIDGE_ALLOW_PRIVATE_PEERS=1 to rehearse with a private address.)"""
+    import ipaddress
     import os
     if os.environ.get("PBX_BRIDGE_ALLOW_PRIVATE_PEERS") == "1":
         return None
@@ -417,6 +422,7 @@ def run_update(args: argparse.Namespace) -> int:
 
 @writes_state("trunk delete")
 def run_delete(args: argparse.Namespace) -> int:
+    from ..amazon.errors import ApiError
     ctx = context(args)
     tid = _trunk_id(args, ctx)
     if not args.yes:

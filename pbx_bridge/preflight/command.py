@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
-from pathlib import Path
-
-from typing import TYPE_CHECKING
 
 from ..defaults import DEFAULT_AMAZON_CIDR
 from ..errors import UsageError
 
-if TYPE_CHECKING:  # the checks' stack (cryptography, dnspython) loads only when preflight runs
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+    from pathlib import Path
     from .snapshot import Options
 
 HELP = "check that this PBX meets Amazon's requirements (read-only)"
@@ -45,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _dns_server(text: str) -> tuple[str, int]:
+    import ipaddress
     host, port = text, 53
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -68,6 +67,8 @@ def _port(p: str, whole: str) -> int:
 
 
 def options_from(args: argparse.Namespace) -> "Options":
+    import ipaddress
+    from pathlib import Path
     from .snapshot import Options
     cidrs = tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR])
     for c in cidrs:

@@ -9,29 +9,33 @@ opens it read-only, so the state dir may be read-only to it (the FastAGI unit's
 
 from __future__ import annotations
 
-import grp
 import json
 import os
-import pwd
 import stat
-from dataclasses import dataclass
-from pathlib import Path
 
-from ..fileio import atomic_write
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the AGI reads routes on every call: it imports only what load needs
+    from pathlib import Path
 
 ROUTES_NAME = "routes.json"
 
 
-@dataclass(frozen=True)
 class Routes:
-    trunk_id: str | None
-    endpoint: str
-    rooms: dict[str, tuple[str, str]]  # extension -> (profile id, room name)
+    __slots__ = ("trunk_id", "endpoint", "rooms")
+
+    def __init__(self, trunk_id: str | None, endpoint: str,
+                 rooms: dict[str, tuple[str, str]]) -> None:
+        self.trunk_id = trunk_id
+        self.endpoint = endpoint
+        self.rooms = rooms  # extension -> (profile id, room name)
 
 
 def publish(state_dir: Path, trunk_id: str | None, endpoint: str | None,
             rooms: dict[str, tuple[str, str]], group: str | None = None) -> Path:
     """Write the snapshot: 0644, or 0640 owned by ``group`` when one is given."""
+    import grp
+
+    from ..fileio import atomic_write
     doc = {"version": 1, "trunk_id": trunk_id, "endpoint": endpoint or "alexa",
            "rooms": {ext: [pid, room] for ext, (pid, room) in sorted(rooms.items())}}
     path = state_dir / ROUTES_NAME
@@ -41,9 +45,10 @@ def publish(state_dir: Path, trunk_id: str | None, endpoint: str | None,
     return path
 
 
-def load(state_dir: Path) -> Routes:
+def load(state_dir: "str | os.PathLike[str]") -> Routes:
     """Read the snapshot. Raises ``OSError`` or ``ValueError`` when it is missing or bad."""
-    doc = json.loads((state_dir / ROUTES_NAME).read_bytes().decode("utf-8"))
+    with open(os.path.join(state_dir, ROUTES_NAME), "rb") as f:
+        doc = json.loads(f.read().decode("utf-8"))
     if not isinstance(doc, dict) or not isinstance(doc.get("rooms"), dict):
         raise ValueError("not a routes file")
     rooms: dict[str, tuple[str, str]] = {}
@@ -71,6 +76,7 @@ def _may(st: os.stat_result, uid: int, gids: set[int], bit: int) -> bool:
 def unreadable_by(path: Path, user: str) -> str | None:
     """Why ``user`` could not read ``path`` (a folder on the way it may not pass, or the
     file itself), or None when it can. Judged from the mode bits (no ACLs)."""
+    import pwd
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
@@ -90,6 +96,8 @@ def unreadable_by(path: Path, user: str) -> str | None:
 
 
 def _owner(st: os.stat_result) -> str:
+    import grp
+    import pwd
     try:
         u = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:

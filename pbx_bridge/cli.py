@@ -14,19 +14,27 @@ if TYPE_CHECKING:  # argparse and the commands are imported only when a command 
     import argparse  # process AGI and --version start in a few milliseconds
 
 
-def build_parser() -> "argparse.ArgumentParser":
-    from .commands import agi as agi_cmd
-    from .commands import config as config_cmd
-    from .commands import emulator as emulator_cmd
-    from .commands import generate as generate_cmd
-    from .commands import renew as renew_cmd
-    from .commands import rooms as rooms_cmd
-    from .commands import status as status_cmd
-    from .commands import test_call as test_call_cmd
-    from .commands import token as token_cmd
-    from .commands import trunk as trunk_cmd
+def _command_word(argv: list[str]) -> str | None:
+    """The command the arguments name (skipping the top-level options), if any."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--log-format":
+            i += 2
+            continue
+        if not word.startswith("-"):
+            return word
+        i += 1
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> "argparse.ArgumentParser":
+    """The whole parser; given ``argv``, only the command it names is built in full (the
+    others are listed by name and help, without importing their modules)."""
+    import importlib
+
+    from .commands import HELPS, MODULES
     from .parser import Parser
-    from .preflight import command as preflight
     parser = Parser(prog="pbx-bridge", description="Link an Asterisk/FreePBX PBX to Alexa "
                     "Smart Properties: check the host, generate config, manage the trunk.")
     parser.add_argument("--version", action="version", version=f"pbx-bridge {__version__}")
@@ -34,17 +42,19 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="log lines on standard error as text (default) or JSON lines "
                         "(also $PBX_BRIDGE_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    preflight.add_parser(sub)
-    generate_cmd.add_parser(sub)
-    token_cmd.add_parser(sub)
-    trunk_cmd.add_parser(sub)
-    rooms_cmd.add_parser(sub)
-    test_call_cmd.add_parser(sub)
-    status_cmd.add_parser(sub)
-    renew_cmd.add_parser(sub)
-    agi_cmd.add_parsers(sub)
-    emulator_cmd.add_parser(sub)
-    config_cmd.add_parser(sub)
+    word = _command_word(argv) if argv is not None else None
+    full = argv is None
+    done: set[str] = set()
+    for name, help_ in HELPS.items():
+        module = MODULES[name]
+        if name in done:
+            continue
+        if full or module == MODULES.get(word or ""):
+            mod = importlib.import_module(module)
+            (getattr(mod, "add_parsers", None) or mod.add_parser)(sub)
+            done.update(n for n, m in MODULES.items() if m == module)  # agi adds fastagi
+        else:
+            sub.add_parser(name, help=help_)
     return parser
 
 
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         fast = agi_fast(argv[1:])
         if fast is not None:
             return fast
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args, extra = parser.parse_known_args(argv)
     except BrokenPipeError:  # --help piped into head

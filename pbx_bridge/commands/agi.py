@@ -13,8 +13,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # process AGI runs on every call: this module imports almost nothing
     import argparse
 
-HELP_AGI = "process AGI for the dialplan: AGI(pbx-bridge,agi,ROUTE,${EXTEN})"
-HELP_FAST = "FastAGI server for the dialplan: AGI(agi://127.0.0.1:4573/ROUTE,${EXTEN})"
+from . import HELPS
+
+HELP_AGI = HELPS["agi"]
+HELP_FAST = HELPS["fastagi"]
 
 
 def add_parsers(sub: "argparse._SubParsersAction") -> None:  # type: ignore[type-arg]

@@ -8,11 +8,13 @@ import sys
 
 from ..errors import UsageError
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from pathlib import Path
 
-HELP = "write a commented settings file to start from"
+HELP = HELPS["config"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

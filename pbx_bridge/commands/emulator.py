@@ -8,11 +8,13 @@ import sys
 from ..errors import InputError, UsageError
 from .common import parse_listen
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from pathlib import Path
 
-HELP = "run a local emulator of Amazon's token endpoint and PBX API (for rehearsals and tests)"
+HELP = HELPS["emulator"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

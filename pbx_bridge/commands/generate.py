@@ -10,6 +10,8 @@ import time
 
 from ..errors import InputError, UsageError
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Callable
@@ -20,8 +22,7 @@ if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --h
     from ..generate.transaction import Check, Transaction
     from ..generate.verify import Verdict  # noqa: F401
 
-HELP = "generate the Amazon trunk's Asterisk config (dry run: a diff), --write it, or " \
-       "--rollback"
+HELP = HELPS["generate"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

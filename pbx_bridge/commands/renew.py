@@ -19,6 +19,8 @@ from .. import log
 from ..errors import InputError, PbxBridgeError, UsageError
 from .common import add_settings_args, emit, writes_state
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Any
@@ -29,8 +31,7 @@ if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --h
     from ..generate.verify import Verdict
     from ..settings import Settings
 
-HELP = "certbot deploy hook: install a renewed certificate, make Asterisk serve it, update " \
-       "Amazon"
+HELP = HELPS["renew-hook"]
 
 
 class RenewFailed(PbxBridgeError):

@@ -11,6 +11,8 @@ import sys
 from ..errors import InputError, PbxBridgeError, UsageError
 from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Literal
@@ -18,7 +20,7 @@ if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --h
     from ..rooms.store import Store
     from ..rooms.sync import RoomPlan
 
-HELP = "keep extension-to-room mappings in sync with Amazon (discover, import, plan, apply)"
+HELP = HELPS["rooms"]
 MAX_SHARE = 0.25
 PROGRESS_EVERY = float(os.environ.get("PBX_BRIDGE_PROGRESS_EVERY", "10") or 10)
 

@@ -8,11 +8,13 @@ import sys
 from ..errors import PbxBridgeError, UsageError
 from .common import add_settings_args
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from pathlib import Path
 
-HELP = "report whether the trunk still works (text, JSON, Prometheus, Nagios); read-only"
+HELP = HELPS["status"]
 FORMATS = ("text", "json", "prometheus", "nagios")
 
 

@@ -10,13 +10,15 @@ import sys
 from ..log import use_colour
 from ..errors import PbxBridgeError, UsageError
 
+from . import HELPS
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ..findings import Finding
     from ..testcall import Observation
 
-HELP = "place a test call to a room's Alexa (or check a call from one) and diagnose it"
+HELP = HELPS["test-call"]
 
 
 class NoAmi(PbxBridgeError):

@@ -7,7 +7,9 @@ import time
 
 from .common import add_settings_args, context, emit
 
-HELP = "get (or reuse) an access token and show its scope and expiry"
+from . import HELPS
+
+HELP = HELPS["token"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

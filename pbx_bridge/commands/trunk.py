@@ -13,6 +13,8 @@ import sys
 from ..errors import InputError, PbxBridgeError, UsageError
 from .common import Context, add_settings_args, context, emit, subcommands, writes_state
 
+from . import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Any
@@ -21,7 +23,7 @@ if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --h
     from ..findings import Finding
     from ..preflight.snapshot import Snapshot
 
-HELP = "create, show, list, update or delete the Amazon SIP trunk"
+HELP = HELPS["trunk"]
 # The preflight checks that decide whether what we would send is right.
 GATE = ("tls.transport", "tls.version", "tls.port", "cert.valid", "cert.key", "cert.chain",
         "ip.public")

@@ -8,12 +8,14 @@ import sys
 from ..defaults import DEFAULT_AMAZON_CIDR
 from ..errors import UsageError
 
+from ..commands import HELPS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from pathlib import Path
     from .snapshot import Options
 
-HELP = "check that this PBX meets Amazon's requirements (read-only)"
+HELP = HELPS["preflight"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

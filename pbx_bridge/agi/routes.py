@@ -15,14 +15,8 @@ from ..rooms import routes as published
 _EXT = re.compile(r"^[0-9]{1,15}$")
 
 
-class Table:
-    __slots__ = ("trunk_id", "endpoint", "rooms")
-
-    def __init__(self, trunk_id: str | None, endpoint: str,
-                 rooms: dict[str, tuple[str, str]]) -> None:
-        self.trunk_id = trunk_id
-        self.endpoint = endpoint
-        self.rooms = rooms  # extension -> (profile id, room name)
+# What a route reads: the published routes (trunk, endpoint, extension -> (profile, room)).
+Table = published.Routes
 
 
 class Decision:
@@ -45,8 +39,7 @@ if TYPE_CHECKING:
 
 
 def load_table(state_dir: "str | os.PathLike[str]") -> Table:
-    r = published.load(state_dir)
-    return Table(r.trunk_id, r.endpoint, r.rooms)
+    return published.load(state_dir)
 
 
 def _unmapped(why: str) -> Decision:

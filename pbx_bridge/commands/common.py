@@ -52,6 +52,11 @@ def writes_state(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
     return wrap
 
 
+def add_asterisk_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
+                   "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+
+
 def add_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="settings file (default: "
                    "$PBX_BRIDGE_CONFIG or /etc/pbx-bridge/pbx-bridge.toml)")

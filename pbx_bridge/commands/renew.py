@@ -17,7 +17,7 @@ import time
 
 from .. import log
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import add_settings_args, emit, writes_state
+from .common import add_asterisk_dir, add_settings_args, emit, writes_state
 
 from . import HELPS
 
@@ -45,8 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_settings_args(p)
     p.add_argument("--lineage", metavar="DIR", help="the certificate's folder, holding "
                    "fullchain.pem and privkey.pem (default: $RENEWED_LINEAGE, set by certbot)")
-    p.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
-                   "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+    add_asterisk_dir(p)
     p.add_argument("--restart", action="store_true", help="restart Asterisk (gracefully) "
                    "when a reload does not make it serve the new certificate")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",

@@ -9,7 +9,7 @@ import re
 import sys
 
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import Context, add_settings_args, context, emit, subcommands, writes_state
+from .common import add_asterisk_dir, Context, add_settings_args, context, emit, subcommands, writes_state
 
 from . import HELPS
 
@@ -49,8 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_settings_args(i)
     i.add_argument("--from-asterisk", action="store_true", required=True,
                    help="read the PJSIP endpoints of the Asterisk config")
-    i.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
-                   "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+    add_asterisk_dir(i)
     i.add_argument("--ami", action="store_true", help="read the endpoints over AMI "
                    "(PJSIPShowEndpoints) with the [ami] settings, instead of the config files")
     i.add_argument("--pattern", required=True, metavar="PATTERN",

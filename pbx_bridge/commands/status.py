@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import PbxBridgeError, UsageError
-from .common import add_settings_args
+from .common import add_asterisk_dir, add_settings_args
 
 from . import HELPS
 
@@ -29,8 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--textfile", metavar="PATH", help="with --format prometheus: write the "
                    "metrics atomically to PATH (a *.prom file in node_exporter's textfile "
                    "collector directory) instead of standard output")
-    p.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
-                   "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+    add_asterisk_dir(p)
     p.add_argument("--timeout", type=float, default=20.0, metavar="S",
                    help="the whole status takes at most this long (default 20)")
     p.add_argument("--cert-warn-days", type=float, default=21.0, metavar="DAYS",

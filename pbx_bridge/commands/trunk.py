@@ -11,7 +11,7 @@ import re
 import sys
 
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import Context, add_settings_args, context, emit, subcommands, writes_state
+from .common import add_asterisk_dir, Context, add_settings_args, context, emit, subcommands, writes_state
 
 from . import HELPS
 
@@ -40,8 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
     def spec_args(q: argparse.ArgumentParser) -> None:
         add_settings_args(q)
-        q.add_argument("--asterisk-dir", metavar="DIR", help="Asterisk config directory "
-                       "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
+        add_asterisk_dir(q)
         q.add_argument("--fqdn", metavar="NAME", help="TLS name (default: the certificate's "
                        "first SAN, else its CN)")
         q.add_argument("--cert-chain", metavar="FILE", help="PEM chain, leaf first (default: "

@@ -11,6 +11,7 @@ later edit can round-trip them.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -59,7 +60,19 @@ class Section:
     is_template: bool = False
     templates: tuple[str, ...] = ()
     inherited: list[Setting] = field(default_factory=list)
-    own: list[Setting] = field(default_factory=list)
+    _own: list[Setting] = field(default_factory=list, repr=False)
+    # runs of plain key=value lines not parsed yet: (text, file, first line); a large tree's
+    # sections are mostly never looked into beyond their type, so they are parsed on demand
+    _pending: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
+
+    @property
+    def own(self) -> list[Setting]:
+        """The section's own settings, in file order."""
+        if self._pending:
+            for text, file, first in self._pending:
+                self._own.extend(_block_settings(text, file, first))
+            self._pending = []
+        return self._own
 
     @property
     def settings(self) -> list[Setting]:
@@ -68,6 +81,15 @@ class Section:
 
     def get(self, key: str) -> Setting | None:
         """The last setting for ``key`` (the one Asterisk's single-value options use)."""
+        if self._pending and not self._own:  # look it up in the text, parsing nothing else
+            for text, file, first in reversed(self._pending):
+                found = _find_last(text, key, file, first)
+                if found is not None:
+                    return found
+            for s in reversed(self.inherited):
+                if s.key == key:
+                    return s
+            return None
         for s in reversed(self.own):
             if s.key == key:
                 return s
@@ -183,8 +205,38 @@ class _Reader:
             self.stack.pop()
 
     def parse_text(self, text: str, display: str) -> None:
-        depth = 0  # nesting of ;-- --; block comments
-        lineno = 0
+        """Runs of plain ``key=value`` lines are kept as text on their section, parsed when
+        first needed (:attr:`Section.own`); every other line (headers, directives, comments,
+        lines without '=') is read here, in order, by :meth:`parse_lines`; from a block comment
+        left open on to the end of the file, every line is."""
+        pos = 0
+        line = 1
+        for m in _SPECIAL.finditer(text):
+            start = m.start()
+            if start > pos:
+                self.settings_block(text[pos:start], display, line)
+                line += text.count("\n", pos, start)
+            depth = self.parse_lines(m.group(), display, line, final=False)
+            pos = m.end()
+            if depth:  # inside ;-- --; to the end of the file: line by line
+                self.parse_lines(text[pos + 1:], display, line + 1, depth)
+                return
+        if pos < len(text):
+            self.settings_block(text[pos:], display, line)
+
+    def settings_block(self, block: str, display: str, first_line: int) -> None:
+        """Lines that are each blank or ``key=value`` / ``key=>value``, without ';'."""
+        current = self.current
+        if current is None:  # settings outside any section: each is reported
+            self.parse_lines(block, display, first_line)
+        elif block.strip():
+            current._pending.append((block, display, first_line))
+
+    def parse_lines(self, text: str, display: str, first_line: int, depth: int = 0,
+                    final: bool = True) -> int:
+        """Line by line from ``first_line``, inside ``depth`` block comments; returns the
+        depth at the end (``final``: the file's end, where an open block is reported)."""
+        lineno = first_line - 1
         for line in text.split("\n"):
             lineno += 1
             if depth or ";" in line:
@@ -209,11 +261,19 @@ class _Reader:
                 else:
                     current.own.append(Setting(line[:eq].rstrip(), line[eq + 1 :].lstrip(),
                                                display, lineno))
-        if depth:
+        if depth and final:
             self.problem("warning", "block comment ';--' is never closed with '--;'",
                          Where(display, lineno))
+        return depth
 
     def header(self, line: str, where: Where) -> None:
+        if line[-1] == "]" and line.find("]") == len(line) - 1:  # [name]: most of them
+            name = line[1:-1].strip()
+            section = Section(name=name, where=where)
+            self.config.sections.append(section)
+            self.by_name.setdefault(name, []).append(section)
+            self.current = section
+            return
         close = line.find("]")
         if close < 0:
             self.problem("error", f"section header without ']': {line!r}", where)
@@ -293,6 +353,48 @@ class _Reader:
         value = line[eq + 2 :] if arrow else line[eq + 1 :]
         self.current.own.append(Setting(line[:eq].strip(), value.strip(), where.file,
                                         where.line, arrow))
+
+
+# a line that is not a plain setting: with a ';' (comments), a [header], a #directive, or
+# text without '='
+_SPECIAL = re.compile(r"(?m)^(?:[^\n]*;[^\n]*|[^\S\n]*(?:[\[#][^\n]*|[^\s=\[#][^=\n]*))$")
+
+
+def _block_settings(text: str, file: str, first: int) -> list[Setting]:
+    """The settings of a run of plain lines, as the line-by-line reader makes them."""
+    out = []
+    lineno = first - 1
+    for line in text.split("\n"):
+        lineno += 1
+        line = line.strip()
+        if not line:
+            continue
+        eq = line.find("=")
+        if line[eq + 1 : eq + 2] == ">":
+            out.append(Setting(line[:eq].rstrip(), line[eq + 2 :].lstrip(), file, lineno, True))
+        else:
+            out.append(Setting(line[:eq].rstrip(), line[eq + 1 :].lstrip(), file, lineno))
+    return out
+
+
+def _find_last(text: str, key: str, file: str, first: int) -> Setting | None:
+    """The last ``key=`` line of a run of plain lines, as :func:`_block_settings` would
+    give it, found by string search without parsing the others."""
+    end = len(text)
+    while True:
+        i = text.rfind(key, 0, end)
+        if i < 0:
+            return None
+        start = text.rfind("\n", 0, i) + 1
+        if not text[start:i].strip():  # the key begins its line
+            stop = text.find("\n", i)
+            stop = len(text) if stop < 0 else stop
+            if text[i + len(key):stop].lstrip().startswith("="):
+                found = _block_settings(text[start:stop], file,
+                                        first + text.count("\n", 0, start))
+                if found and found[0].key == key:
+                    return found[0]
+        end = i
 
 
 def _strip_comments(line: str, depth: int) -> tuple[str, int]:

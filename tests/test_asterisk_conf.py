@@ -174,3 +174,54 @@ def test_every_value_remembers_file_and_line_across_includes(tmp_path):
     t = cfg.named("t")[0]
     assert str(t.get("protocol").where).endswith("more.conf:3")
     assert str(t.get("bind").where).endswith("pjsip.conf:4")
+
+
+LAZY = """\
+[general]
+a = 1
+b=>2 ; comment
+ c = three words  \r
+[tpl](!)
+type=endpoint
+allow=ulaw
+[one](tpl)
+auth_type=userpass
+type = aor
+type=endpoint
+ types = no
+key with space = v
+;-- a block
+type=hidden
+--;
+after=block
+[one](+)
+type=>appended
+[two]
+x=1
+"""
+
+
+def test_sections_read_lazily_give_exactly_what_line_by_line_reading_gives(tmp_path):
+    """Runs of plain lines are kept as text until looked into: a section's get() before
+    and after its settings are parsed, and the settings themselves, are the same."""
+    import copy
+    (tmp_path / "t.conf").write_text(LAZY)
+    cfg = read_config(FileSystem(tmp_path), "t.conf")
+    fresh = copy.deepcopy(cfg)
+    keys = ("a", "b", "c", "type", "allow", "auth_type", "types", "key with space", "after",
+            "x", "nosuch", "ty", "type ")
+    looked = {(s.name, k): s.get(k) for s in fresh.sections for k in keys}  # lazily
+    parsed = {(s.name, k): (s.own, s.get(k))[1] for s in cfg.sections for k in keys}
+    assert looked == parsed
+    one = cfg.named("one")[0]
+    assert [(x.key, x.value, x.line, x.arrow) for x in one.own] == [
+        ("auth_type", "userpass", 9, False), ("type", "aor", 10, False),
+        ("type", "endpoint", 11, False), ("types", "no", 12, False),
+        ("key with space", "v", 13, False), ("after", "block", 17, False),
+        ("type", "appended", 19, True)]
+    assert one.get("type").value == "appended" and one.get("type").line == 19
+    gen = cfg.named("general")[0]
+    assert [(x.key, x.value, x.arrow) for x in gen.own] == [("a", "1", False), ("b", "2", True),
+                                                           ("c", "three words", False)]
+    assert [s.name for s in fresh.of_type("appended")] == ["one"]  # its last type, lazily
+    assert [s.name for s in cfg.of_type("endpoint")] == []

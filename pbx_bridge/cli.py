@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except PbxBridgeError as exc:
         log.clear_line()
-        sys.stderr.write(f"pbx-bridge: {exc}\n")
+        if log.current() == "json":  # the journal gets the error as a JSON line too
+            log.event("error", "error", str(exc), exit_code=exc.exit_code)
+        else:
+            sys.stderr.write(f"pbx-bridge: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         log.clear_line()

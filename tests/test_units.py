@@ -145,3 +145,14 @@ def test_json_log_lines_never_carry_secrets():
     assert doc["client_secret"] == "***" and doc["token"] == "***"
     assert doc["extension"] == "7101"
     assert "plain-secret" not in out.getvalue() and "tok-123" not in out.getvalue()
+
+
+def test_errors_are_json_lines_too_with_json_logs(tmp_path):
+    from helpers import pb
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env.update(PBX_BRIDGE_STATE_DIR=str(tmp_path / "state"), PBX_BRIDGE_LOG_FORMAT="json")
+    r = pb(env, "rooms", "plan", "--map", str(tmp_path / "m.csv"))
+    assert r.returncode == 2
+    doc = json.loads(r.stderr)
+    assert doc["level"] == "error" and doc["exit_code"] == 2 and "no --trunk" in doc["message"]

@@ -140,26 +140,21 @@ class Pair:
 
     def requalify(self) -> None:
         """Until the PBX sees Amazon's side up again (qualify runs every 60 s by itself)."""
-        deadline = time.monotonic() + 30
-        while True:
-            self.pbx.cli("pjsip qualify alexa")
-            try:
-                self.pbx.wait_for("pjsip show contacts", r"alexa/sip:127\.0\.0\.2.*Avail", 3)
-                return
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-
+        self._until_contact("Avail")
 
     def until_amazon_unreachable(self) -> None:
         """Until the PBX has seen Amazon's side go (under load it may still hold the old TLS
         connection for a moment, and a call would then wait on it instead of being
         refused)."""
+        self._until_contact("Unavail")
+
+    def _until_contact(self, state: str) -> None:
         deadline = time.monotonic() + 30
         while True:
             self.pbx.cli("pjsip qualify alexa")
             try:
-                self.pbx.wait_for("pjsip show contacts", r"alexa/sip:127\.0\.0\.2.*Unavail", 3)
+                self.pbx.wait_for("pjsip show contacts",
+                                  rf"alexa/sip:127\.0\.0\.2.*\b{state}\b", 3)
                 return
             except AssertionError:
                 if time.monotonic() > deadline:

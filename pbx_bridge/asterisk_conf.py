@@ -249,31 +249,14 @@ class _Reader:
                 self.header(line, Where(display, lineno))
             elif first == "#":
                 self.directive(line, Where(display, lineno))
-            else:
-                # The hot path (most lines are settings), kept inline for speed.
-                eq = line.find("=")
-                current = self.current
-                if eq < 0 or current is None:
-                    self.setting(line, Where(display, lineno))
-                elif line[eq + 1 : eq + 2] == ">":
-                    current.own.append(Setting(line[:eq].rstrip(), line[eq + 2 :].lstrip(),
-                                               display, lineno, True))
-                else:
-                    current.own.append(Setting(line[:eq].rstrip(), line[eq + 1 :].lstrip(),
-                                               display, lineno))
+            else:  # plain runs of settings never come here (settings_block keeps them)
+                self.setting(line, Where(display, lineno))
         if depth and final:
             self.problem("warning", "block comment ';--' is never closed with '--;'",
                          Where(display, lineno))
         return depth
 
     def header(self, line: str, where: Where) -> None:
-        if line[-1] == "]" and line.find("]") == len(line) - 1:  # [name]: most of them
-            name = line[1:-1].strip()
-            section = Section(name=name, where=where)
-            self.config.sections.append(section)
-            self.by_name.setdefault(name, []).append(section)
-            self.current = section
-            return
         close = line.find("]")
         if close < 0:
             self.problem("error", f"section header without ']': {line!r}", where)
@@ -349,15 +332,19 @@ class _Reader:
         if self.current is None:
             self.problem("error", f"setting outside any [section]: {line!r}", where)
             return
-        arrow = line[eq + 1 : eq + 2] == ">"
-        value = line[eq + 2 :] if arrow else line[eq + 1 :]
-        self.current.own.append(Setting(line[:eq].strip(), value.strip(), where.file,
-                                        where.line, arrow))
+        self.current.own.append(_setting(line, eq, where.file, where.line))
 
 
 # a line that is not a plain setting: with a ';' (comments), a [header], a #directive, or
 # text without '='
 _SPECIAL = re.compile(r"(?m)^(?:[^\n]*;[^\n]*|[^\S\n]*(?:[\[#][^\n]*|[^\s=\[#][^=\n]*))$")
+
+
+def _setting(line: str, eq: int, file: str, lineno: int) -> Setting:
+    """A stripped ``key=value`` (or ``key=>value``) line whose first '=' is at ``eq``."""
+    if line[eq + 1 : eq + 2] == ">":
+        return Setting(line[:eq].rstrip(), line[eq + 2 :].lstrip(), file, lineno, True)
+    return Setting(line[:eq].rstrip(), line[eq + 1 :].lstrip(), file, lineno)
 
 
 def _block_settings(text: str, file: str, first: int) -> list[Setting]:
@@ -367,13 +354,8 @@ def _block_settings(text: str, file: str, first: int) -> list[Setting]:
     for line in text.split("\n"):
         lineno += 1
         line = line.strip()
-        if not line:
-            continue
-        eq = line.find("=")
-        if line[eq + 1 : eq + 2] == ">":
-            out.append(Setting(line[:eq].rstrip(), line[eq + 2 :].lstrip(), file, lineno, True))
-        else:
-            out.append(Setting(line[:eq].rstrip(), line[eq + 1 :].lstrip(), file, lineno))
+        if line:
+            out.append(_setting(line, line.find("="), file, lineno))
     return out
 
 

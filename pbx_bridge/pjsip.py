@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .asterisk_conf import Config, Section, Setting, Where
 
+WILDCARD = ("0.0.0.0", "::", "")  # bind addresses that mean every address
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 8088, "wss": 8089}
 TCP_PROTOCOLS = frozenset({"tcp", "tls", "ws", "wss"})
 
@@ -29,6 +30,16 @@ class Transport:
 
     def value(self, key: str) -> str | None:
         return self.section.value(key)
+
+    @property
+    def wildcard(self) -> bool:
+        """Bound to every address of the host."""
+        return self.host in WILDCARD
+
+    @property
+    def connect_host(self) -> str:
+        """Where a client on this host reaches the transport (loopback for a wildcard)."""
+        return "127.0.0.1" if self.wildcard else self.host
 
 
 def objects(config: Config, type_: str) -> list[Section]:

@@ -20,7 +20,7 @@ from ..firewall.commands import open_commands, port_span
 from ..firewall.model import Coverage, Ruleset, coverage
 from ..findings import Finding, Status
 from ..net import TlsProbe
-from ..pjsip import TCP_PROTOCOLS, transports
+from ..pjsip import TCP_PROTOCOLS, WILDCARD, transports
 from .snapshot import Located, Snapshot, Unknown
 
 
@@ -151,8 +151,7 @@ def check_tls_version(snap: Snapshot) -> Finding:
 
 
 def _overlaps(a: str, b: str) -> bool:
-    wild = ("0.0.0.0", "::", "")
-    return a == b or a in wild or b in wild
+    return a == b or a in WILDCARD or b in WILDCARD
 
 
 def check_tls_port(snap: Snapshot) -> Finding:
@@ -362,13 +361,13 @@ def check_ip_public(snap: Snapshot) -> Finding:
                        ev, _w(sig.where), _edit_fix(snap, t.section,
                                                     [f"external_media_address={p.value}"]))
     if sig is None:
-        if t.host not in ("0.0.0.0", "::", "") and t.host != p.value:
+        if not t.wildcard and t.host != p.value:
             return Finding(id_, Status.FAIL, f"transport {t.name} binds {t.host} and advertises "
                            f"no external address, so calls would not carry {p.value}", ev,
                            _w(t.where), _edit_fix(snap, t.section, [
                                f"external_signaling_address={p.value}",
                                f"external_media_address={p.value}"]))
-        if t.host in ("0.0.0.0", "::", "") and p.value not in local:
+        if t.wildcard and p.value not in local:
             ev["host_addresses"] = list(local)
             return Finding(id_, Status.FAIL, f"{p.value} is not on this host's interfaces and "
                            f"transport {t.name} advertises no external address (NAT?)", ev,

@@ -347,10 +347,7 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
         if transport is None:
             live = Unknown("no TLS transport to connect to")
         else:
-            host = transport.host
-            if host in ("0.0.0.0", "::", ""):
-                host = "127.0.0.1"
-            live = net.tls_sip_probe(host, transport.port)
+            live = net.tls_sip_probe(transport.connect_host, transport.port)
     return Snapshot(
         options=opts, now=certs.utc(clock.now()), freepbx=_is_freepbx(fs), pjsip=pj, rtp=rtp,
         modules=modules, transport=transport, endpoint=endpoint, cert=cert,

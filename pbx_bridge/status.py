@@ -53,9 +53,8 @@ class CertInfo:
         return (self.not_after - now) / 86400
 
     def to_json(self, now: float) -> dict[str, Any]:
-        return {"where": self.where, "notAfter": time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.not_after)), "daysLeft":
-            round(self.days_left(now), 1), "subject": self.subject, "sha256": self.sha256}
+        return {"where": self.where, "notAfter": _iso(self.not_after), "daysLeft":
+                round(self.days_left(now), 1), "subject": self.subject, "sha256": self.sha256}
 
 
 @dataclass
@@ -136,18 +135,13 @@ class Report:
         return sorted(out, key=lambda p: order[p[0]])
 
     def state(self, warn_days: float, crit_days: float) -> int:
-        states = {s for s, _ in self.problems(warn_days, crit_days)}
-        for s in (CRITICAL, WARNING, UNKNOWN):
-            if s in states:
-                return s
-        return OK
+        return worst(self.problems(warn_days, crit_days))
 
     def to_json(self, warn_days: float, crit_days: float) -> dict[str, Any]:
-        state = self.state(warn_days, crit_days)
+        problems = self.problems(warn_days, crit_days)
         return {
-            "state": STATE_NAMES[state], "success": self.success,
-            "problems": [{"state": STATE_NAMES[s], "message": m}
-                         for s, m in self.problems(warn_days, crit_days)],
+            "state": STATE_NAMES[worst(problems)], "success": self.success,
+            "problems": [{"state": STATE_NAMES[s], "message": m} for s, m in problems],
             "checks": {f.id: f.status.value for f in self.checks},
             "certificate": {k: v.to_json(self.now) for k, v in
                             (("file", self.cert_file), ("served", self.cert_served)) if v},
@@ -159,6 +153,11 @@ class Report:
             "services": self.services, "errors": self.errors,
             "durationSeconds": round(self.duration, 3),
         }
+
+
+def worst(problems: list[tuple[int, str]]) -> int:
+    """The state of a list of problems, worst first (:meth:`Report.problems`): OK if none."""
+    return problems[0][0] if problems else OK
 
 
 def _iso(ts: float) -> str:
@@ -173,7 +172,6 @@ class StatusOptions:
     timeout: float = 20.0
     dns: bool = False
     dns_server: tuple[str, int] | None = None
-    served_host: str | None = None  # default: the transport's bind (loopback for 0.0.0.0)
 
 
 class Deadline:
@@ -257,12 +255,10 @@ def probe_fastagi(host: str, port: int, timeout: float) -> None:
 
 
 class Gatherer:
-    def __init__(self, settings: "Settings", opts: StatusOptions,
-                 api_factory: Callable[[float], Any] | None = None) -> None:
+    def __init__(self, settings: "Settings", opts: StatusOptions) -> None:
         self.settings = settings
         self.opts = opts
         self.deadline = Deadline(opts.timeout)
-        self.api_factory = api_factory
         self.report = Report(time.time())
         self.snap: Any = None
 
@@ -323,9 +319,7 @@ class Gatherer:
         t = self.snap.transport
         if t is None:
             raise PbxBridgeError("no TLS transport in the config to connect to")
-        host = self.opts.served_host or t.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
+        host = t.connect_host
         probe = Network(timeout=self.deadline.left(5.0)).tls_sip_probe(host, t.port,
                                                                        options=False)
         if not probe.connected or probe.peer_cert_der is None:
@@ -336,8 +330,6 @@ class Gatherer:
         self.report.cert_served = cert_info(cert, "served", f"{host}:{t.port}")
 
     def _api(self) -> Any:
-        if self.api_factory is not None:
-            return self.api_factory(self.deadline.left())
         from .amazon.client import PbxApi
         from .amazon.http import Http
         from .amazon.retry import RetryPolicy
@@ -500,8 +492,8 @@ def registry(report: Report) -> Any:
 
 def nagios(report: Report, warn_days: float, crit_days: float) -> tuple[str, int]:
     """The monitoring-plugin line and exit code."""
-    state = report.state(warn_days, crit_days)
     problems = report.problems(warn_days, crit_days)
+    state = worst(problems)
     if problems:
         summary = "; ".join(m for _, m in problems[:4])
         if len(problems) > 4:
@@ -529,8 +521,8 @@ def nagios(report: Report, warn_days: float, crit_days: float) -> tuple[str, int
 
 
 def text(report: Report, warn_days: float, crit_days: float) -> str:
-    state = report.state(warn_days, crit_days)
-    lines = [f"status: {STATE_NAMES[state]}"]
+    problems = report.problems(warn_days, crit_days)
+    lines = [f"status: {STATE_NAMES[worst(problems)]}"]
     failed = [f for f in report.checks if f.status in (Status.FAIL, Status.ERROR)]
     lines.append(f"  config checks: {len(report.checks) - len(failed)} pass, "
                  f"{len(failed)} fail" + (f" ({', '.join(f.id for f in failed)})"
@@ -561,7 +553,6 @@ def text(report: Report, warn_days: float, crit_days: float) -> str:
     for name, up in report.services.items():
         lines.append(f"  {name}: " + ("answers" if up else
                                      f"DOWN ({report.service_errors.get(name, '')})"))
-    problems = report.problems(warn_days, crit_days)
     if problems:
         lines.append("problems:")
         lines += [f"  {STATE_NAMES[s]}: {m}" for s, m in problems]

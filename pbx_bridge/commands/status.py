@@ -10,10 +10,6 @@ from .common import add_asterisk_dir, add_settings_args
 
 from . import HELPS
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from pathlib import Path
-
 HELP = HELPS["status"]
 FORMATS = ("text", "json", "prometheus", "nagios")
 
@@ -64,7 +60,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
     from .. import log
-    from ..status import STATE_NAMES, Gatherer, Report, StatusOptions, nagios, registry, text
+    from ..status import (STATE_NAMES, Gatherer, Report, StatusOptions, nagios, registry, text,
+                          worst)
     from ..settings import load
     from ..preflight.command import _dns_server
     if args.json:
@@ -83,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             raise
         import time
         report = Report(time.time(), errors={"settings": str(exc)})
-    state = report.state(warn, crit)
+    problems = report.problems(warn, crit)
+    state = worst(problems)
     if args.format == "nagios":
         line, code = nagios(report, warn, crit)
         sys.stdout.write(line + "\n")
@@ -102,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"--textfile {args.textfile}: cannot write: "
                                  f"{exc.strerror or exc}") from None
             if state != 0:
-                problems = report.problems(warn, crit)
                 log.event("status", "warning", f"status {STATE_NAMES[state]}: " +
                           "; ".join(m for _, m in problems[:3]), state=STATE_NAMES[state],
                           textfile=args.textfile)

@@ -202,7 +202,7 @@ def test_failure_between_files_restores_every_file(tmp_path):
     tx = Transaction(tmp_path / "state", etc, AsteriskCli(Runner(), "no-such-asterisk"),
                      fail_on_third)
     with pytest.raises(ApplyFailed) as err:
-        tx.apply(plan, reload=True, check=lambda a, log: None)  # never reached
+        tx.apply(plan.changes, reload=True, check=lambda a, log: None)  # never reached
     assert "No space left" in str(err.value) and "restored" in str(err.value)
     assert hashes(etc) == original
 

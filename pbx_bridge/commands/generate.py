@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         tx = _transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --write"):
-                outcome = tx.apply(plan, reload=not args.no_reload,
+                outcome = tx.apply(plan.changes, reload=not args.no_reload,
                                    check=_checker(plan.config, asterisk_dir))
         finally:
             tx.asterisk.close()

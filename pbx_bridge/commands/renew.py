@@ -25,7 +25,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Any
     from pathlib import Path
-    from cryptography import x509
 
     from ..asterisk_cli import Asterisk
     from ..generate.verify import Verdict
@@ -194,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if cert_path == key_path:
         raise RenewFailed(f"cert_file and priv_key_file are the same file ({cert_path}); "
                           "give the key a file of its own")
-    host = "127.0.0.1" if t.host in ("0.0.0.0", "::", "") else t.host
+    host = t.connect_host
 
     def current(p: Path) -> bytes | None:
         try:
@@ -210,11 +209,7 @@ def run(args: argparse.Namespace) -> int:
     txn = _transaction(settings, asterisk_dir)
     asterisk = txn.asterisk
     steps: list[str] = []
-    backup: Path | None = None  # this run's backup of the old files
-
-    class Files:  # what Transaction.apply needs of a plan
-        def __init__(self, changes: tuple[FileChange, ...]) -> None:
-            self.changes = changes
+    backup = False  # whether this run backed up (and replaced) the old files
 
     def check(a: "Asterisk", lines: Any) -> "Verdict":
         return _verdict(host, t.port, renewal.leaf_der)
@@ -225,10 +220,10 @@ def run(args: argparse.Namespace) -> int:
                               "(Asterisk must serve it)")
         from ..generate.transaction import ApplyFailed, RestartNeeded
         try:
-            outcome = txn.apply(Files(todo), True, check)  # type: ignore[arg-type]
-            backup = outcome.backup
+            outcome = txn.apply(todo, True, check)
+            backup = True
             steps.append(f"installed {', '.join(str(c.path) for c in todo)} (backup "
-                         f"{backup.name}); {outcome.reload_note}")
+                         f"{outcome.backup.name}); {outcome.reload_note}")
         except ApplyFailed as exc:
             raise RenewFailed(f"{exc}; the old certificate is served again") from None
         except RestartNeeded:
@@ -243,8 +238,7 @@ def run(args: argparse.Namespace) -> int:
                                   f"certificate on {host}:{t.port}") from None
             steps.append(f"installed {', '.join(str(c.path) for c in todo)}; Asterisk "
                          "restarted and serves it")
-            latest = txn.latest()
-            backup = latest[0] if latest else None
+            backup = True
     else:
         served = _served(host, t.port)
         if served != renewal.leaf_der:  # installed earlier but never loaded
@@ -266,11 +260,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         note, sent = _update_amazon(args, settings, renewal)
     except PbxBridgeError as exc:
-        if backup is None:  # nothing of ours to undo: Asterisk served this before
+        if not backup:  # nothing of ours to undo: Asterisk served this before
             raise RenewFailed(f"Amazon not updated: {exc}; run renew-hook again") from None
-        restored = _undo(txn, backup, asterisk)
-        raise RenewFailed(f"Amazon not updated ({exc}); {restored}; run renew-hook again "
-                          "once Amazon answers") from None
+        txn.rollback(reload=True)  # this run's backup is the latest of this Asterisk dir
+        raise RenewFailed(f"Amazon not updated ({exc}); the old certificate files were "
+                          "restored and Asterisk reloaded; run renew-hook again once Amazon "
+                          "answers") from None
     changed = bool(steps) or sent
     steps.append(note)
     if changed:
@@ -282,11 +277,3 @@ def run(args: argparse.Namespace) -> int:
          if changed else f"nothing to do: Asterisk serves the certificate valid until "
          f"{renewal.not_after}; {note}")
     return 0
-
-
-def _undo(txn: Any, backup: Path, asterisk: "Asterisk") -> str:
-    import json
-    manifest = json.loads((backup / "manifest.json").read_text())
-    txn._restore(backup, manifest)
-    asterisk.reload()
-    return "the old certificate files were restored and Asterisk reloaded"

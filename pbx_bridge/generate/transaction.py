@@ -15,13 +15,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..asterisk_cli import Asterisk
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write
 from ..statedir import prepare, untrusted
-from .plan import Plan
+from .plan import FileChange
 from .verify import LogCapture, Verdict
 
 
@@ -76,7 +76,7 @@ class Transaction:
                               "pbx-bridge writes only inside it")
         return real
 
-    def _new_backup(self, plan: Plan) -> tuple[Path, dict[str, Any]]:
+    def _new_backup(self, changes: Sequence[FileChange]) -> tuple[Path, dict[str, Any]]:
         prepare(self.root.parent)
         self.root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)  # mkdir's mode is cut by the umask; this is not
@@ -89,7 +89,7 @@ class Transaction:
         folder.mkdir(mode=0o700)
         os.chmod(folder, 0o700)
         files = []
-        for i, ch in enumerate(plan.changes):
+        for i, ch in enumerate(changes):
             path = self._inside(ch.path)
             entry: dict[str, Any] = {"path": str(path), "existed": ch.old is not None,
                                      "old_sha256": _sha(ch.old), "new_sha256": _sha(ch.new)}
@@ -149,15 +149,15 @@ class Transaction:
 
     # ------------------------------------------------------------ apply / restore
 
-    def apply(self, plan: Plan, reload: bool, check: Check) -> Outcome:
-        """Back up, write, reload, and ``check`` what Asterisk loaded (given Asterisk and a
+    def apply(self, changes: Sequence[FileChange], reload: bool, check: Check) -> Outcome:
+        """Back up, write (``changes``: a plan's, or renew-hook's certificate files), reload, and ``check`` what Asterisk loaded (given Asterisk and a
         function returning its log lines of the reload). On a failed check every file is
         restored and Asterisk reloaded; when only a restart is missing, the files are kept
         and :class:`RestartNeeded` says so."""
-        folder, manifest = self._new_backup(plan)
+        folder, manifest = self._new_backup(changes)
         written: list[Path] = []
         try:
-            for i, ch in enumerate(plan.changes):
+            for i, ch in enumerate(changes):
                 entry = manifest["files"][i]
                 path = Path(entry["path"])  # resolved, inside the Asterisk dir
                 atomic_write(path, ch.new, mode=entry.get("mode", 0o640))

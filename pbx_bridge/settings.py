@@ -18,12 +18,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from . import defaults
 from .errors import InputError, UsageError
 from .fileio import atomic_write
 from .secret import Secret
 
-DEFAULT_CONFIG = Path("/etc/pbx-bridge/pbx-bridge.toml")
-DEFAULT_STATE_DIR = Path("/var/lib/pbx-bridge")
+DEFAULT_CONFIG = Path(defaults.DEFAULT_CONFIG)
+DEFAULT_STATE_DIR = Path(defaults.DEFAULT_STATE_DIR)
 DEFAULT_API_URL = "https://api.amazonalexa.com"
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 DEFAULT_SCOPE = "amazon_communication::network:siptrunk"

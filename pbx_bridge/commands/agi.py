@@ -49,7 +49,8 @@ def state_dir(explicit: str | None) -> str:
         return os.path.abspath(os.path.expanduser(explicit))
     if os.environ.get("PBX_BRIDGE_STATE_DIR"):
         return os.path.abspath(os.path.expanduser(os.environ["PBX_BRIDGE_STATE_DIR"]))
-    config = os.environ.get("PBX_BRIDGE_CONFIG") or "/etc/pbx-bridge/pbx-bridge.toml"
+    from ..defaults import DEFAULT_CONFIG, DEFAULT_STATE_DIR
+    config = os.environ.get("PBX_BRIDGE_CONFIG") or DEFAULT_CONFIG
     if os.access(config, os.R_OK):
         from ..errors import PbxBridgeError
         from ..settings import load
@@ -57,7 +58,7 @@ def state_dir(explicit: str | None) -> str:
             return str(load(None).state_dir)
         except PbxBridgeError:
             pass
-    return "/var/lib/pbx-bridge"
+    return DEFAULT_STATE_DIR
 
 
 def agi_fast(argv: list[str]) -> int | None:

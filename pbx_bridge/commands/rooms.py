@@ -9,7 +9,8 @@ import re
 import sys
 
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import add_asterisk_dir, Context, add_settings_args, context, emit, subcommands, writes_state
+from .common import (Context, add_asterisk_dir, add_settings_args, context, emit, subcommands,
+                     writes_state)
 
 from . import HELPS
 
@@ -325,8 +326,7 @@ def run_apply(args: argparse.Namespace) -> int:
     report = Report()
     try:
         apply(plan, ctx.api, store, args.concurrency, progress, report)
-    except KeyboardInterrupt:
-        store.publish(ctx.settings.agi_group)  # what Amazon confirmed is routed
+    except KeyboardInterrupt:  # (the finally below publishes what Amazon confirmed)
         log.clear_line()
         sys.stderr.write(f"pbx-bridge: interrupted: {len(report.done)}/{len(plan.changes)} "
                          "done; run it again to finish\n")

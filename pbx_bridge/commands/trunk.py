@@ -11,14 +11,14 @@ import re
 import sys
 
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import add_asterisk_dir, Context, add_settings_args, context, emit, subcommands, writes_state
+from .common import (Context, add_asterisk_dir, add_settings_args, context, emit, subcommands,
+                     writes_state)
 
 from . import HELPS
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
+if TYPE_CHECKING:  # typing loads only for the type checker (fast --help)
     from typing import Any
-    from pathlib import Path
     from ..amazon.models import Peer, Trunk, TrunkSpec
     from ..findings import Finding
     from ..preflight.snapshot import Snapshot
@@ -311,6 +311,7 @@ def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
     """One trunk per PBX: Amazon's trunk with this TLS name is adopted when it is identical
     and refused when it differs; the saved trunk is never replaced while Amazon has it."""
     from ..amazon.errors import ApiError
+    from ..certs import same_chain
     saved = ctx.state.trunk_id
     named = [t for t in ctx.api.list_trunks() if t.name == spec.name]
     same = [t for t in named if _same(t, spec)]
@@ -333,7 +334,7 @@ def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
         what = []
         if sorted(t.peers) != sorted(spec.peers):
             what.append(f"peers {', '.join(map(str, t.peers)) or '-'}")
-        if not t.certificate_chain or t.certificate_chain != spec.certificate_chain:
+        if not same_chain(t.certificate_chain, spec.certificate_chain):
             what.append("another certificate chain")
         raise TrunkFailed(f"Amazon already has trunk {t.trunk_id} for {spec.name} "
                           f"({'; '.join(what) or 'different'}); make it match with "
@@ -391,9 +392,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
-    """Only the parts of the trunk that differ from what this PBX wants."""
+    """Only the parts of the trunk that differ from what this PBX wants (a chain is the same
+    when it holds the same certificates, however the PEM is wrapped)."""
+    from ..certs import same_chain
     out: dict[str, Any] = {}
-    if current.name != want.name or current.certificate_chain != want.certificate_chain:
+    if current.name != want.name or not same_chain(current.certificate_chain,
+                                                   want.certificate_chain):
         out["tls"] = want.to_wire()["tls"]
     if sorted(current.peers) != sorted(want.peers):
         out["peers"] = want.to_wire()["peers"]

@@ -10,9 +10,6 @@ from ..errors import UsageError
 
 from . import HELPS
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from pathlib import Path
 
 HELP = HELPS["config"]
 

@@ -10,9 +10,6 @@ from .common import parse_listen
 
 from . import HELPS
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from pathlib import Path
 
 HELP = HELPS["emulator"]
 

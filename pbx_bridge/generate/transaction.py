@@ -150,10 +150,11 @@ class Transaction:
     # ------------------------------------------------------------ apply / restore
 
     def apply(self, changes: Sequence[FileChange], reload: bool, check: Check) -> Outcome:
-        """Back up, write (``changes``: a plan's, or renew-hook's certificate files), reload, and ``check`` what Asterisk loaded (given Asterisk and a
-        function returning its log lines of the reload). On a failed check every file is
-        restored and Asterisk reloaded; when only a restart is missing, the files are kept
-        and :class:`RestartNeeded` says so."""
+        """Back up, write (``changes``: a plan's, or renew-hook's certificate files), reload,
+        and ``check`` what Asterisk loaded (given Asterisk and a function returning its log
+        lines of the reload). On a failed check every file is restored and Asterisk
+        reloaded; when only a restart is missing, the files are kept and
+        :class:`RestartNeeded` says so."""
         folder, manifest = self._new_backup(changes)
         written: list[Path] = []
         try:

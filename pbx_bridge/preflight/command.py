@@ -11,8 +11,7 @@ from ..errors import UsageError
 from ..commands import HELPS
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from pathlib import Path
+if TYPE_CHECKING:  # the checks' stack (cryptography, dnspython) loads only when preflight runs
     from .snapshot import Options
 
 HELP = HELPS["preflight"]

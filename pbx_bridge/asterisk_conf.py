@@ -211,13 +211,21 @@ class _Reader:
         left open on to the end of the file, every line is."""
         pos = 0
         line = 1
-        for m in _SPECIAL.finditer(text):
-            start = m.start()
+        for start in _special_starts(text):
+            if start < pos:
+                continue
+            end = text.find("\n", start)
+            if end < 0:
+                end = len(text)
             if start > pos:
                 self.settings_block(text[pos:start], display, line)
                 line += text.count("\n", pos, start)
-            depth = self.parse_lines(m.group(), display, line, final=False)
-            pos = m.end()
+            pos = end
+            one = text[start:end]
+            if one[:1] == "[" and ";" not in one:  # a header, as parse_lines would read it
+                self.header(one.strip(), Where(display, line))
+                continue
+            depth = self.parse_lines(one, display, line, final=False)
             if depth:  # inside ;-- --; to the end of the file: line by line
                 self.parse_lines(text[pos + 1:], display, line + 1, depth)
                 return
@@ -229,7 +237,7 @@ class _Reader:
         current = self.current
         if current is None:  # settings outside any section: each is reported
             self.parse_lines(block, display, first_line)
-        elif block.strip():
+        elif "=" in block:  # else only blank lines (every other line has an '=')
             current._pending.append((block, display, first_line))
 
     def parse_lines(self, text: str, display: str, first_line: int, depth: int = 0,
@@ -258,6 +266,16 @@ class _Reader:
 
     def header(self, line: str, where: Where) -> None:
         close = line.find("]")
+        if close == len(line) - 1 and "(" not in line:  # plain [name]: most of them
+            section = Section(line[1:close].strip(), where)
+            self.config.sections.append(section)
+            by_name = self.by_name.get(section.name)
+            if by_name is None:
+                self.by_name[section.name] = [section]
+            else:
+                by_name.append(section)
+            self.current = section
+            return
         if close < 0:
             self.problem("error", f"section header without ']': {line!r}", where)
             self.current = Section(name="", where=where)  # its settings go nowhere
@@ -335,9 +353,60 @@ class _Reader:
         self.current.own.append(_setting(line, eq, where.file, where.line))
 
 
-# a line that is not a plain setting: with a ';' (comments), a [header], a #directive, or
-# text without '='
-_SPECIAL = re.compile(r"(?m)^(?:[^\n]*;[^\n]*|[^\S\n]*(?:[\[#][^\n]*|[^\s=\[#][^=\n]*))$")
+# a line that is not a plain setting at its first column: one with a ';' (comments), leading
+# whitespace (unless blank), a [header] or #directive, or text without '='
+_NOT_PLAIN = re.compile(r"(?m)^(?:[^\n]*;[^\n]*|[^\S\n]+\S[^\n]*|[\[#][^\n]*|"
+                        r"[^\s=\[#][^=\n]*)$")
+
+
+def _byte_classes() -> bytes:
+    """A translation table for :func:`_special_starts`: newline and '=' stay, whitespace
+    becomes ' ', '[' and '#' become '#', every other character 'a'."""
+    table = bytearray(b"a" * 256)
+    for c in range(256):
+        ch = chr(c)
+        if ch in "\n=":
+            table[c] = c
+        elif ch.isspace():  # what str.strip() and the regex \s take as whitespace
+            table[c] = 32
+        elif ch in "[#":
+            table[c] = 35
+    return bytes(table)
+
+
+_CLASSES = _byte_classes()
+# after a newline, a line that is not blank and does not begin with key characters and '='
+# (lines with ';' are found apart)
+_MAYBE_SPECIAL = re.compile(rb"\n(?!a*=| *(?:\n|\Z))")
+
+
+def _special_starts(text: str) -> list[int]:
+    """Where the lines start that :data:`_NOT_PLAIN` matches, in order, and possibly a few
+    more (a key with '[', '#' or a space in it), which :meth:`_Reader.parse_lines` reads as
+    a run would be read.
+
+    It scans a copy of the text with each character reduced to its class (one C pass, and a
+    regex whose only repetition is of one byte) instead of trying :data:`_NOT_PLAIN` at every
+    position, which is several times slower. A character past U+00FF has no one-byte class:
+    such a text is scanned with :data:`_NOT_PLAIN` itself."""
+    if text.isascii():
+        raw = text.encode("ascii")
+    else:
+        try:
+            raw = text.encode("latin-1")
+        except UnicodeEncodeError:
+            return [m.start() for m in _NOT_PLAIN.finditer(text)]
+    classes = b"\n" + raw.translate(_CLASSES)  # index i + 1 is the character at i
+    starts = [m.start() for m in _MAYBE_SPECIAL.finditer(classes)]
+    semi = text.find(";")
+    if semi < 0:
+        return starts
+    more = set(starts)
+    while semi >= 0:  # each line with a ';' (comments)
+        more.add(text.rfind("\n", 0, semi) + 1)
+        end = text.find("\n", semi)
+        semi = text.find(";", end) if end >= 0 else -1
+    return sorted(more)
 
 
 def _setting(line: str, eq: int, file: str, lineno: int) -> Setting:
@@ -361,22 +430,22 @@ def _block_settings(text: str, file: str, first: int) -> list[Setting]:
 
 def _find_last(text: str, key: str, file: str, first: int) -> Setting | None:
     """The last ``key=`` line of a run of plain lines, as :func:`_block_settings` would
-    give it, found by string search without parsing the others."""
+    give it, found by string search without parsing the others. Every line of a run starts
+    with its key (a line with leading whitespace is never put in a run)."""
+    probe = "\n" + key
     end = len(text)
     while True:
-        i = text.rfind(key, 0, end)
-        if i < 0:
+        start = text.rfind(probe, 0, end) + 1  # 0: not found, or found at the run's start
+        if not start and not text.startswith(key):
             return None
-        start = text.rfind("\n", 0, i) + 1
-        if not text[start:i].strip():  # the key begins its line
-            stop = text.find("\n", i)
-            stop = len(text) if stop < 0 else stop
-            if text[i + len(key):stop].lstrip().startswith("="):
-                found = _block_settings(text[start:stop], file,
-                                        first + text.count("\n", 0, start))
-                if found and found[0].key == key:
-                    return found[0]
-        end = i
+        stop = text.find("\n", start)
+        line = (text[start:stop] if stop >= 0 else text[start:]).strip()
+        eq = line.find("=")
+        if eq >= 0 and line[:eq].rstrip() == key:
+            return _setting(line, eq, file, first + text.count("\n", 0, start))
+        if not start:
+            return None
+        end = start + len(key) - 1  # the next search ends before this line's newline
 
 
 def _strip_comments(line: str, depth: int) -> tuple[str, int]:

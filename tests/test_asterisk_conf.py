@@ -225,3 +225,51 @@ def test_sections_read_lazily_give_exactly_what_line_by_line_reading_gives(tmp_p
                                                            ("c", "three words", False)]
     assert [s.name for s in fresh.of_type("appended")] == ["one"]  # its last type, lazily
     assert [s.name for s in cfg.of_type("endpoint")] == []
+
+
+FRAGMENTS = [
+    "[s1]", "[s1](!)", "[s2](s1)", "[s1](+)", "[s2](+)", " [s3]", "\t[s3](s1,s2)", "[bad",
+    "[s4] junk", "[k=v]", "#tryinclude x=y.conf", "[s5](!) ; tpl", "\xa0[s6]", "type=endpoint", "type = aor", "type=>identify",
+    "types=x", " type=indented", "\ttype=tab", "type ", "key with space=v", "k[x]=v", "k#=v",
+    "#include inc.conf", "#tryinclude nosuch.conf", "#exec /bin/true", "#bogus", "novalue",
+    "=empty", "a=b=c", "x => y", "x=y ; comment", ";-- block", "inside --; after=1",
+    "x=a\\;b", "", "", "", "   ", "\t", "v=\u20ac uro", "w=caf\xe9", "type=endpoint\r", "\r",
+    "y=1 ;-- open", "--;", "z=\x85", "match=3.239.178.128/25", "; plain comment",
+]
+
+
+def _fuzz_text(rng) -> str:
+    return "\n".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 40))) + \
+        rng.choice(["", "\n", "\n\n"])
+
+
+def _snapshot(cfg, keys):
+    looked = [[s.get(k) for k in keys] for s in cfg.sections]  # before settings are parsed
+    return (looked, [(s.name, s.where, s.is_template, s.templates, s.settings)
+                     for s in cfg.sections], cfg.problems)
+
+
+def test_fast_scan_reads_exactly_what_line_by_line_reading_reads(tmp_path, monkeypatch):
+    """The reader finds the lines that are not plain settings by scanning a copy of the text
+    reduced to character classes (or, for a text with characters past U+00FF, with a
+    regex). 400 random files mixing every syntax the reader knows, and the real trees, read
+    the same as when every line is read one by one (no runs kept as text)."""
+    import random
+    from pbx_bridge import asterisk_conf
+    rng = random.Random(13)
+    keys = ("type", "types", "x", "a", "k[x]", "key with space", "", "nosuch", "y", "match")
+    cases = [(FPBX, "pjsip.conf"), (A22, "pjsip.conf"), (A22, "extensions.conf")]
+    for i in range(400):
+        d = tmp_path / str(i)
+        d.mkdir()
+        (d / "pjsip.conf").write_text(_fuzz_text(rng), encoding="utf-8")
+        (d / "inc.conf").write_text(_fuzz_text(rng), encoding="utf-8")
+        cases.append((d, "pjsip.conf"))
+    fast = [_snapshot(read_config(FileSystem(d), n), keys) for d, n in cases]
+    every_line = lambda text: [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]  # noqa
+    monkeypatch.setattr(asterisk_conf, "_special_starts", every_line)
+    slow = [_snapshot(read_config(FileSystem(d), n), keys) for d, n in cases]
+    for (d, n), f, s in zip(cases, fast, slow):
+        assert f == s, f"{d / n} reads differently"
+    assert sum(1 for _, secs, _ in fast if secs) > 300  # the cases are not all empty
+    assert any(p for _, _, p in fast)

@@ -138,13 +138,33 @@ class Config:
             index: dict[str, list[Section]] = {}
             for s in self.sections:
                 if not s.is_template:
-                    index.setdefault((s.value("type") or "").strip().lower(), []).append(s)
+                    found = _run_type(s)
+                    if found is None:
+                        found = s.value("type") or ""
+                    index.setdefault(found.strip().lower(), []).append(s)
             self._types = index
         return self._types.get(type_, [])
 
     def line_count(self) -> int:
         return sum(src.raw.count(b"\n") + (1 if src.raw and not src.raw.endswith(b"\n") else 0)
                    for src in self.sources)
+
+
+def _run_type(section: Section) -> str | None:
+    """The ``type`` of a section whose settings are one run not parsed yet, when its last
+    line starting with "type" is a ``type=`` line (else None: ask :meth:`Section.value`).
+    It is what value("type") gives, without making a Setting: a tree has one per object."""
+    if section._own or len(section._pending) != 1:
+        return None
+    text = section._pending[0][0]
+    at = text.rfind("\ntype")
+    if at < 0:
+        return None
+    stop = text.find("\n", at + 5)
+    rest = (text[at + 5:stop] if stop >= 0 else text[at + 5:]).lstrip()
+    if rest[:1] != "=":
+        return None
+    return rest[2:] if rest[1:2] == ">" else rest[1:]
 
 
 def _decode(raw: bytes) -> tuple[str, str]:

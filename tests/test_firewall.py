@@ -172,3 +172,31 @@ def test_nat_only_iptables_filters_nothing():
     rs = parse_ruleset("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", "nat.rules")
     assert gaps(rs, "udp", (10000, 20000)) == []
     assert rs.notes == ("no filter table: iptables filters nothing",)
+
+
+@pytest.mark.parametrize("text", [
+    "3.239.178.128/25", "3.239.178.200/25", "45.1.2.3", "45.1.2.3/32", "0.0.0.0/0",
+    "255.255.255.255", "10.0.0.0/8", "10.1.2.3/08", "192.168.1.0/255.255.255.0", '"1.2.3.4"',
+    " 1.2.3.4/31 ", "2001:db8::/32", "::1", "01.2.3.4", "1.2.3.256", "1.2.3.4/33", "1.2.3",
+    "1.2.3.4/", "1.2.3.4/x", "abc", "1.2.3.4/-1", "\u0661.2.3.4",
+])
+def test_addresses_read_as_ipaddress_reads_them(text):
+    """Rule addresses are read directly when dotted-quad (thousands of fail2ban bans), and
+    give exactly the block, or the error, that ipaddress gives."""
+    from pbx_bridge.firewall.values import parse_net
+    try:
+        net = ipaddress.ip_network(text.strip().strip('"'), strict=False)
+        want = (int(net.network_address), int(net.broadcast_address)) \
+            if net.version == 4 else None
+    except ValueError:
+        with pytest.raises(RulesetSyntaxError, match="not an address or network"):
+            parse_net(text, "r:1")
+        return
+    assert parse_net(text, "r:1") == want
+
+
+def test_a_backwards_address_range_is_a_syntax_error():
+    from pbx_bridge.firewall.values import parse_ip_range
+    assert parse_ip_range("10.0.0.1", "10.0.0.9", "r:1") == ((0x0A000001, 0x0A000009),)
+    with pytest.raises(RulesetSyntaxError, match="r:1: not an address range"):
+        parse_ip_range("10.0.0.9", "10.0.0.1", "r:1")

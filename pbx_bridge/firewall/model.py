@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
-Net = ipaddress.IPv4Network
+Net = tuple[int, int]  # an IPv4 block a rule matches: its first and last address, as integers
 Verdict = Literal["accept", "drop", "reject", "return", "jump", "goto", "continue"]
 PortRange = tuple[int, int]
 
@@ -93,11 +93,7 @@ class _Walk:
 
 
 def _in_nets(ip: int, nets: tuple[Net, ...]) -> bool:
-    for n in nets:
-        base = int(n.network_address)
-        if base <= ip <= base + n.num_addresses - 1:
-            return True
-    return False
+    return any(lo <= ip <= hi for lo, hi in nets)
 
 
 def _in_ports(port: int, ranges: tuple[PortRange, ...]) -> bool:
@@ -213,7 +209,7 @@ class Coverage:
         return not self.gaps
 
 
-def _relevant(rs: Ruleset, proto: str, cidr: Net) -> Ruleset:
+def _relevant(rs: Ruleset, proto: str, cidr: ipaddress.IPv4Network) -> Ruleset:
     """Drop rules that cannot match any packet of this protocol from this network."""
     lo, hi = int(cidr.network_address), int(cidr.broadcast_address)
     chains = {}
@@ -225,7 +221,7 @@ def _relevant(rs: Ruleset, proto: str, cidr: Net) -> Ruleset:
             if r.proto is not None and not r.proto_neg and proto not in r.proto:
                 continue
             if r.src is not None and not r.src_neg and not any(
-                int(n.network_address) <= hi and int(n.broadcast_address) >= lo for n in r.src
+                first <= hi and last >= lo for first, last in r.src
             ):
                 continue
             keep.append(r)
@@ -233,7 +229,7 @@ def _relevant(rs: Ruleset, proto: str, cidr: Net) -> Ruleset:
     return Ruleset(rs.format, rs.source, chains, rs.base, rs.notes, rs.inactive)
 
 
-def coverage(rs: Ruleset, proto: str, cidr: Net, ports: PortRange,
+def coverage(rs: Ruleset, proto: str, cidr: ipaddress.IPv4Network, ports: PortRange,
              dst: int | None, assume: Assume = "worst") -> Coverage:
     """Which (source, port) pairs of ``cidr`` x ``ports`` the ruleset does not accept.
 
@@ -246,8 +242,8 @@ def coverage(rs: Ruleset, proto: str, cidr: Net, ports: PortRange,
     port_cuts = {ports[0], ports[1] + 1}
     for chain in rel.chains.values():
         for r in chain.rules:
-            for n in r.src or ():
-                for b in (int(n.network_address), int(n.broadcast_address) + 1):
+            for first, last in r.src or ():
+                for b in (first, last + 1):
                     if lo_ip < b <= hi_ip:
                         ip_cuts.add(b)
             for plo, phi in r.dports or ():

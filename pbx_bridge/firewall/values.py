@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ..errors import PbxBridgeError
 from .model import Net, PortRange
@@ -14,14 +15,27 @@ class RulesetSyntaxError(PbxBridgeError):
     exit_code = 2
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/([0-9]{{1,2}}))?")
+
+
 def parse_net(text: str, where: str) -> Net | None:
-    """An IPv4 network; None for an IPv6 one (it never matches Amazon's IPv4 block)."""
+    """An IPv4 network as (first, last) address; None for an IPv6 one (it never matches
+    Amazon's IPv4 block). Host bits are ignored, as iptables and nft do."""
     text = text.strip().strip('"')
+    m = _DOTTED.fullmatch(text)  # the common 203.0.113.7 or 203.0.113.0/24, read directly
+    if m and (m[5] is None or int(m[5]) <= 32):
+        a, b, c, d, prefix = m.groups()
+        ip = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        host = (1 << (32 - int(prefix or 32))) - 1
+        return ip & ~host, ip | host
     try:
-        net = ipaddress.ip_network(text, strict=False)
+        net = ipaddress.ip_network(text, strict=False)  # netmasks, IPv6, and what is wrong
     except ValueError:
         raise RulesetSyntaxError(f"{where}: not an address or network: {text!r}") from None
-    return net if isinstance(net, ipaddress.IPv4Network) else None
+    if isinstance(net, ipaddress.IPv6Network):
+        return None
+    return int(net.network_address), int(net.broadcast_address)
 
 
 def parse_nets(text: str, where: str) -> tuple[Net, ...]:
@@ -34,7 +48,9 @@ def parse_ip_range(lo: str, hi: str, where: str) -> tuple[Net, ...]:
         a, b = ipaddress.IPv4Address(lo.strip()), ipaddress.IPv4Address(hi.strip())
     except ValueError:
         raise RulesetSyntaxError(f"{where}: not an address range: {lo}-{hi}") from None
-    return tuple(ipaddress.summarize_address_range(a, b))
+    if a > b:
+        raise RulesetSyntaxError(f"{where}: not an address range: {lo}-{hi}")
+    return ((int(a), int(b)),)
 
 
 def parse_port(text: str, where: str) -> int:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-import ssl
-import uuid
 from dataclasses import dataclass
-
-import dns.exception
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .doors import Runner
+
+if TYPE_CHECKING:  # dnspython and ssl are imported by the look-up and the probe that use them
+    import ssl
+
+    import dns.resolver
 
 
 class LookupFailed(Exception):
@@ -39,6 +40,7 @@ class Network:
         self.runner = runner or Runner()
 
     def _resolver(self) -> dns.resolver.Resolver:
+        import dns.resolver
         if self.dns_server:
             r = dns.resolver.Resolver(configure=False)
             r.nameservers = [self.dns_server[0]]
@@ -49,6 +51,8 @@ class Network:
         return r
 
     def resolve_a(self, name: str) -> list[str]:
+        import dns.exception
+        import dns.resolver
         try:
             answer = self._resolver().resolve(name, "A")
         except dns.resolver.NXDOMAIN:
@@ -85,6 +89,7 @@ class Network:
     def tls_sip_probe(self, host: str, port: int, options: bool = True) -> TlsProbe:
         """A TLS 1.2 handshake to host:port, then (``options``) a SIP OPTIONS over that
         connection."""
+        import ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # we compare the served certificate ourselves
@@ -113,6 +118,8 @@ class Network:
 
 
 def _options(tls: ssl.SSLSocket, host: str, port: int) -> tuple[str | None, str | None]:
+    import ssl
+    import uuid
     lhost, lport = tls.getsockname()[:2]
     branch = "z9hG4bK" + uuid.uuid4().hex[:10]
     msg = (

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .frontends import parse_firewalld, parse_ufw
-from .iptables import parse_iptables_save
+from importlib import import_module
+from typing import Callable
+
 from .model import Ruleset
-from .nft import parse_nft_json, parse_nft_text
 from .values import RulesetSyntaxError
 
 
@@ -28,13 +28,21 @@ def detect_format(text: str) -> str | None:
     return None
 
 
+# each format's parser, as (module, function): only the one a ruleset needs is imported
 PARSERS = {
-    "iptables-save": parse_iptables_save,
-    "nft": parse_nft_text,
-    "nft-json": parse_nft_json,
-    "ufw": parse_ufw,
-    "firewalld": parse_firewalld,
+    "iptables-save": ("iptables", "parse_iptables_save"),
+    "nft": ("nft", "parse_nft_text"),
+    "nft-json": ("nft", "parse_nft_json"),
+    "ufw": ("frontends", "parse_ufw"),
+    "firewalld": ("frontends", "parse_firewalld"),
 }
+
+
+def parser(fmt: str) -> Callable[[str, str], Ruleset]:
+    module, function = PARSERS[fmt]
+    parse: Callable[[str, str], Ruleset] = getattr(
+        import_module(f".{module}", __package__), function)
+    return parse
 
 
 def parse_ruleset(text: str, source: str) -> Ruleset:
@@ -43,7 +51,7 @@ def parse_ruleset(text: str, source: str) -> Ruleset:
         raise RulesetSyntaxError(
             f"{source}: not a ruleset pbx-bridge knows (iptables-save, nft list ruleset, "
             "nft -j list ruleset, ufw status verbose, firewall-cmd --list-all)")
-    return PARSERS[fmt](text, source)
+    return parser(fmt)(text, source)
 
 
 def combine(parts: list[Ruleset], source: str) -> Ruleset:

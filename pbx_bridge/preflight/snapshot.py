@@ -19,10 +19,8 @@ from ..asterisk_conf import Config, Section, Where, read_config
 from ..defaults import DEFAULT_AMAZON_CIDR
 from ..doors import Clock, FileSystem, Runner
 from ..errors import InputError, UsageError
-from ..firewall.detect import combine, parse_ruleset
-from ..firewall.iptables import parse_iptables_save
+from ..firewall.detect import combine, parse_ruleset, parser
 from ..firewall.model import Ruleset
-from ..firewall.nft import parse_nft_json
 from ..firewall.values import RulesetSyntaxError
 from ..net import LookupFailed, Network, TlsProbe
 from ..pjsip import Transport
@@ -268,14 +266,14 @@ def _live_ruleset(runner: Runner) -> Union[Ruleset, Unknown]:
         if res.returncode == 0:
             read_any = True
             if "*filter" in res.stdout:
-                parts.append(parse_iptables_save(res.stdout, "iptables-save"))
+                parts.append(parser("iptables-save")(res.stdout, "iptables-save"))
         else:
             reasons.append(f"iptables-save failed: {res.stderr.strip()[:120]}")
     if runner.which("nft"):
         res = runner.run(["nft", "-j", "list", "ruleset"])
         if res.returncode == 0:
             read_any = True
-            rs = parse_nft_json(res.stdout or '{"nftables": []}', "nft -j list ruleset")
+            rs = parser("nft-json")(res.stdout or '{"nftables": []}', "nft -j list ruleset")
             # Tables that iptables-nft manages were already read through iptables-save.
             own = {k: c for k, c in rs.chains.items()
                    if not (parts and k.split()[0] == "ip" and k.split()[1] in

@@ -53,31 +53,44 @@ class Problem:
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
-@dataclass
 class Section:
-    name: str
-    where: Where
-    is_template: bool = False
-    templates: tuple[str, ...] = ()
-    inherited: list[Setting] = field(default_factory=list)
-    _own: list[Setting] = field(default_factory=list, repr=False)
-    # runs of plain key=value lines not parsed yet: (text, file, first line); a large tree's
-    # sections are mostly never looked into beyond their type, so they are parsed on demand
-    _pending: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
+    """One ``[name]`` of a config: where its header is, its template flags, and its settings.
+
+    A plain class with slots, not a dataclass: a large tree has one per PJSIP object, and
+    each is made with as few objects as can be (the lists below are made when needed)."""
+
+    __slots__ = ("name", "where", "is_template", "templates", "inherited", "_own", "_pending")
+
+    def __init__(self, name: str, where: Where) -> None:
+        self.name = name
+        self.where = where
+        self.is_template = False
+        self.templates: tuple[str, ...] = ()
+        self.inherited: tuple[Setting, ...] = ()  # copied from the templates, in order
+        self._own: list[Setting] | None = None
+        # runs of plain key=value lines not parsed yet: (text, file, first line); a large
+        # tree's sections are mostly never looked into beyond their type, so they are
+        # parsed on demand
+        self._pending: tuple[tuple[str, str, int], ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Section({self.name!r}, {self.where})"
 
     @property
     def own(self) -> list[Setting]:
         """The section's own settings, in file order."""
+        if self._own is None:
+            self._own = []
         if self._pending:
             for text, file, first in self._pending:
                 self._own.extend(_block_settings(text, file, first))
-            self._pending = []
+            self._pending = ()
         return self._own
 
     @property
     def settings(self) -> list[Setting]:
         """Settings in effect order: those copied from templates, then the section's own."""
-        return self.inherited + self.own
+        return [*self.inherited, *self.own]
 
     def get(self, key: str) -> Setting | None:
         """The last setting for ``key`` (the one Asterisk's single-value options use)."""
@@ -258,7 +271,7 @@ class _Reader:
         if current is None:  # settings outside any section: each is reported
             self.parse_lines(block, display, first_line)
         elif "=" in block:  # else only blank lines (every other line has an '=')
-            current._pending.append((block, display, first_line))
+            current._pending += ((block, display, first_line),)
 
     def parse_lines(self, text: str, display: str, first_line: int, depth: int = 0,
                     final: bool = True) -> int:
@@ -298,7 +311,7 @@ class _Reader:
             return
         if close < 0:
             self.problem("error", f"section header without ']': {line!r}", where)
-            self.current = Section(name="", where=where)  # its settings go nowhere
+            self.current = Section("", where)  # its settings go nowhere
             return
         name = line[1:close].strip()
         rest = line[close + 1 :].strip()
@@ -313,11 +326,11 @@ class _Reader:
             if not targets:
                 self.problem("error", f"[{name}](+) appends to a section that does not exist",
                              where)
-                self.current = Section(name=name, where=where)  # its settings go nowhere
+                self.current = Section(name, where)  # its settings go nowhere
                 return
             self.current = targets[-1]
             return
-        section = Section(name=name, where=where)
+        section = Section(name, where)
         for opt in options:
             if opt == "!":
                 section.is_template = True
@@ -328,7 +341,7 @@ class _Reader:
                              "before it", where)
                 continue
             section.templates += (opt,)
-            section.inherited.extend(bases[-1].settings)
+            section.inherited += tuple(bases[-1].settings)
         self.config.sections.append(section)
         self.by_name.setdefault(name, []).append(section)
         self.current = section

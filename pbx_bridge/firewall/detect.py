@@ -72,5 +72,5 @@ def combine(parts: list[Ruleset], source: str) -> Ruleset:
     for key, chain in chains.items():
         fmt = key.split(":", 1)[0]
         fixed[key] = replace(chain, rules=tuple(
-            replace(r, target=f"{fmt}:{r.target}") if r.target else r for r in chain.rules))
+            r._replace(target=f"{fmt}:{r.target}") if r.target else r for r in chain.rules))
     return Ruleset("+".join(p.format for p in parts), source, fixed, tuple(base), tuple(notes))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Net = tuple[int, int]  # an IPv4 block a rule matches: its first and last address, as integers
 Verdict = Literal["accept", "drop", "reject", "return", "jump", "goto", "continue"]
@@ -16,9 +16,10 @@ PortRange = tuple[int, int]
 MAX_DEPTH = 64
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One rule. ``None`` for a match means "not restricted"."""
+class Rule(NamedTuple):
+    """One rule. ``None`` for a match means "not restricted". A NamedTuple: a ruleset has
+    thousands (fail2ban bans), and a tuple is made several times faster than a frozen
+    dataclass."""
 
     verdict: Verdict
     where: str

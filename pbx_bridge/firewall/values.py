@@ -39,6 +39,9 @@ def parse_net(text: str, where: str) -> Net | None:
 
 
 def parse_nets(text: str, where: str) -> tuple[Net, ...]:
+    if "," not in text:  # one address: most rules
+        one = parse_net(text, where) if text.strip() else None
+        return () if one is None else (one,)
     nets = (parse_net(p, where) for p in text.split(",") if p.strip())
     return tuple(n for n in nets if n is not None)
 

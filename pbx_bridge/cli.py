@@ -53,8 +53,8 @@ def build_parser(argv: list[str] | None = None) -> "argparse.ArgumentParser":
             mod = importlib.import_module(module)
             (getattr(mod, "add_parsers", None) or mod.add_parser)(sub)
             done.update(n for n, m in MODULES.items() if m == module)  # agi adds fastagi
-        else:
-            sub.add_parser(name, help=help_)
+        else:  # only listed: the arguments do not name it, so nothing parses with it
+            sub.add_parser(name, help=help_, add_help=False)
     return parser
 
 

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from pbx_bridge.rooms.store import Store  # noqa: E402
+from wheel_venv import install  # noqa: E402
 
 HEADER = (ROOT / "tests/data/asterisk-22/fastagi-alexa-route.txt").read_text()
 
@@ -78,28 +79,6 @@ async def fastagi(port: int, clients: int, calls: int, rooms: int, rate: float
     t0 = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(clients)))
     return times, time.perf_counter() - t0
-
-
-def install(tmp: Path) -> str:
-    """This checkout as a production host gets it: a wheel installed in a venv of its own
-    (its dependencies reached through a .pth, so nothing is downloaded but the build's)."""
-    import sysconfig
-    wheels = tmp / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(ROOT)], check=True)
-    venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    vpy = venv / "bin" / "python"
-    site = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    (Path(site) / "zz-pbx-bridge-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    wheel = next(wheels.glob("*.whl"))
-    # the venv's own pip: pip install --prefix from this environment would uninstall the
-    # pbx-bridge installed here
-    subprocess.run([str(vpy), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    str(wheel)], check=True)
-    return str(venv / "bin" / "pbx-bridge")
 
 
 def pct(xs: list[float], p: float) -> float:

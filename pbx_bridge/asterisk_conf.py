@@ -150,11 +150,14 @@ class Config:
         if self._types is None:
             index: dict[str, list[Section]] = {}
             for s in self.sections:
-                if not s.is_template:
-                    found = _run_type(s)
-                    if found is None:
-                        found = s.value("type") or ""
-                    index.setdefault(found.strip().lower(), []).append(s)
+                if s.is_template:
+                    continue
+                found = None
+                if s._own is None and len(s._pending) == 1:  # one unparsed run: most
+                    found = _run_type(s._pending[0][0])
+                if found is None:
+                    found = s.value("type") or ""
+                index.setdefault(found.strip().lower(), []).append(s)
             self._types = index
         return self._types.get(type_, [])
 
@@ -163,13 +166,11 @@ class Config:
                    for src in self.sources)
 
 
-def _run_type(section: Section) -> str | None:
-    """The ``type`` of a section whose settings are one run not parsed yet, when its last
-    line starting with "type" is a ``type=`` line (else None: ask :meth:`Section.value`).
-    It is what value("type") gives, without making a Setting: a tree has one per object."""
-    if section._own or len(section._pending) != 1:
-        return None
-    text = section._pending[0][0]
+def _run_type(text: str) -> str | None:
+    """The ``type`` of a section whose settings are the one run ``text``, not parsed yet,
+    when the run's last line starting with "type" is a ``type=`` line (else None: ask
+    :meth:`Section.value`). It is what value("type") gives, without making a Setting: a
+    tree has one per PJSIP object."""
     at = text.rfind("\ntype")
     if at < 0:
         return None
@@ -251,7 +252,12 @@ class _Reader:
             if end < 0:
                 end = len(text)
             if start > pos:
-                self.settings_block(text[pos:start], display, line)
+                block = text[pos:start]
+                current = self.current
+                if current is not None and "=" in block:  # the common case, inline
+                    current._pending += ((block, display, line),)
+                else:
+                    self.settings_block(block, display, line)
                 line += text.count("\n", pos, start)
             pos = end
             one = text[start:end]

@@ -3,6 +3,7 @@ turns errors into exit codes and one-line messages."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return 2
+    # What the imports made lives as long as the process: move it out of the cyclic
+    # collector's way, so that a command building a large tree (preflight on thousands of
+    # endpoints) does not have it walked again at every collection (about a tenth of the run).
+    gc.freeze()
     try:
         return int(args.run(args))
     except PbxBridgeError as exc:
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"pbx-bridge: internal error: {type(exc).__name__}: {exc} "
                          "(run with PBX_BRIDGE_DEBUG=1 for details, and please report it)\n")
         return 1
+    finally:
+        gc.unfreeze()  # main() called again in one process (the tests) starts as it was
 
 
 def entry() -> None:

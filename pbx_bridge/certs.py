@@ -1,14 +1,16 @@
-"""Certificates and keys as the preflight needs them: parsed from bytes, compared, ordered."""
+"""Certificates and keys as the preflight needs them: parsed from bytes, compared, ordered.
+
+cryptography is imported by the functions that parse or compare, not with this module: a
+host without a certificate yet (and every command that reads none) does not pay for it."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 
 class CertError(ValueError):
@@ -17,6 +19,7 @@ class CertError(ValueError):
 
 def load_chain(data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM file (or one DER certificate), in file order."""
+    from cryptography import x509
     if b"-----BEGIN" in data:
         try:
             certs = x509.load_pem_x509_certificates(data)
@@ -30,6 +33,7 @@ def load_chain(data: bytes) -> list[x509.Certificate]:
 
 
 def load_key(data: bytes, password: str | None = None) -> PrivateKeyTypes:
+    from cryptography.hazmat.primitives import serialization
     pw = password.encode() if password else None
     try:
         if b"-----BEGIN" in data:
@@ -43,6 +47,8 @@ def load_key(data: bytes, password: str | None = None) -> PrivateKeyTypes:
 
 def names(cert: x509.Certificate) -> tuple[str | None, tuple[str, ...]]:
     """(CN, DNS SANs)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
     try:
@@ -54,6 +60,7 @@ def names(cert: x509.Certificate) -> tuple[str | None, tuple[str, ...]]:
 
 
 def key_matches(cert: x509.Certificate, key: PrivateKeyTypes) -> bool:
+    from cryptography.hazmat.primitives import serialization
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     return bool(cert.public_key().public_bytes(enc, fmt) == key.public_key().public_bytes(enc, fmt))
@@ -104,6 +111,9 @@ def utc(ts: float) -> datetime:
 def same_chain(a: Sequence[str], b: Sequence[str]) -> bool:
     """Whether two PEM chains hold the same certificates in the same order (whitespace and
     line wrapping aside)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     def der(pems: Sequence[str]) -> list[bytes]:
         out = []
         for pem in pems:
@@ -119,6 +129,7 @@ def same_chain(a: Sequence[str], b: Sequence[str]) -> bool:
 def leaf_of(chain: Sequence[x509.Certificate], key: Any = None) -> x509.Certificate:
     """The server's own certificate wherever it sits in a chain file: the one the private key
     belongs to, else the first that is not a CA, else the first."""
+    from cryptography import x509
     if key is not None:
         for c in chain:
             try:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Union
 
-from cryptography.x509.oid import NameOID
-
 from .. import certs
 from ..asterisk_conf import Section, Setting, Where
 from ..firewall.commands import open_commands, port_span
@@ -536,6 +534,7 @@ def check_firewall_media(snap: Snapshot) -> Finding:
 
 
 def _is_amazon(cert: Any) -> bool:
+    from cryptography.x509.oid import NameOID
     for attr in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME):
         for a in cert.subject.get_attributes_for_oid(attr):
             if "amazon" in str(a.value).lower():

@@ -9,10 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Generic, TypeVar, Union
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar, Union
 
 from .. import certs, pjsip
 from ..asterisk_conf import Config, Section, Where, read_config
@@ -24,6 +21,10 @@ from ..firewall.model import Ruleset
 from ..firewall.values import RulesetSyntaxError
 from ..net import LookupFailed, Network, TlsProbe
 from ..pjsip import Transport
+
+if TYPE_CHECKING:  # cryptography is imported when a certificate is read (certs.py)
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 T = TypeVar("T")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import __version__
 from .doors import Runner
 
-if TYPE_CHECKING:  # dnspython and ssl are imported by the look-up and the probe that use them
+if TYPE_CHECKING:  # dnspython, socket and ssl: imported by the look-up and the probe using them
     import ssl
 
     import dns.resolver
@@ -89,6 +88,7 @@ class Network:
     def tls_sip_probe(self, host: str, port: int, options: bool = True) -> TlsProbe:
         """A TLS 1.2 handshake to host:port, then (``options``) a SIP OPTIONS over that
         connection."""
+        import socket
         import ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False

@@ -248,3 +248,29 @@ def test_each_command_imports_only_what_it_uses():
         dns.stop()
     assert {"cryptography", "dns"} <= full  # the certificate is read, its names looked up
     assert not full & {"requests", "sqlite3"}, full & {"requests", "sqlite3"}
+
+
+def test_a_command_leaves_the_garbage_collector_as_it_found_it(capsys, monkeypatch, tmp_path):
+    """main() freezes what the imports made, and preflight/generate freeze the tree they
+    read (so the collector does not walk it again and again); when the command returns, in
+    success or failure, the collector is enabled and nothing stays frozen (the tests, and
+    anything else calling main() in one process, go on as before)."""
+    import gc
+
+    from pbx_bridge.cli import main
+    (tmp_path / "settings.ini").write_text("")  # every setting at its default
+    (tmp_path / "settings.ini").chmod(0o600)
+    monkeypatch.setenv("PBX_BRIDGE_CONFIG", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("PBX_BRIDGE_STATE_DIR", str(tmp_path / "state"))
+    before = ROOT / "asterisk" / "examples" / "before"
+    runs = [["preflight", "--asterisk-dir", str(before / "etc-asterisk"), "--firewall-rules",
+             str(before / "firewall.rules")],
+            ["generate", "--asterisk-dir", str(before / "etc-asterisk"), "--public-ip",
+             "54.240.196.10"],
+            ["preflight", "--asterisk-dir", "/nonexistent"]]
+    codes = []
+    for argv in runs:
+        codes.append(main(argv))
+        assert gc.isenabled() and gc.get_freeze_count() == 0, argv
+    assert codes == [1, 0, 2]  # not ready; the diff shown; a bad directory
+    capsys.readouterr()

@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from ..doors import FileSystem
     from ..generate.plan import build
     from ..generate.render import TrunkConfig
+    from ..heap import tree_built
     from ..preflight.checks import rtp_range
     from ..defaults import DEFAULT_AMAZON_CIDR
     from ..preflight.snapshot import Located, Options, gather
@@ -151,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not asterisk_dir.is_dir():
         raise InputError(str(asterisk_dir), "Asterisk config directory does not exist")
-    snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip, firewall=False,
-                          dns=False),
-                  fs=FileSystem(asterisk_dir))
+    with tree_built():
+        snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip,
+                              firewall=False, dns=False), fs=FileSystem(asterisk_dir))
     if isinstance(snap.public_ip, Located):
         from .trunk import not_public
         why = not_public(snap.public_ip.value)

@@ -94,10 +94,12 @@ def options_from(args: argparse.Namespace) -> "Options":
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..heap import tree_built
     from .checks import run_checks, verdict
     from .render import write
     from .snapshot import gather
-    snap = gather(options_from(args))
+    with tree_built():
+        snap = gather(options_from(args))
     findings = run_checks(snap)
     write(findings, args.format, sys.stdout)
     return 0 if verdict(findings)[0] else 1

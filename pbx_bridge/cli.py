@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     # What the imports made lives as long as the process: move it out of the cyclic
-    # collector's way, so that a command building a large tree (preflight on thousands of
-    # endpoints) does not have it walked again at every collection (about a tenth of the run).
+    # collector's way, so the collections a command's work triggers do not walk it again and
+    # again (heap.tree_built does the same for a large tree a command reads).
     gc.freeze()
     try:
         return int(args.run(args))
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     code = main()
     # The process ends now: spare the collection Python runs at exit a walk over every
-    # object left (most of a preflight's run time on a large tree, were it not skipped).
+    # object left (20-25 ms after a preflight on 5,000 endpoints). Files are all closed by
+    # then: nothing is left for that collection to flush.
     gc.freeze()
     sys.exit(code)
 

@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from helpers import ROOT, SECRET, csv_of, pb, rows
 from pbx_bridge.cli import build_parser
 

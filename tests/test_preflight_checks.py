@@ -387,7 +387,6 @@ def test_live_served_certificate_differs(tmp_path, dns):
 
 
 def test_live_nothing_listening_and_not_sip(tmp_path, dns):
-    import socket
     port = free_port()
     h = make_host(tmp_path / "live3")
     h.edit("pjsip.conf", "bind=0.0.0.0:5061", f"bind=127.0.0.1:{port}")

@@ -4,7 +4,6 @@ Asterisk serving a renewed certificate is in test_renew.py."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat

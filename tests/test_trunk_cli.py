@@ -234,7 +234,6 @@ def test_emulator_command_bad_flags():
 
 
 def test_emulator_command_serves(tmp_path):
-    import socket
     import time
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "emulator", "--listen",

@@ -247,7 +247,6 @@ class _TextParser:
         chains: dict[str, Chain] = {}
         base: list[tuple[int, int, str]] = []
         notes: list[str] = []
-        found_table = False
         while True:
             self.skip_newlines()
             t = self.peek()
@@ -258,7 +257,6 @@ class _TextParser:
                 raise RulesetSyntaxError(
                     f"{self.source}:{t.line}: expected 'table', got {t.text!r}; "
                     "is this 'nft list ruleset' output?")
-            found_table = True
             words = []
             while (w := self.next()).text != "{":
                 words.append(w.text)

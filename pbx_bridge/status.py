@@ -134,11 +134,8 @@ class Report:
         order = {CRITICAL: 0, WARNING: 1, UNKNOWN: 2}
         return sorted(out, key=lambda p: order[p[0]])
 
-    def state(self, warn_days: float, crit_days: float) -> int:
-        return worst(self.problems(warn_days, crit_days))
-
-    def to_json(self, warn_days: float, crit_days: float) -> dict[str, Any]:
-        problems = self.problems(warn_days, crit_days)
+    def to_json(self, problems: list[tuple[int, str]]) -> dict[str, Any]:
+        """The report and its :meth:`problems`."""
         return {
             "state": STATE_NAMES[worst(problems)], "success": self.success,
             "problems": [{"state": STATE_NAMES[s], "message": m} for s, m in problems],
@@ -490,9 +487,9 @@ def registry(report: Report) -> Any:
     return reg
 
 
-def nagios(report: Report, warn_days: float, crit_days: float) -> tuple[str, int]:
-    """The monitoring-plugin line and exit code."""
-    problems = report.problems(warn_days, crit_days)
+def nagios(report: Report, problems: list[tuple[int, str]], warn_days: float,
+           crit_days: float) -> tuple[str, int]:
+    """The monitoring-plugin line and exit code (the thresholds go into its perfdata)."""
     state = worst(problems)
     if problems:
         summary = "; ".join(m for _, m in problems[:4])
@@ -520,8 +517,7 @@ def nagios(report: Report, warn_days: float, crit_days: float) -> tuple[str, int
     return f"PBX-BRIDGE {STATE_NAMES[state]} - {summary} | {' '.join(perf)}", state
 
 
-def text(report: Report, warn_days: float, crit_days: float) -> str:
-    problems = report.problems(warn_days, crit_days)
+def text(report: Report, problems: list[tuple[int, str]]) -> str:
     lines = [f"status: {STATE_NAMES[worst(problems)]}"]
     failed = [f for f in report.checks if f.status in (Status.FAIL, Status.ERROR)]
     lines.append(f"  config checks: {len(report.checks) - len(failed)} pass, "

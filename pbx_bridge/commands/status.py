@@ -83,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
     problems = report.problems(warn, crit)
     state = worst(problems)
     if args.format == "nagios":
-        line, code = nagios(report, warn, crit)
+        line, code = nagios(report, problems, warn, crit)
         sys.stdout.write(line + "\n")
         return code
     if args.format == "json":
         import json
-        sys.stdout.write(json.dumps(report.to_json(warn, crit), indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(problems), indent=2) + "\n")
         return 0 if state == 0 else 1
     if args.format == "prometheus":
         reg = registry(report)
@@ -107,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
             from prometheus_client import generate_latest
             sys.stdout.write(generate_latest(reg).decode())
         return 0
-    sys.stdout.write(text(report, warn, crit) + "\n")
+    sys.stdout.write(text(report, problems) + "\n")
     return 0 if state == 0 else 1

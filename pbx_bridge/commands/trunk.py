@@ -301,20 +301,13 @@ def _check_timeout(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be a positive number of seconds")
 
 
-def _same(t: Trunk, spec: TrunkSpec) -> bool:
-    from ..certs import same_chain
-    return t.name == spec.name and sorted(t.peers) == sorted(spec.peers) and \
-        same_chain(t.certificate_chain, spec.certificate_chain)
-
-
 def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
     """One trunk per PBX: Amazon's trunk with this TLS name is adopted when it is identical
     and refused when it differs; the saved trunk is never replaced while Amazon has it."""
     from ..amazon.errors import ApiError
-    from ..certs import same_chain
     saved = ctx.state.trunk_id
-    named = [t for t in ctx.api.list_trunks() if t.name == spec.name]
-    same = [t for t in named if _same(t, spec)]
+    named = [(t, changes(t, spec)) for t in ctx.api.list_trunks() if t.name == spec.name]
+    same = [t for t, diff in named if not diff]
     if saved is not None and not any(t.trunk_id == saved for t in same):
         try:
             current = ctx.api.get_trunk(saved)
@@ -330,11 +323,11 @@ def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
     if same:
         return same[0], "adopted"
     if named:
-        t = named[0]
-        what = []
-        if sorted(t.peers) != sorted(spec.peers):
+        t, diff = named[0]
+        what = []  # the name is the same: "tls" differs by the chain
+        if "peers" in diff:
             what.append(f"peers {', '.join(map(str, t.peers)) or '-'}")
-        if not same_chain(t.certificate_chain, spec.certificate_chain):
+        if "tls" in diff:
             what.append("another certificate chain")
         raise TrunkFailed(f"Amazon already has trunk {t.trunk_id} for {spec.name} "
                           f"({'; '.join(what) or 'different'}); make it match with "

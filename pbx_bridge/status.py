@@ -290,7 +290,6 @@ class Gatherer:
     # ------------------------------------------------------------ parts
 
     def config(self) -> None:
-        from . import certs
         from .net import Network
         from .preflight.checks import run_checks
         from .preflight.snapshot import Options, Unknown, gather
@@ -301,10 +300,8 @@ class Gatherer:
         self.report.checks = [f for f in run_checks(snap)
                               if f.status != Status.SKIP and not f.id.startswith("firewall.")]
         cert = snap.cert
-        if not isinstance(cert, Unknown) and isinstance(cert.chain, tuple) and cert.chain:
-            key = cert.key if not isinstance(cert.key, Unknown) else None
-            self.report.cert_file = cert_info(certs.leaf_of(cert.chain, key), "file",
-                                             cert.path)
+        if not isinstance(cert, Unknown) and (leaf := cert.leaf()) is not None:
+            self.report.cert_file = cert_info(leaf, "file", cert.path)
 
     def served(self) -> None:
         from cryptography import x509

@@ -132,9 +132,9 @@ def from_snapshot(snap: "Snapshot") -> LocalTrunk:
     name = None
     if not isinstance(snap.cert, Unknown) and snap.cert.cert_read_error is None:
         chain = read_chain(Path(snap.cert.path).read_bytes(), snap.cert.path)
-        if isinstance(snap.cert.chain, tuple) and snap.cert.chain:
-            key = snap.cert.key if not isinstance(snap.cert.key, Unknown) else None
-            cn, sans = certs.names(certs.leaf_of(snap.cert.chain, key))
+        leaf = snap.cert.leaf()
+        if leaf is not None:
+            cn, sans = certs.names(leaf)
             name = next((n for n in sans if not n.startswith("*.")), None) or cn
     peers: tuple[Peer, ...] = ()
     if snap.transport is not None and isinstance(snap.public_ip, Located):

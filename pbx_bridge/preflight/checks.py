@@ -199,12 +199,13 @@ def _chain_or_skip(snap: Snapshot, id_: str, reports_parse: bool = False
     return c.chain
 
 
-def _leaf(snap: Snapshot, chain: tuple[Any, ...]) -> Any:
-    """The PBX's own certificate wherever it sits in the file (a reversed chain is
-    cert.chain's finding alone): the one the key belongs to, else the first non-CA."""
-    key = snap.cert.key if not isinstance(snap.cert, Unknown) and \
-        not isinstance(snap.cert.key, Unknown) else None
-    return certs.leaf_of(chain, key)
+def _leaf(snap: Snapshot) -> Any:
+    """The PBX's own certificate (:meth:`CertFacts.leaf`), once :func:`_chain_or_skip` gave
+    the chain."""
+    assert not isinstance(snap.cert, Unknown)
+    leaf = snap.cert.leaf()
+    assert leaf is not None
+    return leaf
 
 
 def check_cert_valid(snap: Snapshot) -> Finding:
@@ -213,7 +214,7 @@ def check_cert_valid(snap: Snapshot) -> Finding:
     if isinstance(chain, Finding):
         return chain
     assert not isinstance(snap.cert, Unknown)
-    leaf = _leaf(snap, chain)
+    leaf = _leaf(snap)
     nb, na = certs.not_before(leaf), certs.not_after(leaf)
     ev = {"subject": certs.describe(leaf), "not_before": nb.isoformat(),
           "not_after": na.isoformat(), "days_left": (na - snap.now).days}
@@ -250,7 +251,7 @@ def check_cert_key(snap: Snapshot) -> Finding:
                        _w(c.key_where), "install the unencrypted PEM private key of the "
                        "certificate at priv_key_file (or set priv_key_password)")
     ev = {"cert_file": c.path, "priv_key_file": c.key_path}
-    if certs.key_matches(_leaf(snap, chain), c.key):
+    if certs.key_matches(_leaf(snap), c.key):
         return Finding(id_, Status.PASS, "the private key matches the certificate", ev,
                        _w(c.key_where))
     return Finding(id_, Status.FAIL, "the private key does not belong to the certificate", ev,

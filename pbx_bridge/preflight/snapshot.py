@@ -68,6 +68,14 @@ class CertFacts:
     cert_read_error: str | None = None  # set when the file itself could not be read
     key_read_error: str | None = None
 
+    def leaf(self) -> x509.Certificate | None:
+        """The PBX's own certificate wherever it sits in the file (a reversed chain is
+        cert.chain's finding alone): the one the key belongs to, else the first non-CA; None
+        when the file holds no certificate that parses."""
+        if isinstance(self.chain, Unknown) or not self.chain:
+            return None
+        return certs.leaf_of(self.chain, None if isinstance(self.key, Unknown) else self.key)
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -220,11 +228,10 @@ def _gather_public_ip(opts: Options, t: Transport | None, net: Network,
 def cert_dns_names(snap_cert: Union[CertFacts, Unknown], fqdn: str | None) -> list[str]:
     if fqdn:
         return [fqdn]
-    if isinstance(snap_cert, Unknown) or isinstance(snap_cert.chain, Unknown) \
-            or not snap_cert.chain:
+    leaf = None if isinstance(snap_cert, Unknown) else snap_cert.leaf()
+    if leaf is None:
         return []
-    key = snap_cert.key if not isinstance(snap_cert.key, Unknown) else None
-    cn, sans = certs.names(certs.leaf_of(snap_cert.chain, key))
+    cn, sans = certs.names(leaf)
     out: list[str] = []
     for n in ([cn] if cn else []) + list(sans):
         if n not in out:

@@ -87,32 +87,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.set_defaults(run=run)
 
 
-def _output(args: argparse.Namespace, text: str, count: int,
-            rows: list[tuple[str, str, str]]) -> None:
+def _output(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> None:
+    """The rows as CSV, or as JSON with --json; into --out (atomically), else on standard
+    output. A CSV file gets a UTF-8 BOM, or Excel reads it as Windows-1252."""
     from pathlib import Path
     from ..fileio import atomic_write
+    from ..rooms.mapfile import BOM, write
     if args.json:
         import json
         doc = [{"extension": e, "room": r, "commsProfileId": p} for e, r, p in rows]
-        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        if not args.out:
-            sys.stdout.write(text)
-            return
-        try:
-            atomic_write(Path(args.out), text.encode("utf-8"))
-        except OSError as exc:
-            raise InputError(args.out, f"cannot write: {exc.strerror or exc}") from None
-        sys.stderr.write(f"wrote {count} room(s) to {args.out}\n")
-        return
-    if args.out:  # a file for Excel: UTF-8 with a BOM, or Excel reads it as Windows-1252
-        from ..rooms.mapfile import BOM
-        try:
-            atomic_write(Path(args.out), (BOM + text).encode("utf-8"))
-        except OSError as exc:
-            raise InputError(args.out, f"cannot write: {exc.strerror or exc}") from None
-        sys.stderr.write(f"wrote {count} room(s) to {args.out}\n")
+        text = data = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     else:
+        text = write(rows)
+        data = BOM + text
+    if not args.out:
         sys.stdout.write(text)
+        return
+    try:
+        atomic_write(Path(args.out), data.encode("utf-8"))
+    except OSError as exc:
+        raise InputError(args.out, f"cannot write: {exc.strerror or exc}") from None
+    sys.stderr.write(f"wrote {len(rows)} room(s) to {args.out}\n")
 
 
 def _property(args: argparse.Namespace, ctx: Context, required: bool = True) -> str | None:
@@ -125,11 +120,10 @@ def _property(args: argparse.Namespace, ctx: Context, required: bool = True) -> 
 
 
 def run_discover(args: argparse.Namespace) -> int:
-    from ..rooms.mapfile import write
     ctx = context(args)
     units = ctx.api.list_units(str(_property(args, ctx)))
     rows = [("", u.name, ctx.api.get_profile(u.unit_id) or "") for u in units]
-    _output(args, write(rows), len(rows), rows)
+    _output(args, rows)
     return 0
 
 
@@ -173,7 +167,6 @@ def _pbx_endpoints(args: argparse.Namespace, ctx: Context) -> list[str]:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..rooms.mapfile import write
     rx = pattern_regex(args.pattern)
     ctx = context(args)
     _property(args, ctx)
@@ -212,7 +205,7 @@ def run_import(args: argparse.Namespace) -> int:
     if unmatched:
         sys.stderr.write(f"{len(unmatched)} extension(s) match the pattern but no room: "
                          f"{', '.join(unmatched[:10])}\n")
-    _output(args, write(rows), len(rows), rows)
+    _output(args, rows)
     return 0
 
 

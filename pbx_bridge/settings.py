@@ -91,12 +91,21 @@ SCHEMA = {
 }
 
 
-def _line_of(text: str, pattern: str) -> int | None:
+def _at(source: str, text: str, *patterns: str) -> str:
+    """``SOURCE, line N`` for the first line matching one of ``patterns``, tried in order
+    (``SOURCE`` alone when none does)."""
     import re
-    for n, line in enumerate(text.splitlines(), 1):
-        if re.match(pattern, line.strip()):
-            return n
-    return None
+    for pattern in patterns:
+        for n, line in enumerate(text.splitlines(), 1):
+            if re.match(pattern, line.strip()):
+                return f"{source}, line {n}"
+    return source
+
+
+def _key(name: str) -> str:
+    """The pattern of a ``name = ...`` line."""
+    import re
+    return rf"{re.escape(name)}\s*="
 
 
 def _unknown_keys(doc: dict[str, Any], text: str, source: str) -> None:
@@ -106,28 +115,22 @@ def _unknown_keys(doc: dict[str, Any], text: str, source: str) -> None:
     for name, value in doc.items():
         if name not in SCHEMA and not isinstance(value, dict):
             home = next((t for t, keys in SCHEMA.items() if name in keys), None)
-            line = _line_of(text, rf"{re.escape(name)}\s*=")
-            raise UsageError(f"{source}" + (f", line {line}" if line else "") +
-                             f": key {name!r} is outside any section" +
-                             (f" (it belongs under [{home}])" if home else ""))
+            raise UsageError(f"{_at(source, text, _key(name))}: key {name!r} is outside any "
+                             "section" + (f" (it belongs under [{home}])" if home else ""))
         if name not in SCHEMA:
-            line = _line_of(text, rf"\[\s*{re.escape(name)}\s*\]") or \
-                _line_of(text, rf"{re.escape(name)}\s*=")
             near = difflib.get_close_matches(name, SCHEMA, 1)
-            raise UsageError(f"{source}" + (f", line {line}" if line else "") +
-                             f": unknown section [{name}]" +
-                             (f" (did you mean [{near[0]}]?)" if near else
-                              f" (sections: {', '.join(SCHEMA)})"))
+            header = rf"\[\s*{re.escape(name)}\s*\]"
+            raise UsageError(f"{_at(source, text, header, _key(name))}: unknown section "
+                             f"[{name}]" + (f" (did you mean [{near[0]}]?)" if near else
+                                            f" (sections: {', '.join(SCHEMA)})"))
         if not isinstance(value, dict):
             continue
         for key in value:
             if key not in SCHEMA[name]:
-                line = _line_of(text, rf"{re.escape(key)}\s*=")
                 near = difflib.get_close_matches(key, SCHEMA[name], 1)
-                raise UsageError(f"{source}" + (f", line {line}" if line else "") +
-                                 f": unknown key {key!r} in [{name}]" +
-                                 (f" (did you mean {near[0]!r}?)" if near else
-                                  f" (keys: {', '.join(SCHEMA[name])})"))
+                raise UsageError(f"{_at(source, text, _key(key))}: unknown key {key!r} in "
+                                 f"[{name}]" + (f" (did you mean {near[0]!r}?)" if near else
+                                                f" (keys: {', '.join(SCHEMA[name])})"))
 
 
 def absolute(path: str | Path) -> Path:
@@ -159,14 +162,14 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
             raise InputError(str(path), "is a directory, not a settings file")
         _check_private(path, "the settings file")
         try:
-            doc = tomllib.loads(path.read_bytes().decode("utf-8"))
+            text = path.read_bytes().decode("utf-8")
+            doc = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InputError(str(path), f"not valid TOML: {exc}") from None
         except OSError as exc:
             raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
         source = str(path)
-    if source != "(none)":
-        _unknown_keys(doc, path.read_text(errors="replace"), source)
+        _unknown_keys(doc, text, source)  # the lines they are on, from the text just read
     amazon = doc.get("amazon", {})
     paths = doc.get("paths", {})
     pbx = doc.get("pbx", {})

@@ -66,10 +66,11 @@ PATH_OPTIONS = ("asterisk_dir", "cert", "key", "ca_list", "map", "config", "stat
 
 
 def resolve_paths(args: "argparse.Namespace") -> None:
+    from .defaults import absolute
     for name in PATH_OPTIONS:
         value = getattr(args, name, None)
         if isinstance(value, str) and value:
-            setattr(args, name, os.path.abspath(os.path.expanduser(value)))
+            setattr(args, name, absolute(value))
 
 
 def _pipe_closed() -> int:

@@ -1,5 +1,8 @@
-"""Defaults several modules share: Amazon's network, and where pbx-bridge's files live. Kept
-free of imports, so that the AGI (which starts on every call) can read them."""
+"""Defaults several modules share: Amazon's network, where pbx-bridge's files live, and how a
+path the user typed is taken. Kept free of imports but ``os`` (loaded with the interpreter),
+so that the AGI (which starts on every call) can use them."""
+
+import os
 
 # Amazon's network for SIP signalling and media (configurable: --amazon-cidr).
 DEFAULT_AMAZON_CIDR = "3.239.178.128/25"
@@ -8,3 +11,9 @@ DEFAULT_AMAZON_CIDR = "3.239.178.128/25"
 # state_dir / PBX_BRIDGE_STATE_DIR).
 DEFAULT_CONFIG = "/etc/pbx-bridge/pbx-bridge.toml"
 DEFAULT_STATE_DIR = "/var/lib/pbx-bridge"
+
+
+def absolute(path: str) -> str:
+    """A path as the user meant it, made absolute against the working directory now (``~``
+    expanded, ``..`` folded), so that nothing later depends on where it is used from."""
+    return os.path.abspath(os.path.expanduser(path))

@@ -134,9 +134,8 @@ def _unknown_keys(doc: dict[str, Any], text: str, source: str) -> None:
 
 
 def absolute(path: str | Path) -> Path:
-    """A path as the user meant it, made absolute against the working directory now (``~``
-    expanded, ``..`` folded), so that nothing later depends on where it is used from."""
-    return Path(os.path.abspath(os.path.expanduser(str(path))))
+    """:func:`pbx_bridge.defaults.absolute`, as a Path."""
+    return Path(defaults.absolute(str(path)))
 
 
 def _url(value: str, name: str) -> str:

@@ -45,11 +45,11 @@ def add_parsers(sub: "argparse._SubParsersAction") -> None:  # type: ignore[type
 def state_dir(explicit: str | None) -> str:
     """--state-dir, else $PBX_BRIDGE_STATE_DIR, else the settings file's (read only when
     this user may read it: the asterisk user usually may not), else the default."""
+    from ..defaults import DEFAULT_CONFIG, DEFAULT_STATE_DIR, absolute
     if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
+        return absolute(explicit)
     if os.environ.get("PBX_BRIDGE_STATE_DIR"):
-        return os.path.abspath(os.path.expanduser(os.environ["PBX_BRIDGE_STATE_DIR"]))
-    from ..defaults import DEFAULT_CONFIG, DEFAULT_STATE_DIR
+        return absolute(os.environ["PBX_BRIDGE_STATE_DIR"])
     config = os.environ.get("PBX_BRIDGE_CONFIG") or DEFAULT_CONFIG
     if os.access(config, os.R_OK):
         from ..errors import PbxBridgeError

@@ -206,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
     todo = tuple(FileChange(p, old, new) for p, new in ((cert_path, renewal.chain_pem),
                                                         (key_path, renewal.key_pem))
                  if (old := current(p)) != new)
+    files = ", ".join(str(c.path) for c in todo)
     txn = _transaction(settings, asterisk_dir)
     asterisk = txn.asterisk
     steps: list[str] = []
@@ -222,21 +223,21 @@ def run(args: argparse.Namespace) -> int:
         try:
             outcome = txn.apply(todo, True, check)
             backup = True
-            steps.append(f"installed {', '.join(str(c.path) for c in todo)} (backup "
+            steps.append(f"installed {files} (backup "
                          f"{outcome.backup.name}); {outcome.reload_note}")
         except ApplyFailed as exc:
             raise RenewFailed(f"{exc}; the old certificate is served again") from None
         except RestartNeeded:
             if not args.restart:
                 raise RenewFailed(
-                    f"installed {', '.join(str(c.path) for c in todo)}, but Asterisk still "
+                    f"installed {files}, but Asterisk still "
                     f"serves the old certificate on {host}:{t.port} after a reload: restart it "
                     "(asterisk -rx 'core restart gracefully', or renew-hook --restart), then "
                     "run renew-hook again to update Amazon") from None
             if not _restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
                 raise RenewFailed(f"Asterisk restarted but does not serve the new "
                                   f"certificate on {host}:{t.port}") from None
-            steps.append(f"installed {', '.join(str(c.path) for c in todo)}; Asterisk "
+            steps.append(f"installed {files}; Asterisk "
                          "restarted and serves it")
             backup = True
     else:

@@ -256,6 +256,7 @@ def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
 # ---------------------------------------------------------------- waiting
 
 def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Trunk:
+    from .. import log
     start = ctx.clock.monotonic()
     delay = 1.0
     tty = sys.stderr.isatty() and not quiet
@@ -263,18 +264,15 @@ def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Tru
         trunk = ctx.api.get_trunk(trunk_id)
         status = trunk.status or "(no status)"
         elapsed = ctx.clock.monotonic() - start
-        if not quiet and tty:
-            from .. import log
+        if tty:
             log.progress(f"trunk {trunk_id}: {status} after {elapsed:.0f} s")
         elif not quiet:  # no terminal: one line per poll, for the journal
-            from .. import log
             log.event("trunk-wait", message=f"trunk {trunk_id}: {status} after "
                       f"{elapsed:.0f} s", trunk=trunk_id, status=status,
                       elapsed=round(elapsed, 1))
         if status == "ACTIVE":
-            if tty:
+            if tty:  # the last state stays on its line
                 sys.stderr.write("\n")
-                from .. import log
                 log.clear_line()
             return trunk
         if status == "FAILED":

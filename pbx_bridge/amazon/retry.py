@@ -15,12 +15,13 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 UNREACHABLE_ATTEMPTS = 3  # connection refused / unknown host: 3 tries, about 1.5 s in all
 UNREACHABLE_DELAY = 0.5
 ANNOUNCE_AFTER = 3.0  # retries that keep the user waiting longer than this are announced
+T = TypeVar("T")
 
 
 def announce(line: str) -> None:
+    """A retry the user would otherwise wait through in silence."""
     from .. import log
     log.event("retry", "warning", line)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,13 @@ def add_asterisk_dir(p: argparse.ArgumentParser) -> None:
                    "(default: [pbx] asterisk_dir of the settings, /etc/asterisk)")
 
 
+def add_log_format(p: argparse.ArgumentParser) -> None:
+    """``--log-format`` after the command too (as the systemd units give it); the top-level
+    option's value stands when it is not given here."""
+    p.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                   help="how log lines on standard error look (default text)")
+
+
 def add_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="settings file (default: "
                    "$PBX_BRIDGE_CONFIG or /etc/pbx-bridge/pbx-bridge.toml)")

@@ -17,7 +17,7 @@ import time
 
 from .. import log
 from ..errors import InputError, PbxBridgeError, UsageError
-from .common import add_asterisk_dir, add_settings_args, emit, writes_state
+from .common import add_asterisk_dir, add_log_format, add_settings_args, emit, writes_state
 
 from . import HELPS
 
@@ -50,8 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="how long to wait for Asterisk to serve it after a restart "
                    "(default 120)")
-    p.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
-                   help="how log lines on standard error look (default text)")
+    add_log_format(p)
     p.set_defaults(run=run)
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import PbxBridgeError, UsageError
-from .common import add_asterisk_dir, add_settings_args
+from .common import add_asterisk_dir, add_log_format, add_settings_args
 
 from . import HELPS
 
@@ -35,8 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--dns", action="store_true", help="also look the certificate's names up "
                    "in DNS (off by default: status stays cheap)")
     p.add_argument("--dns-server", metavar="HOST[:PORT]", help="DNS resolver for --dns")
-    p.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
-                   help="how log lines on standard error look (default text)")
+    add_log_format(p)
     p.set_defaults(run=run)
 
 

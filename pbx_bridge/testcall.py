@@ -192,18 +192,35 @@ class Caller:
         if r.get("Response") != "Success":
             raise AmiError(f"Originate {channel}: {r.get('Message', 'refused')}")
 
-    def hang_up_all(self) -> None:
-        """Hang up every channel of ours still up (also those we only just learnt of)."""
+    def hang_up_all(self, settle: float = 5.0) -> None:
+        """Hang up every channel of ours still up, and return once Asterisk has reported each
+        one gone (or after ``settle`` s): the originated pair by the uniqueids we gave it (its
+        events may not have reached us yet), then every channel it dialled that we know of,
+        also those we learn of meanwhile."""
+        waiting: set[str] = set()  # uniqueids whose Hangup event has not come yet
+        asked: set[str] = set()
         try:
-            self.pump(0.3)
+            for uid in self.ids:
+                r = self.ami.action("Hangup", Channel=uid)
+                if r.get("Response") == "Success":
+                    waiting.add(uid)
+            end = self.clock() + settle
+            while True:
+                for uid, name in list(self.channels.items()):
+                    if uid not in asked:
+                        asked.add(uid)
+                        waiting.add(uid)
+                        self.ami.action("Hangup", Channel=name)
+                if not waiting or self.clock() >= end:
+                    return
+                m = self.pump(min(0.5, end - self.clock()),
+                              lambda m: m.get("Event") in ("Hangup", "Newchannel", "DialBegin"))
+                if m is not None and m.get("Event") == "Hangup":
+                    waiting.discard(m.get("Uniqueid", ""))
         except AmiError:
             return
-        for name in list(self.channels.values()):
-            try:
-                self.ami.action("Hangup", Channel=name)
-            except AmiError:
-                return
-        self.channels.clear()
+        finally:
+            self.channels.clear()
 
     # -------------------------------------------------------------- to a room
 

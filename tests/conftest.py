@@ -78,6 +78,9 @@ def hotel(emulator, tmp_path, api_for):
         {"id": f"amzn1.ask.unit.r{100 + i}", "name": f"Room {100 + i}"} for i in range(40)]}}))
 
     def make(**kw):
+        # The hotel's trunk is an existing one, ACTIVE from the start: a trunk that stays
+        # PENDING for a while would race every command that reads it (status, rooms).
+        kw.setdefault("activate_after", 0)
         srv = emulator(client_secret=SECRET, rooms_file=rooms, **kw)
         pki = make_pki()
         api = api_for(srv, client_secret=__import__("pbx_bridge.secret").secret.Secret(SECRET))

@@ -98,19 +98,22 @@ def conversation(route_name: str | None, argv_args: list[str] | None, tables: Ta
     decision: Decision | None = None
     try:
         env: dict[str, str] = {}
-        problem: str | None = "header too long"
+        problem: str | None = None
         for _ in range(MAX_HEADER_LINES):
             line = yield READ
             assert line is not None
             if line == "":
-                problem = None
                 break
+            if problem is not None:  # read a bad header to its end: the next line read
+                continue             # must be the answer to our first command
             try:
                 name, value = parse_env_line(line)
             except AgiError as exc:
                 problem = str(exc)
-                break
+                continue
             env[name] = value
+        else:
+            problem = "header too long"
         name = route_name or env.get("agi_network_script", "").split("?")[0].strip("/")
         route = ROUTES.get(name)
         args = args_of(env) if argv_args is None else argv_args

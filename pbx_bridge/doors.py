@@ -70,6 +70,9 @@ class FileSystem:
         finally:
             os.close(fd)
 
+    def stat(self, path: Path) -> os.stat_result:
+        return os.stat(path)
+
     def glob(self, pattern: Path) -> list[Path]:
         return [Path(p) for p in sorted(_glob.glob(str(pattern)))]
 

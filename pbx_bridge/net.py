@@ -85,6 +85,9 @@ class Network:
                     out.append(ip)
         return out
 
+    def weak_cipher_probe(self, host: str, port: int) -> "WeakProbe":
+        return weak_cipher_probe(host, port, self.timeout)
+
     def tls_sip_probe(self, host: str, port: int, options: bool = True) -> TlsProbe:
         """A TLS 1.2 handshake to host:port, then (``options``) a SIP OPTIONS over that
         connection."""
@@ -115,6 +118,51 @@ class Network:
                 return TlsProbe(**probe, sip_status=status, sip_error=err)  # type: ignore[arg-type]
         finally:
             raw.close()
+
+
+# What a TLS auditor flags on a TLS 1.2 server: CBC suites (SHA-1 and SHA-2 MACs, LUCKY13) and
+# RSA key exchange (no forward secrecy). A server that completes a handshake offering only
+# these offers a weak suite.
+WEAK_CIPHERS = ("ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA:"
+                "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384:"
+                "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:AES128-SHA:AES256-SHA:"
+                "AES128-SHA256:AES256-SHA256:AES128-GCM-SHA256:AES256-GCM-SHA384")
+
+
+@dataclass(frozen=True)
+class WeakProbe:
+    """A TLS 1.2 handshake offering only weak suites: ``accepted`` is the suite the server
+    chose (weak), None when it refused them all; ``error`` when no answer was had at all."""
+
+    accepted: str | None = None
+    error: str | None = None
+
+
+def weak_cipher_probe(host: str, port: int, timeout: float = 3.0) -> WeakProbe:
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.set_ciphers(WEAK_CIPHERS + ":@SECLEVEL=0")
+    except ssl.SSLError as exc:  # this OpenSSL has none of them left
+        return WeakProbe(error=f"this host's OpenSSL cannot offer CBC suites ({exc})")
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return WeakProbe(error=f"cannot connect to {host}:{port}: {exc.strerror or exc}")
+    try:
+        with ctx.wrap_socket(raw, server_hostname=None) as tls:
+            cipher = tls.cipher()
+            return WeakProbe(accepted=cipher[0] if cipher else "?")
+    except ssl.SSLError:
+        return WeakProbe()  # a handshake failure alert: none of them is offered
+    except OSError as exc:
+        return WeakProbe(error=f"TLS handshake with {host}:{port}: {exc.strerror or exc}")
+    finally:
+        raw.close()
 
 
 def _options(tls: ssl.SSLSocket, host: str, port: int) -> tuple[str | None, str | None]:

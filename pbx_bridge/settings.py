@@ -57,6 +57,7 @@ class Settings:
     asterisk_cli: tuple[str, ...] = ("asterisk",)  # how to run the Asterisk CLI
     fastagi: tuple[str, int] | None = None  # where the FastAGI server listens (status asks)
     property: str | None = None  # the property's unit id, for the rooms commands
+    key_group: str = "asterisk"  # private keys are written 0640 to it (0600 without it)
 
     def require_credentials(self) -> tuple[str, Secret]:
         if not self.client_id:
@@ -84,7 +85,7 @@ def _check_private(path: Path, what: str) -> None:
 SCHEMA = {
     "amazon": ("client_id", "client_secret", "client_secret_file", "refresh_token", "api_url",
                "token_url", "scope", "timeout"),
-    "pbx": ("asterisk_dir", "asterisk_cli", "property"),
+    "pbx": ("asterisk_dir", "asterisk_cli", "property", "key_group"),
     "agi": ("user", "group", "fastagi"),
     "paths": ("state_dir",),
     "ami": ("host", "port", "username", "secret"),
@@ -232,13 +233,16 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     if prop is not None and (not isinstance(prop, str) or not prop.strip()):
         raise InputError(source, "[pbx] property must be the property's unit id, e.g. "
                          "\"amzn1.ask.unit.A1B2C3\"")
+    key_group = pbx.get("key_group", "asterisk")
+    if not isinstance(key_group, str) or not key_group.strip():
+        raise InputError(source, "[pbx] key_group must be a group name, e.g. \"asterisk\"")
     cli = pbx.get("asterisk_cli", "asterisk")
     if not isinstance(cli, str) or not shlex.split(cli):
         raise InputError(source, "[pbx] asterisk_cli must be a command, e.g. "
                          "\"asterisk -C /etc/asterisk/asterisk.conf\"")
     return Settings(
         ami=ami, agi_user=agi_user, agi_group=agi_group, fastagi=fastagi, property=prop,
-        asterisk_cli=tuple(shlex.split(cli)),
+        asterisk_cli=tuple(shlex.split(cli)), key_group=key_group.strip(),
         client_id=get("client_id", amazon),
         client_secret=Secret(secret) if secret else None,
         refresh_token=Secret(refresh) if refresh else None,
@@ -280,6 +284,9 @@ asterisk_dir = "/etc/asterisk"
 # How pbx-bridge runs the Asterisk CLI (asterisk -rx ...); add -C for a non-default
 # asterisk.conf:
 # asterisk_cli = "asterisk -C /etc/asterisk/asterisk.conf"
+# The group Asterisk runs as: the private keys pbx-bridge writes (renew-hook) or tightens
+# (generate) are 0640 to it, never readable by others; 0600 when the host has no such group.
+# key_group = "asterisk"
 
 [agi]
 # The user the dialplan's AGI runs as: `rooms apply` checks that it can read the routes

@@ -179,9 +179,10 @@ class RealAsterisk:
         return c
 
     def settings_toml(self, state_dir: Path, asterisk_dir: Path | None = None,
-                      ami: bool = False) -> str:
+                      ami: bool = False, key_group: str | None = None) -> str:
         text = (f"[pbx]\nasterisk_dir = \"{asterisk_dir or self.confdir}\"\n"
-                f"asterisk_cli = \"{self.cli_command}\"\n\n"
+                f"asterisk_cli = \"{self.cli_command}\"\n" +
+                (f"key_group = \"{key_group}\"\n" if key_group else "") + "\n"
                 f"[paths]\nstate_dir = \"{state_dir}\"\n")
         if ami:
             text += (f"\n[ami]\nhost = \"127.0.0.1\"\nport = {self.ami_port}\n"

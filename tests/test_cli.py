@@ -75,14 +75,24 @@ def test_example_host_json_report(dns):
     assert set(by_id) == {"asterisk.config", "tls.transport", "tls.version", "tls.port",
                           "cert.valid", "cert.key", "cert.chain", "cert.dns", "ip.public",
                           "srtp.module", "srtp.endpoint", "rtp.range", "firewall.signaling",
-                          "firewall.media", "amazon.ca"}
+                          "firewall.media", "amazon.ca", "tls.ciphers", "security.identify",
+                          "security.transport", "security.key"}
     for f in doc["findings"]:
         assert set(f) == {"id", "status", "summary", "evidence", "where", "fix"}
     assert by_id["ip.public"]["status"] == "pass"
-    assert by_id["ip.public"]["where"].endswith("etc-asterisk/pjsip.conf:19")
+    assert by_id["ip.public"]["where"].endswith("etc-asterisk/pjsip.conf:20")
     assert by_id["cert.dns"]["status"] == "fail" and "NXDOMAIN" in by_id["cert.dns"]["summary"]
     assert by_id["amazon.ca"]["status"] == "warn"
     assert by_id["firewall.media"]["status"] == "pass"
+    for id_ in ("tls.ciphers", "security.identify", "security.transport"):
+        assert by_id[id_]["status"] == "pass", by_id[id_]
+    # git keeps no group or other bits: the checked-out key is 0644 under the usual umask
+    key = EXAMPLE / "etc-asterisk" / "keys" / "pbx.key"
+    if key.stat().st_mode & 0o004:
+        assert by_id["security.key"]["status"] == "fail" and "chmod 640" in \
+            by_id["security.key"]["fix"]
+    else:
+        assert by_id["security.key"]["status"] == "pass"
 
 
 def test_text_report_exit_0_when_only_warnings(tmp_path, dns):
@@ -93,7 +103,7 @@ def test_text_report_exit_0_when_only_warnings(tmp_path, dns):
     assert r.returncode == 0, r.stdout
     assert "\x1b[" not in r.stdout  # no colour when not a terminal
     lines = r.stdout.splitlines()
-    assert lines[-1].startswith("ready for Amazon: 14 pass, 1 warn")
+    assert lines[-1].startswith("ready for Amazon: 18 pass, 1 warn")
     assert any(ln.startswith("WARN   amazon.ca") for ln in lines)
 
 

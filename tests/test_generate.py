@@ -26,7 +26,8 @@ from pbx_bridge.preflight.snapshot import Options, gather
 
 ROOT = Path(__file__).parent.parent
 FAKE_BIN = Path(__file__).parent / "bin"
-MOVED = ("tls.transport", "tls.version", "tls.port", "srtp.endpoint", "srtp.module", "rtp.range")
+MOVED = ("tls.transport", "tls.version", "tls.port", "srtp.endpoint", "srtp.module", "rtp.range",
+         "tls.ciphers", "security.identify", "security.key")
 
 
 def hashes(d: Path) -> dict[str, str]:
@@ -69,6 +70,12 @@ def test_write_then_preflight_passes_and_second_write_is_a_no_op(tmp_path, make)
     after = statuses(etc)
     assert {i: after[i] for i in MOVED} == {i: Status.PASS for i in MOVED}
     assert after["srtp.endpoint"] == Status.PASS and after["tls.transport"] == Status.PASS
+    if make is freepbx_generate_tree:  # the generated from-alexa refuses calls not over TLS
+        assert (before["security.transport"], after["security.transport"]) == \
+            (Status.SKIP, Status.PASS)
+    else:  # this PBX has a [from-alexa] of its own: generate leaves it, and says what to add
+        assert after["security.transport"] == Status.FAIL
+        assert "add the TLS check at its top" in r.stdout
     written = hashes(etc)
     r = gen(etc, tmp_path / "state", "--write")
     assert r.returncode == 0 and "nothing to change" in r.stdout and "wrote" not in r.stdout
@@ -96,10 +103,17 @@ def test_dry_run_shows_a_diff_and_writes_nothing(tmp_path):
     assert hashes(etc) == original and not (tmp_path / "state").exists()
     assert "+++ " + str(etc / "pjsip_pbx-bridge.conf") in r.stdout
     assert "+#include pjsip_pbx-bridge.conf" in r.stdout
-    assert "dry run: 7 file(s) would change" in r.stdout
+    key = etc / "keys" / "pbx.key"
+    assert key.stat().st_mode & 0o004  # the example's key, as copied: readable by others
+    assert f"# {key}: private key mode and group tightened" in r.stdout
+    assert "BEGIN" not in r.stdout.split(str(key))[1].split("\n")[0]  # its bytes never shown
+    assert "dry run: 8 file(s) would change" in r.stdout
     assert "iptables -I INPUT -s 3.239.178.128/25 -p udp -m udp --dport 10000:20000 -j ACCEPT" \
         in r.stdout
-    assert "fwconsole firewall trust 3.239.178.128/25" in r.stdout
+    # FreePBX's firewall: the two services, not 'trust', which opens every port to the range
+    assert "fwconsole firewall trust" not in r.stdout.replace("not 'fwconsole firewall trust'",
+                                                              "")
+    assert "'Alexa SIP TLS' TCP 5061 and 'Alexa SRTP' UDP 10000:20000" in r.stdout
     assert "FILL-IN-AMAZON-SIP-ADDRESS" in r.stdout  # Amazon's address is not invented
 
 
@@ -270,3 +284,59 @@ def test_freepbx_context_with_outbound_routes_is_refused(tmp_path):
     assert r.returncode == 0
     assert "+include => ext-local" in r.stdout and "+include => from-internal" not in r.stdout
     assert "+context=from-alexa" in r.stdout
+
+
+def _group() -> str:
+    import grp
+    return next(g for g in ("nogroup", "daemon", "bin", "root") if _exists(grp.getgrnam, g))
+
+
+def _exists(get, name) -> bool:
+    try:
+        get(name)
+        return True
+    except KeyError:
+        return False
+
+
+@pytest.mark.parametrize("group", ["no-such-group-here", "existing"])
+def test_a_key_others_can_read_is_made_private_and_stays_so(tmp_path, group):
+    """Under umask 000, an old 0644 key: --write makes it 0640 to the key group (0600 when
+    the host has no such group); its backup is 0600; a rollback puts the old bytes back
+    without the bits for others."""
+    import grp
+    etc = plain_generate_tree(tmp_path / "etc")
+    key = etc / "keys" / "pbx.key"
+    key.chmod(0o644)
+    data = key.read_bytes()
+    name = _group() if group == "existing" else group
+    settings = tmp_path / "pbx-bridge.toml"
+    settings.write_text(f'[pbx]\nkey_group = "{name}"\n')
+    settings.chmod(0o600)
+    env = {"PBX_BRIDGE_CONFIG": str(settings)}
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "pbx_bridge", "generate", "--asterisk-dir", str(etc),
+             "--public-ip", PUBLIC_IP, *args], capture_output=True, text=True, cwd=ROOT,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")},
+                 "PBX_BRIDGE_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin",
+                 **env}, timeout=60, preexec_fn=lambda: os.umask(0))
+    r = run()
+    assert f"the private key {key} is readable by other users (mode 0644)" in r.stdout
+    assert key.stat().st_mode & 0o777 == 0o644  # a dry run changes nothing
+    r = run("--write")
+    assert r.returncode == 0, r.stderr
+    st = key.stat()
+    assert key.read_bytes() == data
+    if group == "existing":
+        assert (st.st_mode & 0o777, st.st_gid) == (0o640, grp.getgrnam(name).gr_gid)
+    else:
+        assert st.st_mode & 0o777 == 0o600
+    backup = sorted((tmp_path / "state" / "backups").iterdir())[-1]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in backup.iterdir())
+    assert statuses(etc)["security.key"] == Status.PASS
+    assert "readable by other users" not in run().stdout  # nothing more to do
+    r = run("--rollback")
+    assert r.returncode == 0, r.stderr
+    assert key.read_bytes() == data and key.stat().st_mode & 0o777 == 0o640

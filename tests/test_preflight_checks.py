@@ -42,7 +42,7 @@ def test_good_host_passes_everything(host, dns):
     res = preflight(host, dns)
     assert {k: v.status for k, v in res.items()} == {k: Status.PASS for k in res}, \
         {k: v.summary for k, v in res.items() if v.status != Status.PASS}
-    assert len(res) == 15  # live.* only with live=True
+    assert len(res) == 19  # live.* only with live=True
     assert overall_ok(list(res.values()))
     assert FQDN in dns.resolver.queries
 
@@ -211,7 +211,7 @@ def test_ip_public_private_address_fails(tmp_path, dns):
     h = make_host(tmp_path / "p", ip="10.1.2.3")
     f = preflight(h, dns)["ip.public"]
     assert f.status == Status.FAIL and "not a public address" in f.summary
-    assert f.where == f"{h.root}/pjsip.conf:18"
+    assert f.where == f"{h.root}/pjsip.conf:19"
 
 
 def test_ip_public_option_differs_from_advertised(host, dns):
@@ -268,7 +268,7 @@ def test_srtp_endpoint_fails(host, dns, old, new, word):
 def test_srtp_endpoint_override_in_section_wins_over_template(host, dns):
     host.edit("pjsip.conf", "aors=alexa\n", "aors=alexa\nmedia_encryption=no\n")
     f = preflight(host, dns)["srtp.endpoint"]
-    assert f.status == Status.FAIL and f.where == f"{host.root}/pjsip.conf:35"
+    assert f.status == Status.FAIL and f.where == f"{host.root}/pjsip.conf:36"
 
 
 def test_srtp_endpoint_without_identify_skips_unless_named(host, dns):
@@ -480,7 +480,7 @@ def test_text_rendering_colours_only_when_asked(host, dns):
     plain = render_text(findings, colour=False)
     coloured = render_text(findings, colour=True)
     assert "\x1b[" not in plain and "\x1b[31mFAIL \x1b[0m  firewall.signaling" in coloured
-    assert plain.splitlines()[-1] == "NOT ready for Amazon: 13 pass, 2 fail"
+    assert plain.splitlines()[-1] == "NOT ready for Amazon: 17 pass, 2 fail"
     assert "fix:   iptables -I INPUT -s 3.239.178.128/25 -p tcp -m tcp --dport 5061 -j ACCEPT" \
         in plain
 
@@ -494,3 +494,108 @@ def test_callers_without_cert_dns_make_no_dns_lookups(host):
     snap = gather(Options(asterisk_dir=host.root, firewall=False, dns=False), runner=runner,
                   net=NoDns(None, runner=runner))
     assert snap.dns == {} and snap.public_ip.value == PUBLIC_IP
+
+
+# ------------------------------------------------------------ security.* and tls.ciphers
+
+def test_security_identify_by_username_fails(host, dns):
+    host.edit("pjsip.conf", "identify_by=ip\n", "")  # what generate wrote before: the default
+    f = preflight(host, dns, rules=None)["security.identify"]
+    assert f.status == Status.FAIL and "username,ip (Asterisk default)" in f.summary
+    assert f.where.endswith("pjsip.conf:33") and "identify_by=ip" in f.fix  # [alexa]
+    host.edit("pjsip.conf", "aors=alexa\n", "aors=alexa\nidentify_by=ip,username\n")
+    f = preflight(host, dns, rules=None)["security.identify"]
+    assert f.status == Status.FAIL and "ip,username" in f.summary
+
+
+@pytest.mark.parametrize("change,words", [
+    (("match=3.239.178.128/25", "match=3.239.178.128/25,0.0.0.0/0"), "outside Amazon's"),
+    (("match=3.239.178.128/25", "match=3.239.178.128/25\nmatch_header=X-Trunk: alexa"),
+     "SIP header"),
+    (("[alexa]\ntype=aor", "[anonymous]\ntype=endpoint\ncontext=from-alexa\n\n[alexa]\n"
+      "type=aor"), "anonymous"),
+])
+def test_security_identify_wider_than_amazon_fails(host, dns, change, words):
+    assert preflight(host, dns, rules=None)["security.identify"].status == Status.PASS
+    host.edit("pjsip.conf", *change)
+    f = preflight(host, dns, rules=None)["security.identify"]
+    assert f.status == Status.FAIL and words in f.summary, f.summary
+
+
+def test_security_transport_needs_the_tls_check_in_the_trunk_context(host, dns):
+    f = preflight(host, dns, rules=None)["security.transport"]
+    assert f.status == Status.PASS and "refuses calls that did not come over TLS" in f.summary
+    host.edit("extensions.conf", 'exten => _X.,1,GotoIf($["${CHANNEL(pjsip,secure)}" = "1"]?ok)',
+              "exten => _X.,1,NoOp()")  # an unguarded context, as before
+    f = preflight(host, dns, rules=None)["security.transport"]
+    assert f.status == Status.FAIL and "transport-udp" in f.summary
+    assert "CHANNEL(pjsip,secure)" in f.fix and f.where.endswith("extensions.conf:1")
+    (host.root / "extensions.conf").unlink()
+    assert "no extensions.conf" in preflight(host, dns, rules=None)["security.transport"].summary
+
+
+def test_security_transport_include_skips_the_check(host, dns):
+    host.edit("extensions.conf", " same => n,Hangup(21)", " same => n,Hangup(21)\n"
+              "include => from-internal")
+    f = preflight(host, dns, rules=None)["security.transport"]
+    assert f.status == Status.FAIL and "includes from-internal" in f.summary
+
+
+def test_security_transport_passes_with_tls_only(host, dns):
+    host.edit("pjsip.conf", "[transport-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:5060\n",
+              "")
+    (host.root / "extensions.conf").unlink()  # not even read: nothing else listens
+    f = preflight(host, dns, rules=None)["security.transport"]
+    assert f.status == Status.PASS and "no transport but TLS" in f.summary
+
+
+def test_security_key_readable_by_others_fails(host, dns):
+    key = host.root / "keys" / "pbx.key"
+    assert preflight(host, dns, rules=None)["security.key"].status == Status.PASS
+    key.chmod(0o644)
+    f = preflight(host, dns, rules=None)["security.key"]
+    assert f.status == Status.FAIL and "(mode 0644)" in f.summary and f"chmod 640 {key}" in f.fix
+    key.chmod(0o640)  # group-readable is how Asterisk's group reads it
+    assert preflight(host, dns, rules=None)["security.key"].status == Status.PASS
+
+
+@pytest.mark.parametrize("cipher,words", [
+    (None, "sets no cipher list"),
+    ("ECDHE-RSA-AES128-GCM-SHA256,ECDHE-RSA-AES128-SHA,AES256-SHA", "ECDHE-RSA-AES128-SHA, "
+     "AES256-SHA"),
+    ("ECDHE-RSA-AES128-GCM-SHA256,0xC030", "fits its certificate's ECDSA key"),  # EC certs
+])
+def test_tls_ciphers_weak_or_unusable_fails(host, dns, cipher, words):
+    line = next(ln for ln in (host.root / "pjsip.conf").read_text().splitlines()
+                if ln.startswith("cipher="))
+    host.edit("pjsip.conf", line + "\n", f"cipher={cipher}\n" if cipher else "")
+    f = preflight(host, dns, rules=None)["tls.ciphers"]
+    assert f.status == Status.FAIL and words in f.summary, f.summary
+    assert "cipher=ECDHE-ECDSA-AES128-GCM-SHA256," in f.fix
+
+
+def test_tls_ciphers_numeric_ids_pass(host, dns):
+    line = next(ln for ln in (host.root / "pjsip.conf").read_text().splitlines()
+                if ln.startswith("cipher="))
+    host.edit("pjsip.conf", line, "cipher=0xC02B, 0xCCA9")
+    assert preflight(host, dns, rules=None)["tls.ciphers"].status == Status.PASS
+
+
+def test_tls_ciphers_live_handshake_offering_cbc_only(host, dns):
+    """A server that still takes a CBC suite (as Asterisk does until restarted after cipher=
+    was set), then one that takes only the configured AEAD suite."""
+    keys = (host.root / "keys/pbx.crt", host.root / "keys/pbx.key")
+    bind = "bind=0.0.0.0:5061"
+    for ciphers, status, words in (
+            ("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256", Status.FAIL,
+             "handshake with ECDHE-ECDSA-AES128-SHA"),
+            ("ECDHE-ECDSA-AES128-GCM-SHA256", Status.PASS,
+             "refuses a handshake offering only CBC suites")):
+        srv = SipTlsServer(*keys, ciphers=ciphers)
+        try:
+            host.edit("pjsip.conf", bind, f"bind=127.0.0.1:{srv.port}")
+            bind = f"bind=127.0.0.1:{srv.port}"
+            f = preflight(host, dns, rules=None, live=True)["tls.ciphers"]
+        finally:
+            srv.stop()
+        assert f.status == status and words in f.summary, f.summary

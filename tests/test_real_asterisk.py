@@ -470,17 +470,20 @@ def test_freepbx_calls_from_alexa_reach_extensions_but_no_outbound_route(freepbx
     # the danger: what from-internal includes reaches an outbound route (this FreePBX's own
     # from-internal-custom catches _X. first, so look one step down the chain)
     assert "outrt-1" in ast.cli(f"dialplan show {outbound}@from-internal-additional")
-    assert f"There is no existence of {outbound}@from-alexa" in \
-        ast.cli(f"dialplan show {outbound}@from-alexa")
+    # from-alexa checks the call came over TLS, then goes on only to what from-alexa-reach has
+    assert f"There is no existence of {outbound}@from-alexa-reach" in \
+        ast.cli(f"dialplan show {outbound}@from-alexa-reach")
     for reachable, ctx in (("101", "ext-local"), ("19002811", "ext-queues")):
-        assert f"'{reachable}' =>" in ast.cli(f"dialplan show {reachable}@from-alexa")
+        assert f"'{reachable}' =>" in ast.cli(f"dialplan show {reachable}@from-alexa-reach")
     ami = Ami(ast.ami_port)
     try:
         _, events = ami.originate("Local/101@from-alexa")
         assert ("ext-local", "101") in [(c, e) for c, e, _ in contexts_run(events)]
         answer, events = ami.originate(f"Local/{outbound}@from-alexa")
         assert answer.get("Response") == "Failure"
-        assert not any(c.startswith("outrt") for c, _, _ in contexts_run(events))
+        ran = contexts_run(events)
+        assert ("from-alexa", outbound, "Hangup") in ran, ran
+        assert not any(c.startswith("outrt") for c, _, _ in ran)
         # (from from-internal-additional the same number enters outrt-1, whose first step is
         # FreePBX's Macro, gone from Asterisk 22: `dialplan show` above is the proof)
     finally:

@@ -16,12 +16,26 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import grp
+
 from helpers import PUBLIC_IP, ROOT, SECRET, make_cert, make_pki
 from pbx_bridge.net import Network
 from realasterisk import base_files, boot, free_ports, free_udp_range
 from test_status import m, metrics
 
 pytestmark = pytest.mark.asterisk
+
+
+def _has_group(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+# A group this host has, standing for the asterisk group: keys are written 0640 to it.
+KEY_GROUP = next(g for g in ("nogroup", "daemon", "bin", "root") if _has_group(g))
 
 
 def served(port: int) -> str | None:
@@ -57,7 +71,7 @@ class Site:
         self.state = tmp / "state"
         self.settings = tmp / "pbx-bridge.toml"
         self.srv = emulator(client_secret=SECRET, activate_after=0)
-        self.settings.write_text(self.ast.settings_toml(self.state) + (
+        self.settings.write_text(self.ast.settings_toml(self.state, key_group=KEY_GROUP) + (
             f"\n[amazon]\nclient_id = \"emulator-client\"\nclient_secret = \"{SECRET}\"\n"
             f"api_url = \"{self.srv.url}\"\ntoken_url = \"{self.srv.url}/auth/o2/token\"\n"))
         os.chmod(self.settings, 0o600)
@@ -74,6 +88,7 @@ class Site:
         (self.etc / "pjsip.conf").write_text(
             f"[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{self.tls_port}\n"
             f"cert_file={self.keys / crt}\npriv_key_file={self.keys / key}\nmethod=tlsv1_2\n"
+            "cipher=ECDHE-ECDSA-AES128-GCM-SHA256,ECDHE-RSA-AES256-GCM-SHA384\n"
             f"ca_list_file={self.keys / 'ca.crt'}\n"
             f"external_signaling_address={PUBLIC_IP}\nexternal_media_address={PUBLIC_IP}\n")
 
@@ -152,17 +167,19 @@ def test_a_new_certificate_is_installed_reloaded_and_sent_once(site, tmp_path):
     s = site
     third = make_pki(days=80)
     live = lineage(tmp_path / "live", third)
-    old_key_mode = (s.keys / "pbx.key").stat().st_mode & 0o777
+    os.chmod(s.keys / "pbx.key", 0o644)  # an old key others can read
     before = s.chain_updates()
     env_run = subprocess.run  # certbot's way: RENEWED_LINEAGE, from another folder
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env.update(PBX_BRIDGE_CONFIG=str(s.settings), RENEWED_LINEAGE=str(live),
                PBX_BRIDGE_LOG_FORMAT="json")
     r = env_run([sys.executable, "-m", "pbx_bridge", "renew-hook"], capture_output=True,
-                text=True, cwd=tmp_path, env=env, timeout=180)
+                text=True, cwd=tmp_path, env=env, timeout=180,
+                preexec_fn=lambda: os.umask(0))  # no umask to lean on
     assert r.returncode == 0, r.stdout + r.stderr
     assert (s.keys / "pbx.crt").read_bytes() == (live / "fullchain.pem").read_bytes()
-    assert (s.keys / "pbx.key").stat().st_mode & 0o777 == old_key_mode  # mode kept
+    st = (s.keys / "pbx.key").stat()  # 0640 to the key group, whatever the old mode
+    assert (st.st_mode & 0o777, st.st_gid) == (0o640, grp.getgrnam(KEY_GROUP).gr_gid)
     assert served(s.tls_port) == fp(third)
     assert s.chain_updates() == before + 1
     events = [json.loads(line) for line in r.stderr.splitlines()]
@@ -172,6 +189,8 @@ def test_a_new_certificate_is_installed_reloaded_and_sent_once(site, tmp_path):
     backups = sorted((s.state / "backups").iterdir())
     manifest = json.loads((backups[-1] / "manifest.json").read_text())
     assert {Path(f["path"]).name for f in manifest["files"]} == {"pbx.crt", "pbx.key"}
+    for f in manifest["files"]:  # the backups, the old key's too, are the owner's alone
+        assert (backups[-1] / f["backup"]).stat().st_mode & 0o777 == 0o600
 
 
 def test_a_key_that_does_not_match_is_refused_before_anything_changes(site, tmp_path):

@@ -183,6 +183,11 @@ def finding(doc: dict, id_: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, request):
+    return make_pair(tmp_path_factory, request)
+
+
+def make_pair(tmp_path_factory, request) -> Pair:
+    """The PBX as generate --write configured it, and Amazon's side: booted, qualified."""
     home = tmp_path_factory.mktemp("testcall")
     keys = home / "keys"
     keys.mkdir()

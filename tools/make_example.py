@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import GOOD_MODULES, GOOD_PJSIP, GOOD_RTP, PUBLIC_IP, make_pki  # noqa: E402
+from helpers import (GOOD_EXTENSIONS, GOOD_MODULES, GOOD_PJSIP, GOOD_RTP, PUBLIC_IP,  # noqa: E402
+                     make_pki)
 
 DEST = ROOT / "asterisk" / "examples" / "hotel"
 FQDN = "pbx.example-hotel.test"
@@ -46,6 +47,8 @@ def main() -> None:
     (etc / "rooms.conf").write_text(ROOMS)
     (etc / "rtp.conf").write_text(GOOD_RTP)
     (etc / "modules.conf").write_text(GOOD_MODULES)
+    (etc / "extensions.conf").write_text(GOOD_EXTENSIONS + "\n[from-internal]\n"
+                                         "exten => _20X,1,Dial(PJSIP/${EXTEN},30)\n")
     pki = make_pki(FQDN, days=3650, org="Example Hotel")
     (etc / "keys" / "pbx.crt").write_bytes(pki.leaf.pem() + pki.inter.pem())
     (etc / "keys" / "pbx.key").write_bytes(pki.leaf.key_pem())

@@ -95,7 +95,7 @@ def _transaction(settings: "Settings", asterisk_dir: Path) -> "Transaction":
             sys.stderr.write(f"wrote file {i + 1}\n")
             sys.stderr.flush()
             time.sleep(delay)
-    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause)
+    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group)
 
 
 def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":

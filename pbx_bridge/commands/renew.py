@@ -202,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InputError(str(p), f"cannot read: {exc.strerror or exc}") from None
 
-    todo = tuple(FileChange(p, old, new) for p, new in ((cert_path, renewal.chain_pem),
-                                                        (key_path, renewal.key_pem))
+    todo = tuple(FileChange(p, old, new, private=p == key_path)
+                 for p, new in ((cert_path, renewal.chain_pem), (key_path, renewal.key_pem))
                  if (old := current(p)) != new)
     files = ", ".join(str(c.path) for c in todo)
     txn = _transaction(settings, asterisk_dir)

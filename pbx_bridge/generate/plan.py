@@ -34,6 +34,7 @@ class FileChange:
     path: Path
     old: bytes | None  # None: the file does not exist yet
     new: bytes
+    private: bool = False  # a private key: written 0640 to the key group, or 0600
 
     def diff(self) -> str:
         def lines(b: bytes | None) -> list[str]:
@@ -45,6 +46,9 @@ class FileChange:
                 text = b.decode("latin-1")
             return text.splitlines(keepends=True)
         name = str(self.path)
+        if self.private:  # a key's bytes are never shown
+            return f"# {name}: private key " + ("mode and group tightened\n"
+                                                 if self.old == self.new else "replaced\n")
         return "".join(difflib.unified_diff(lines(self.old), lines(self.new),
                                             "/dev/null" if self.old is None else name, name))
 
@@ -147,6 +151,18 @@ def _phones_context(pj: Config, ext: Config, c: TrunkConfig) -> str:
         or "no phone endpoints in pjsip.conf") + "); pass --phones-context NAME")
 
 
+def _exposed_key(path: Path, asterisk_dir: Path) -> tuple[Path, int, bytes] | None:
+    """The private key, when other users may read it and it lies inside the Asterisk dir
+    (pbx-bridge writes nowhere else): (path, mode, bytes)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+        if not mode & 0o007 or not path.resolve().is_relative_to(asterisk_dir.resolve()):
+            return None
+        return path, mode, path.read_bytes()
+    except OSError:
+        return None
+
+
 FREEPBX_OUTBOUND = ("from-internal", "from-internal-xfer", "from-internal-noxfer",
                     "from-internal-additional", "outbound-allroutes")
 
@@ -195,7 +211,8 @@ def build(asterisk_dir: Path, c: TrunkConfig,
             c = replace(c, phones_context=_phones_context(pj, ext, c))
         if context_exists:
             notes.append(f"the dialplan already has [{c.context}]: calls from Alexa rooms go "
-                         "there (not generated)")
+                         "there (not generated); add the TLS check at its top (pbx-bridge "
+                         "preflight: security.transport shows the lines)")
         wanted += [(d / PJSIP_OURS, render.pjsip_all(c)),
                    (d / "pjsip.conf", _include_block(PJSIP_OURS)),
                    (d / RTP_OURS, render.rtp(c, _rtp_header(rtp))),
@@ -242,4 +259,11 @@ def build(asterisk_dir: Path, c: TrunkConfig,
         if not fs.host_path(named).exists():
             notes.append(f"the {label} {named} does not exist yet; put it there before "
                          "reloading")
+    key = _exposed_key(fs.host_path(c.priv_key_file), asterisk_dir)
+    if key is not None:
+        path, mode, data = key
+        changes.append(FileChange(path, data, data, private=True))
+        notes.append(f"the private key {path} is readable by other users (mode {mode:04o}): "
+                     "--write makes it 0640 to the key group ([pbx] key_group, default "
+                     "asterisk), or 0600 where the host has no such group")
     return Plan(c, tuple(changes), tuple(notes), render.firewall(c))

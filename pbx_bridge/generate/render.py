@@ -97,12 +97,22 @@ class TrunkConfig:
             checked(self.amazon_sip, "Amazon's SIP address")
 
 
+# Mozilla's "intermediate" TLS 1.2 suites: forward secrecy with AES-GCM or ChaCha20-Poly1305
+# only (no CBC, no SHA-1 MAC, no RSA key exchange). The names are OpenSSL's, as Asterisk's
+# `cipher` option takes them (comma-separated).
+TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+               "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+               "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305")
+
+
 def transport(c: TrunkConfig) -> str:
     ip = c.public_ip or "FILL-IN-PUBLIC-IP"
     lines = [f"[{c.transport}]", "type=transport", "protocol=tls",
              f"bind={c.bind}:{c.port}", f"cert_file={c.cert_file}",
              f"priv_key_file={c.priv_key_file}", f"ca_list_file={c.ca_list_file}",
-             "method=tlsv1_2", "verify_server=yes", "verify_client=no",
+             "method=tlsv1_2", "; forward secrecy and AEAD only (Mozilla intermediate, TLS 1.2)",
+             f"cipher={','.join(TLS_CIPHERS)}",
+             "verify_server=yes", "verify_client=no", "require_client_cert=no",
              f"external_signaling_address={ip}", f"external_media_address={ip}"]
     lines += [f"local_net={n}" for n in c.local_nets]
     return "\n".join(lines)
@@ -111,7 +121,13 @@ def transport(c: TrunkConfig) -> str:
 def endpoint(c: TrunkConfig) -> str:
     return "\n".join([
         f"[{c.endpoint}]", "type=endpoint", f"transport={c.transport}", f"context={c.context}",
-        f"aors={c.endpoint}", "disallow=all", "allow=ulaw,alaw",
+        f"aors={c.endpoint}",
+        "; Amazon is known by its address alone (the identify below): a SIP From user of "
+        f"'{c.endpoint}'",
+        "; from anywhere else is an unknown caller, refused (Asterisk's default is "
+        "username,ip)",
+        "identify_by=ip",
+        "disallow=all", "allow=ulaw,alaw",
         "; SDES-SRTP is required; the suite Amazon uses is AES_CM_128_HMAC_SHA1_80",
         "media_encryption=sdes", "media_encryption_optimistic=no", "srtp_tag_32=no",
         "dtmf_mode=rfc4733", "rtp_symmetric=yes", "force_rport=yes", "rewrite_contact=yes",
@@ -152,25 +168,59 @@ SIP_OUTCOME = " same => n,Set(ALEXA_SIP=${HANGUPCAUSE(${HANGUPCAUSE_KEYS()},tech
 FREEPBX_REACH = ("ext-findmefollow", "ext-local", "ext-group", "ext-queues")
 
 
+# The first steps of every call from the trunk. Amazon calls only over TLS, so a PJSIP call
+# that arrived otherwise (UDP from the identify's range, its SRTP keys in clear SDP) is refused
+# with cause 21 (SIP 403). Its media is SRTP by the endpoint: media_encryption=sdes with
+# media_encryption_optimistic=no answers an offer without SDES keys 488 before any dialplan
+# (CHANNEL(rtp,secure) cannot be read here: the call's media starts later, at Progress or
+# Answer). Local channels (the admin's own test calls over AMI) are not the trunk and pass.
+GUARD_REFUSED = "refused a call on the Alexa trunk: its signalling is not TLS"
+
+
+def guard(first: str) -> list[str]:
+    return [f"exten => _X.,1,{first}",
+            ' same => n,GotoIf($["${CHANNEL(channeltype)}" != "PJSIP"]?secure)',
+            ' same => n,GotoIf($["${CHANNEL(pjsip,secure)}" = "1"]?secure)',
+            f" same => n,Log(WARNING,pbx-bridge: {GUARD_REFUSED} (from "
+            "${CHANNEL(pjsip,remote_addr)}))",
+            " same => n,Hangup(21)",
+            " same => n(secure),NoOp(over TLS)"]
+
+
+def reach_context(c: TrunkConfig) -> str:
+    """FreePBX: the context of what Alexa rooms may call, behind the guard in c.context."""
+    return f"{c.context}-reach"
+
+
 def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
     lines: list[str] = []
     if context_exists:
-        lines.append(f"; Calls from Alexa rooms arrive in {c.context}, which the dialplan "
-                     "already has.")
+        lines += [f"; Calls from Alexa rooms arrive in {c.context}, which the dialplan "
+                  "already has: start each of its",
+                  "; extensions with the TLS check of pbx-bridge's own (pbx-bridge "
+                  "preflight shows it)."]
     elif c.freepbx:
-        lines += ["; Calls from Alexa rooms: this PBX's extensions, ring groups and queues, "
-                  "and nothing else",
-                  "; (not from-internal: its outbound routes would let a guest's Echo dial "
-                  "out).",
-                  f"[{c.context}]", *(f"include => {ctx}" for ctx in FREEPBX_REACH), ""]
+        reach = reach_context(c)
+        lines += ["; Calls from Alexa rooms, over TLS only: this PBX's extensions, "
+                  "ring groups and",
+                  "; queues, and nothing else (not from-internal: its outbound routes would "
+                  "let a guest's Echo",
+                  "; dial out).",
+                  f"[{c.context}]",
+                  *guard("NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})"),
+                  f" same => n,GotoIf(${{DIALPLAN_EXISTS({reach},${{EXTEN}},1)}}?:refuse)",
+                  f" same => n,Goto({reach},${{EXTEN}},1)",
+                  " same => n(refuse),NoOp(${EXTEN} is not reachable from Alexa rooms)",
+                  " same => n,Hangup(1)", "",
+                  f"[{reach}]", *(f"include => {ctx}" for ctx in FREEPBX_REACH), ""]
     else:
         phones = c.phones_context or "default"
-        lines += [f"; Calls from Alexa rooms reach this PBX's phones in [{phones}] and nothing "
-                  "else:",
-                  "; a PJSIP endpoint named like the dialled extension, living in that "
-                  "context.",
+        lines += [f"; Calls from Alexa rooms, over TLS only, reach this PBX's phones "
+                  f"in [{phones}]",
+                  "; and nothing else: a PJSIP endpoint named like the dialled extension, "
+                  "living in that context.",
                   f"[{c.context}]",
-                  "exten => _X.,1,NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})"]
+                  *guard("NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})")]
         if c.agi:  # show the room's name on the front desk's phone
             lines.append(" same => n,AGI(pbx-bridge,agi,alexa-caller)" if c.agi == "process"
                          else f" same => n,AGI({c.agi}/alexa-caller)")
@@ -227,6 +277,9 @@ def firewall(c: TrunkConfig) -> str:
                        f"source address=\"{cidr}\" port port=\"{port_span(ports, '-')}\" "
                        f"protocol=\"{proto}\" accept'")
     out.append("firewall-cmd --reload")
-    out.append("# FreePBX firewall module")
-    out.append("fwconsole firewall trust " + " ".join(c.amazon_cidrs))
+    out.append("# FreePBX firewall module (Connectivity > Firewall), not 'fwconsole firewall "
+               "trust', which opens every port:")
+    out.append(f"#   Networks: add {', '.join(c.amazon_cidrs)} in zone 'Other'")
+    out.append(f"#   Services > Custom Services: 'Alexa SIP TLS' TCP {port_span(sig, ':')} and "
+               f"'Alexa SRTP' UDP {port_span(media, ':')}, each allowed for zone 'Other' only")
     return "\n".join(out)

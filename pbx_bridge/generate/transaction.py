@@ -42,6 +42,18 @@ STALE_TRANSPORT = (" (a TLS transport Asterisk started keeps its old port and se
 Check = Callable[[Asterisk, Callable[[], list[str]]], Verdict]
 
 
+def key_mode(group: str | None) -> tuple[int, int | None]:
+    """How a private key is written: 0640 to ``group`` when this host has it, else 0600
+    (with the gid to give it, None to keep the file's). Never readable by others."""
+    import grp
+    if group:
+        try:
+            return 0o640, grp.getgrnam(group).gr_gid
+        except KeyError:
+            pass
+    return 0o600, None
+
+
 def _sha(data: bytes | None) -> str | None:
     return hashlib.sha256(data).hexdigest() if data is not None else None
 
@@ -59,8 +71,10 @@ class Transaction:
     and rollback restores only a backup of that tree, only inside it."""
 
     def __init__(self, state_dir: Path, asterisk_dir: Path, asterisk: Asterisk,
-                 between_files: Callable[[int], None] | None = None) -> None:
+                 between_files: Callable[[int], None] | None = None,
+                 key_group: str | None = "asterisk") -> None:
         self.root = state_dir / "backups"
+        self.key_group = key_group
         self.asterisk_dir = asterisk_dir.resolve()
         self.asterisk = asterisk
         # called after each file is written (tests inject a failure or a pause here)
@@ -101,6 +115,12 @@ class Transaction:
             else:  # a new file: readable by Asterisk, owned like its folder
                 st = path.parent.stat()
                 entry.update(mode=0o644, uid=st.st_uid, gid=st.st_gid)
+            if ch.private:  # a key: 0640 to the key group, or 0600, whatever it was before;
+                # put back (on a rollback) never readable by others either
+                mode, gid = key_mode(self.key_group)
+                entry.update(private=True, old_mode=entry["mode"] & 0o640,
+                             old_gid=entry["gid"], mode=mode,
+                             gid=entry["gid"] if gid is None else gid)
             files.append(entry)
         manifest = {"created": stamp, "asterisk_dir": str(self.asterisk_dir), "files": files,
                     "state": "writing"}
@@ -161,7 +181,9 @@ class Transaction:
             for i, ch in enumerate(changes):
                 entry = manifest["files"][i]
                 path = Path(entry["path"])  # resolved, inside the Asterisk dir
-                atomic_write(path, ch.new, mode=entry.get("mode", 0o640))
+                # a key gets its group before its bytes: never readable by a wrong group
+                gid = int(entry["gid"]) if entry.get("private") and os.geteuid() == 0 else None
+                atomic_write(path, ch.new, mode=entry.get("mode", 0o640), gid=gid)
                 _own_like(path, entry)
                 written.append(path)
                 self.between_files(i)
@@ -220,6 +242,9 @@ class Transaction:
         restored = []
         for path, entry, data in todo:
             if data is not None:
+                if entry.get("private"):  # the old key, never readable by others
+                    entry = {**entry, "mode": int(entry.get("old_mode", 0o600)) & 0o640,
+                             "gid": entry.get("old_gid", entry.get("gid"))}
                 # permission bits only: never setuid, setgid or sticky from a manifest
                 mode = int(entry.get("mode", 0o640)) & 0o777
                 atomic_write(path, data, mode=mode)

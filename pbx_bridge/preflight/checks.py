@@ -19,6 +19,7 @@ from ..firewall.model import Coverage, Ruleset, coverage
 from ..findings import Finding, Status
 from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, WILDCARD, transports
+from . import security
 from .snapshot import Located, Snapshot, Unknown
 
 
@@ -624,6 +625,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("tls.transport", check_tls_transport),
     ("tls.version", check_tls_version),
     ("tls.port", check_tls_port),
+    ("tls.ciphers", security.check_ciphers),
     ("cert.valid", check_cert_valid),
     ("cert.key", check_cert_key),
     ("cert.chain", check_cert_chain),
@@ -635,6 +637,9 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("firewall.signaling", check_firewall_signaling),
     ("firewall.media", check_firewall_media),
     ("amazon.ca", check_amazon_ca),
+    ("security.identify", security.check_identify),
+    ("security.transport", security.check_transport),
+    ("security.key", security.check_key),
     ("live.tls", check_live_tls),
     ("live.sip", check_live_sip),
 )

@@ -19,7 +19,7 @@ from ..errors import InputError, UsageError
 from ..firewall.detect import combine, parse_ruleset, parser
 from ..firewall.model import Ruleset
 from ..firewall.values import RulesetSyntaxError
-from ..net import LookupFailed, Network, TlsProbe
+from ..net import LookupFailed, Network, TlsProbe, WeakProbe
 from ..pjsip import Transport
 
 if TYPE_CHECKING:  # cryptography is imported when a certificate is read (certs.py)
@@ -67,6 +67,7 @@ class CertFacts:
     key: Union[PrivateKeyTypes, Unknown]
     cert_read_error: str | None = None  # set when the file itself could not be read
     key_read_error: str | None = None
+    key_mode: int | None = None  # the key file's permission bits, when it could be stat'ed
 
     def leaf(self) -> x509.Certificate | None:
         """The PBX's own certificate wherever it sits in the file (a reversed chain is
@@ -94,6 +95,9 @@ class Snapshot:
     dns: dict[str, Union[tuple[str, ...], Unknown]] = field(default_factory=dict)
     firewall: Union[Ruleset, Unknown] = Unknown("not gathered")
     live: Union[TlsProbe, Unknown, None] = None
+    weak_tls: Union[WeakProbe, None] = None  # --live: a handshake offering only weak suites
+    # the dialplan (extensions.conf), read when the PBX has a transport other than TLS
+    dialplan: Union[Config, None] = None
 
 
 def _is_freepbx(fs: FileSystem) -> bool:
@@ -167,6 +171,7 @@ def _gather_cert(fs: FileSystem, t: Transport | None) -> Union[CertFacts, Unknow
     key_s = t.get("priv_key_file")
     key: Union[PrivateKeyTypes, Unknown]
     key_path = key_read_error = None
+    key_mode = None
     if key_s is None or not key_s.value:
         key = Unknown(f"transport {t.name} has no priv_key_file")
     else:
@@ -174,8 +179,13 @@ def _gather_cert(fs: FileSystem, t: Transport | None) -> Union[CertFacts, Unknow
         password = t.value("priv_key_password")
         key, key_read_error = _load(fs, key_s.value,
                                     lambda data: certs.load_key(data, password))
+        try:
+            key_mode = fs.stat(fs.host_path(key_s.value)).st_mode & 0o7777
+        except OSError:
+            pass
     return CertFacts(str(fs.host_path(cert_s.value)), cert_s.where, chain, key_path,
-                     key_s.where if key_s else None, key, cert_read_error, key_read_error)
+                     key_s.where if key_s else None, key, cert_read_error, key_read_error,
+                     key_mode)
 
 
 def _gather_ca(fs: FileSystem, t: Transport | None
@@ -349,14 +359,20 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
                     dns[name] = Unknown(str(exc))
                     timed_out = "timed out" in str(exc)
     live: Union[TlsProbe, Unknown, None] = None
+    weak = None
     if opts.live:
         if transport is None:
             live = Unknown("no TLS transport to connect to")
         else:
             live = net.tls_sip_probe(transport.connect_host, transport.port)
+            if live.connected:
+                weak = net.weak_cipher_probe(transport.connect_host, transport.port)
+    dialplan = None
+    if any(t.protocol not in ("tls", "wss") for t in pjsip.transports(pj)):
+        dialplan = read_config(fs, "extensions.conf")
     return Snapshot(
         options=opts, now=certs.utc(clock.now()), freepbx=_is_freepbx(fs), pjsip=pj, rtp=rtp,
         modules=modules, transport=transport, endpoint=endpoint, cert=cert,
         ca_list=_gather_ca(fs, transport), public_ip=public_ip, host_ips=host_ips, dns=dns,
-        firewall=firewall, live=live,
+        firewall=firewall, live=live, weak_tls=weak, dialplan=dialplan,
     )

@@ -294,7 +294,18 @@ class Caller:
             return
         guard = next((e for e in entries if e.get("Application") == "Goto" and
                       e.get("AppData", "").endswith(",${EXTEN},1")), None)
-        if guard is not None:  # our plain-Asterisk guard: a phone in the phones' context
+        phones_only = any("PJSIP_ENDPOINT(" in e.get("AppData", "") for e in entries)
+        if guard is not None and not phones_only:  # FreePBX's: on to the reach context
+            target = guard["AppData"].split(",")[0]
+            behind = self._dialplan(target, obs.to)
+            if not behind:
+                obs.not_reached = f"[{target}] has no extension {obs.to}"
+                return
+            where = next((e["Context"] for e in behind if e.get("Extension") and
+                          e.get("Context")), target)  # the context that has it
+            obs.reached = f"[{ctx}] -> [{target}]" + (f" -> [{where}]" if where != target
+                                                       else "") + f" {obs.to}"
+        elif guard is not None:  # our plain-Asterisk guard: a phone in the phones' context
             phones = guard["AppData"].split(",")[0]
             ep = show_fields(self.cli(f"pjsip show endpoint {obs.to}"))
             if ep.get("context") != phones:

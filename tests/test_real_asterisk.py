@@ -488,3 +488,22 @@ def test_freepbx_calls_from_alexa_reach_extensions_but_no_outbound_route(freepbx
         # FreePBX's Macro, gone from Asterisk 22: `dialplan show` above is the proof)
     finally:
         ami.close()
+
+
+def test_freepbx_test_call_from_alexa_follows_the_tls_check_to_the_reach_context(freepbx):
+    """test-call --from-alexa reads FreePBX's from-alexa: past the TLS check, into
+    from-alexa-reach and the FreePBX context that has the extension."""
+    ast, etc, r, _ = freepbx
+    assert r.returncode == 0
+    settings = etc.parent / "ami.toml"
+    settings.write_text(ast.settings_toml(etc.parent / "state", etc, ami=True))
+    settings.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PBX_BRIDGE_CONFIG"] = str(settings)
+    for to, code, words in (
+            ("101", 0, "[from-alexa] -> [from-alexa-reach] -> [ext-findmefollow] 101"),
+            ("00441234567", 1, "[from-alexa-reach] has no extension 00441234567")):
+        got = pb(["test-call", "--from-alexa", "--to", to, "--format", "json"], env)
+        doc = json.loads(got.stdout)
+        reach = next(f for f in doc["findings"] if f["id"] == "dialplan.reach")
+        assert got.returncode == code and words in reach["summary"], reach

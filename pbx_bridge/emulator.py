@@ -299,13 +299,15 @@ class Emulator:
             if len(rest) == 1:
                 if method == "GET":
                     return 200, self.trunk_view(trunk)
-                if method == "PUT":
-                    if not isinstance(body, dict) or not ({"tls", "peers"} & set(body)):
-                        raise HttpError(400, "InvalidInput", "body must set tls and/or peers")
-                    if "tls" in body:
-                        trunk["tls"] = _tls_part(body["tls"])
-                    if "peers" in body:
-                        trunk["peers"] = _peers_part(body["peers"])
+                if method == "PUT":  # replaces the trunk: the body is all of it
+                    if not isinstance(body, dict):
+                        raise HttpError(400, "InvalidInput", "body must be the trunk")
+                    for part in ("tls", "peers"):
+                        if part not in body:
+                            raise HttpError(400, "InvalidInput", f"{part} missing: PUT "
+                                            "replaces the trunk, tls and peers together")
+                    trunk["tls"] = _tls_part(body["tls"])
+                    trunk["peers"] = _peers_part(body["peers"])
                     trunk["updatedAt"] = time.time()
                     self.save()
                     return 200, self.trunk_view(trunk)

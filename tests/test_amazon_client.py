@@ -122,8 +122,15 @@ def test_trunk_lifecycle_and_pagination(emulator, api_for):
     api.update_mapping(t.trunk_id, Mapping("7200", "amzn1.alexa.unit.did.new"))
     assert api.get_mapping(t.trunk_id, "7200").comms_profile_id == "amzn1.alexa.unit.did.new"
     api.delete_mapping(t.trunk_id, "7200")
-    updated = api.update_trunk(t.trunk_id, {"peers": [{"ip": "54.240.196.11", "port": 5061}]})
+    moved = TrunkSpec(SPEC.name, SPEC.certificate_chain, (Peer("54.240.196.11", 5061),))
+    updated = api.update_trunk(t.trunk_id, moved)
     assert updated.peers == (Peer("54.240.196.11", 5061),)
+    assert updated.certificate_chain == SPEC.certificate_chain  # the whole trunk was sent
+    # PUT replaces the trunk: the emulator, as the contract says, refuses a part of it
+    with pytest.raises(ApiError) as err:
+        api.call("PUT", f"/v1/communications/network/siptrunk/{t.trunk_id}", "update trunk",
+                 {"tls": SPEC.to_wire()["tls"]})
+    assert err.value.status == 400 and "peers missing" in str(err.value)
     api.delete_trunk(t.trunk_id)
     with pytest.raises(ApiError) as err:
         api.get_trunk(t.trunk_id)

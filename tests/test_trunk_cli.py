@@ -71,6 +71,9 @@ def test_rehearsal_on_the_example_host(emulator, env, tmp_path):
     upd = json.loads(r.stdout)
     assert upd["changed"] == ["peers"] and upd["peers"] == ["54.240.196.11:5061"]
     assert srv.emulator.requests > before
+    # PUT replaces the trunk (the emulator refuses a body without tls or peers): the chain
+    # went along with the new peers, unchanged
+    assert srv.emulator.state.trunks[tid]["tls"]["certificateChain"]
 
     # delete refuses while an extension is mapped, and without --yes
     srv.emulator.state.mappings[tid]["7201"] = {"extension": "7201",

@@ -151,9 +151,11 @@ class PbxApi:
                 return t
         return None
 
-    def update_trunk(self, trunk_id: str, changes: dict[str, Any]) -> Trunk:
+    def update_trunk(self, trunk_id: str, spec: TrunkSpec) -> Trunk:
+        """PUT replaces the trunk: the whole of it is sent, tls and peers together (a body
+        with only the part that changed is refused, or taken as dropping the other)."""
         _, doc = self.call("PUT", f"{TRUNKS}/{_segment(trunk_id, 'trunk id')}",
-                           "update trunk", changes, ok=(200, 204))
+                           "update trunk", spec.to_wire(), ok=(200, 204))
         if isinstance(doc, dict) and "trunkId" in doc:
             return Trunk.from_wire(doc)
         return self.get_trunk(trunk_id)

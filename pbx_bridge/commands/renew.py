@@ -152,7 +152,6 @@ def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Rene
     from ..state import State
     from ..certs import same_chain
     from .common import context
-    from .trunk import changes
     tid = State(settings.state_dir).trunk_id
     if tid is None:
         return "no trunk saved in the state dir; Amazon not updated", False
@@ -160,8 +159,8 @@ def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Rene
     trunk = ctx.api.get_trunk(tid)
     if same_chain(trunk.certificate_chain, renewal.chain):
         return f"trunk {tid} already holds this chain", False
-    diff = changes(trunk, TrunkSpec(trunk.name or "", renewal.chain, trunk.peers))
-    ctx.api.update_trunk(tid, diff)
+    # the whole trunk, as Amazon holds it with the new chain: PUT replaces it
+    ctx.api.update_trunk(tid, TrunkSpec(trunk.name or "", renewal.chain, trunk.peers))
     return f"trunk {tid}: new certificate chain sent to Amazon", True
 
 

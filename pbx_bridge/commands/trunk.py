@@ -408,7 +408,7 @@ def run_update(args: argparse.Namespace) -> int:
         emit(args, {"action": "unchanged", **current.to_json()},
              f"trunk {tid} already matches this PBX; nothing sent")
         return 0
-    trunk = ctx.api.update_trunk(tid, diff)
+    trunk = ctx.api.update_trunk(tid, spec)  # the whole trunk: PUT replaces it
     if args.wait:
         trunk = wait_active(ctx, tid, args.timeout, quiet=False)
     emit(args, {"action": "updated", "changed": sorted(diff), **trunk.to_json()},

@@ -36,6 +36,23 @@ class State:
         tid = self.read().get("trunkId")
         return tid if isinstance(tid, str) else None
 
+    @property
+    def pending_renewal(self) -> dict[str, Any] | None:
+        """A certificate renewal renew-hook could not install: lineage, notAfter, reason."""
+        doc = self.read().get("pendingRenewal")
+        return doc if isinstance(doc, dict) and isinstance(doc.get("lineage"), str) else None
+
+    def remember_renewal(self, lineage: str, not_after: str, reason: str, when: str) -> None:
+        doc = self.read()
+        doc["pendingRenewal"] = {"lineage": lineage, "notAfter": not_after, "reason": reason,
+                                 "since": when}
+        self.write(doc)
+
+    def forget_renewal(self) -> None:
+        doc = self.read()
+        if doc.pop("pendingRenewal", None) is not None:
+            self.write(doc)
+
     def set_trunk(self, trunk_id: str | None, **extra: Any) -> None:
         doc = self.read()
         if trunk_id is None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
-PARTS = ("config", "certificate", "trunk", "mappings", "fastagi", "ami")
+PARTS = ("config", "certificate", "renewal", "trunk", "mappings", "fastagi", "ami")
 MAPPING_STATES = ("in_sync", "missing", "changed", "extra")
 
 
@@ -75,6 +75,7 @@ class Report:
     services: dict[str, bool] = field(default_factory=dict)  # fastagi/ami -> answered
     service_errors: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # part -> why it could not be checked
+    pending_renewal: dict[str, Any] | None = None  # a renewal renew-hook could not install
     duration: float = 0.0
 
     @property
@@ -103,6 +104,11 @@ class Report:
                 out.append((WARNING, f"{what} expires in {days:.0f} days"))
         if self.served_error:
             out.append((CRITICAL, self.served_error))
+        if self.pending_renewal:
+            r = self.pending_renewal
+            out.append((WARNING, f"a renewed certificate (valid until {r.get('notAfter')}) is "
+                        f"not installed since {r.get('since')}: {r.get('reason')}; finish it: "
+                        f"pbx-bridge renew-hook --lineage {r.get('lineage')}"))
         if self.cert_served and self.cert_file and \
                 self.cert_served.sha256 != self.cert_file.sha256:
             out.append((WARNING, "Asterisk serves another certificate than "
@@ -148,6 +154,7 @@ class Report:
             "mappings": self.mappings, "drift": self.drift,
             "lastSync": _iso(self.last_sync) if self.last_sync else None,
             "services": self.services, "errors": self.errors,
+            "pendingRenewal": self.pending_renewal,
             "durationSeconds": round(self.duration, 3),
         }
 
@@ -278,6 +285,7 @@ class Gatherer:
         with _alarm(self.deadline):
             self._part("config", self.config)
             self._part("certificate", self.served)
+            self._part("renewal", self.renewal)
             self._part("trunk", self.trunk)
             self._part("mappings", self.mappings)
             if self.settings.fastagi is not None:
@@ -302,6 +310,10 @@ class Gatherer:
         cert = snap.cert
         if not isinstance(cert, Unknown) and (leaf := cert.leaf()) is not None:
             self.report.cert_file = cert_info(leaf, "file", cert.path)
+
+    def renewal(self) -> None:
+        from .state import State
+        self.report.pending_renewal = State(self.settings.state_dir).pending_renewal
 
     def served(self) -> None:
         from cryptography import x509
@@ -463,6 +475,10 @@ def registry(report: Report) -> Any:
                      "rooms apply: in_sync, missing (at Amazon), changed, extra", ("state",))
         for state, n in report.mappings.items():
             maps.labels(state).set(n)
+    if "renewal" not in report.errors:
+        gauge("pbx_bridge_renewal_pending", "1 when a renewed certificate waits to be "
+              "installed (renew-hook failed; pbx-bridge status says how to finish it)").set(
+            int(report.pending_renewal is not None))
     if report.last_sync is not None:
         gauge("pbx_bridge_last_sync_timestamp_seconds", "when rooms apply last succeeded"
               ).set(report.last_sync)

@@ -242,3 +242,33 @@ def test_a_transport_asterisk_cannot_reload_needs_restart(site, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert served(s.tls_port) == fp(fourth)
     assert s.amazon_chain()[0].strip() == fourth.leaf.pem().decode().strip()
+
+
+def test_a_renewal_asterisk_could_not_take_is_remembered_until_installed(site, tmp_path):
+    """certbot calls its deploy hook once per renewal: when Asterisk is down then, status
+    says a renewal waits, and how to finish it; the rerun installs it and forgets it."""
+    s = site
+    down = tmp_path / "down.toml"  # the same state dir, an Asterisk CLI that is not there
+    down.write_text(s.settings.read_text().replace(
+        f'asterisk_cli = "{s.ast.cli_command}"', 'asterisk_cli = "no-such-asterisk"'))
+    assert down.read_text() != s.settings.read_text()
+    down.chmod(0o600)
+    fifth = make_pki(days=70)
+    live = lineage(tmp_path / "l5", fifth)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    r = subprocess.run([sys.executable, "-m", "pbx_bridge", "renew-hook", "--lineage",
+                        str(live)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                       env={**env, "PBX_BRIDGE_CONFIG": str(down)})
+    assert r.returncode == 1 and "the certificate was not installed" in r.stderr, r.stderr
+    assert f"run 'pbx-bridge renew-hook --lineage {live}' once Asterisk is up" in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    r = s.pb("status", "--format", "nagios", "--asterisk-dir", str(s.etc))
+    assert r.returncode == 1 and f"renew-hook --lineage {live}" in r.stdout, r.stdout
+    got = metrics(s.pb("status", "--format", "prometheus").stdout)
+    assert m(got, "pbx_bridge_renewal_pending") == 1
+    r = s.pb("renew-hook", "--lineage", str(live))
+    assert r.returncode == 0, r.stderr
+    assert served(s.tls_port) == fp(fifth)
+    got = metrics(s.pb("status", "--format", "prometheus").stdout)
+    assert m(got, "pbx_bridge_renewal_pending") == 0
+    assert "renew-hook --lineage" not in s.pb("status", "--format", "nagios").stdout

@@ -166,11 +166,7 @@ def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Rene
 
 @writes_state("renew-hook")
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-    from ..generate.plan import FileChange
-    from ..preflight.snapshot import Options, Unknown, gather
     from ..settings import load
-    from .generate import _transaction
     lineage = args.lineage or os.environ.get("RENEWED_LINEAGE")
     if not lineage:
         raise UsageError("no lineage: pass --lineage DIR (certbot sets RENEWED_LINEAGE for "
@@ -178,8 +174,35 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     from ..settings import absolute
-    renewal = read_lineage(absolute(lineage))
+    lineage = absolute(lineage)
+    renewal = read_lineage(lineage)
     settings = load(args.config)
+    from ..state import State
+    state = State(settings.state_dir)
+    try:
+        code = _install(args, settings, lineage, renewal)
+    except RenewFailed as exc:
+        # certbot calls a deploy hook once per renewal: remember this one, so that status
+        # says it waits and how to finish it
+        try:
+            state.remember_renewal(str(lineage), renewal.not_after, str(exc),
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            note = "status reports it"
+        except PbxBridgeError:
+            note = "it could not be recorded in the state dir"
+        raise RenewFailed(f"{exc}; the renewal is not installed ({note}): run 'pbx-bridge "
+                          f"renew-hook --lineage {lineage}' once Asterisk is up and "
+                          "Amazon answers") from None
+    state.forget_renewal()
+    return code
+
+
+def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
+             renewal: Renewal) -> int:
+    from pathlib import Path
+    from ..generate.plan import FileChange
+    from ..preflight.snapshot import Options, Unknown, gather
+    from .generate import _transaction
     asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
     snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
     t = snap.transport

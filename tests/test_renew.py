@@ -272,3 +272,30 @@ def test_a_renewal_asterisk_could_not_take_is_remembered_until_installed(site, t
     got = metrics(s.pb("status", "--format", "prometheus").stdout)
     assert m(got, "pbx_bridge_renewal_pending") == 0
     assert "renew-hook --lineage" not in s.pb("status", "--format", "nagios").stdout
+
+
+def test_rollback_after_renew_hook_puts_the_old_chain_back_at_amazon(site, tmp_path):
+    s = site
+    old_served = served(s.tls_port)
+    old_leaf = s.amazon_chain()[0]
+    sixth = make_pki(days=75)
+    r = s.pb("renew-hook", "--lineage", str(lineage(tmp_path / "l6", sixth)))
+    assert r.returncode == 0, r.stderr
+    assert served(s.tls_port) == fp(sixth) and s.amazon_chain()[0] != old_leaf
+    before = s.chain_updates()
+    r = s.pb("generate", "--rollback")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the restored certificate chain sent to Amazon" in r.stdout
+    assert served(s.tls_port) == old_served  # Asterisk serves the old one again
+    assert s.amazon_chain()[0].strip() == old_leaf.strip() and s.chain_updates() == before + 1
+
+    # Amazon unreachable for the rollback: exit 1, naming the command that finishes it
+    r = s.pb("renew-hook", "--lineage", str(lineage(tmp_path / "l7", make_pki(days=74))))
+    assert r.returncode == 0, r.stderr
+    trunk = s.srv.emulator.state.trunks.pop(s.trunk)
+    try:
+        r = s.pb("generate", "--rollback")
+    finally:
+        s.srv.emulator.state.trunks[s.trunk] = trunk
+    assert r.returncode == 1 and "run 'pbx-bridge trunk update'" in r.stderr, r.stderr
+    assert served(s.tls_port) == old_served  # the files were rolled back all the same

@@ -98,6 +98,52 @@ def _transaction(settings: "Settings", asterisk_dir: Path) -> "Transaction":
     return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group)
 
 
+def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path,
+                           restored: list[Path], reloaded: bool) -> str | None:
+    """A rollback that put an older certificate back (after renew-hook) must put its chain
+    back at Amazon too, once Asterisk serves it, or the next call fails TLS. Raises
+    ApplyFailed, naming `pbx-bridge trunk update`, when that cannot be done."""
+    from pathlib import Path
+
+    from ..amazon.models import TrunkSpec
+    from ..certs import same_chain
+    from ..errors import PbxBridgeError
+    from ..generate.transaction import ApplyFailed
+    from ..preflight.snapshot import Options, Unknown, gather
+    from ..state import State
+    from .common import context
+    from .renew import _wait_served
+    snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
+    cert, t = snap.cert, snap.transport
+    if t is None or isinstance(cert, Unknown) or isinstance(cert.chain, Unknown) or \
+            not cert.chain or Path(cert.path).resolve() not in {p.resolve() for p in restored}:
+        return None
+    from cryptography.hazmat.primitives.serialization import Encoding
+    chain = tuple(c.public_bytes(Encoding.PEM).decode() for c in cert.chain)
+    leaf = cert.leaf() or cert.chain[0]
+    undone = "; Amazon may still hold the renewed chain: run 'pbx-bridge trunk update' "
+    try:
+        tid = State(settings.state_dir).trunk_id
+        if tid is None:
+            return None
+        ctx = context(args)
+        trunk = ctx.api.get_trunk(tid)
+        if same_chain(trunk.certificate_chain, chain):
+            return f"trunk {tid} at Amazon already holds the restored certificate chain"
+        want = leaf.public_bytes(Encoding.DER)
+        if not reloaded or _wait_served(t.connect_host, t.port, want, 5.0) != want:
+            raise ApplyFailed(f"rolled back, but Asterisk does not serve the restored "
+                              f"certificate on {t.connect_host}:{t.port}, so Amazon keeps its "
+                              f"chain; restart Asterisk, then run 'pbx-bridge trunk update'")
+        ctx.api.update_trunk(tid, TrunkSpec(trunk.name or "", chain, trunk.peers))
+    except ApplyFailed:
+        raise
+    except PbxBridgeError as exc:
+        raise ApplyFailed(f"rolled back the certificate files, but Amazon was not updated "
+                          f"({exc})" + undone + "once it answers") from None
+    return f"trunk {tid}: the restored certificate chain sent to Amazon"
+
+
 def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -149,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
         for path in restored:
             sys.stdout.write(f"restored {path}\n")
         sys.stdout.write(f"rolled back the change of {folder.name}; {note}\n")
+        amazon = _amazon_after_rollback(args, settings, asterisk_dir, restored,
+                                        reloaded=note.startswith("Asterisk reloaded"))
+        if amazon:
+            sys.stdout.write(f"{amazon}\n")
         return 0
     if not asterisk_dir.is_dir():
         raise InputError(str(asterisk_dir), "Asterisk config directory does not exist")

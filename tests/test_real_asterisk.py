@@ -215,9 +215,12 @@ def test_port_taken_makes_asterisk_drop_the_transport_and_everything_is_restored
 
 def test_write_reloads_and_verifies_what_asterisk_loaded(pbx, written):
     out = written.stdout
+    rtp = re.search(r"Port start:\s+(\d+)\s+Port end:\s+(\d+)",
+                    pbx.ast.cli("rtp show settings")).groups()
     assert "Asterisk reloaded; Asterisk loaded transport transport-alexa-tls " \
-           f"(127.0.0.1:{pbx.tls_port}, TLS 1.2, handshake checked), endpoint alexa (sdes, 1 " \
-           "Amazon network(s) matched), res_srtp running" in out
+           f"(127.0.0.1:{pbx.tls_port}, TLS 1.2, handshake checked), endpoint alexa (sdes, " \
+           "identified by ip, 1 Amazon network(s) matched), the dialplan (_7XXX), RTP " \
+           f"{rtp[0]}-{rtp[1]}, res_srtp running" in out
     assert re.search(rf"transport-alexa-tls\s+tls.*127\.0\.0\.1:{pbx.tls_port}",
                      pbx.ast.cli("pjsip show transports"))
     shown = pbx.ast.cli("pjsip show endpoint alexa")

@@ -100,9 +100,21 @@ class LogCapture:
 
     def __enter__(self) -> "LogCapture":
         if self.asterisk.local:
+            self.remove_leftovers()
             ok, _ = self.asterisk.rx(f"logger add channel {self.path} notice,warning,error")
             self.active = ok
         return self
+
+    def remove_leftovers(self) -> None:
+        """Channels of ours a killed run left in Asterisk (and their files)."""
+        _, text = self.asterisk.rx("logger show channels")
+        for name in sorted(set(re.findall(r"(\S*pbx-bridge-reload-[0-9a-f]{16}\.log)", text))):
+            self.asterisk.rx(f"logger remove channel {name}")
+            if os.path.dirname(name) == tempfile.gettempdir():
+                try:
+                    os.unlink(name)
+                except OSError:
+                    pass
 
     def lines(self) -> list[str]:
         if not self.active:
@@ -136,6 +148,25 @@ def relevant(lines: list[str], c: TrunkConfig) -> list[str]:
                                          "transport" in ln.lower())):
             continue
         out.append(re.sub(r"^\[[^\]]*\]\s*", "", ln))
+    return out
+
+
+def dialplan_problems(asterisk: Asterisk, c: TrunkConfig) -> list[str]:
+    """The generated contexts as the running dialplan has them (``dialplan show``)."""
+    from .render import reach_context
+    out = []
+    _, text = asterisk.rx("dialplan show pbx-bridge-to-alexa")
+    if f"'{c.room_pattern}' =>" not in text:
+        out.append(f"the running dialplan's [pbx-bridge-to-alexa] has no {c.room_pattern}")
+    if c.freepbx or c.phones_context is not None:  # [context] is ours: it checks for TLS
+        _, text = asterisk.rx(f"dialplan show {c.context}")
+        if "CHANNEL(pjsip,secure)" not in text:
+            out.append(f"the running dialplan's [{c.context}] does not check that calls came "
+                       "over TLS")
+        if c.freepbx:
+            _, text = asterisk.rx(f"dialplan show {reach_context(c)}")
+            if "Include =>" not in text:
+                out.append(f"the running dialplan has no [{reach_context(c)}]")
     return out
 
 
@@ -182,12 +213,22 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
         if shown.transport != c.transport:
             problems.append(f"the endpoint {c.endpoint} uses transport "
                             f"{shown.transport or '(none)'}, not {c.transport}")
+        if (f.get("identify_by") or "").replace(" ", "") != "ip":
+            problems.append(f"the endpoint {c.endpoint} is identified by "
+                            f"{f.get('identify_by') or '(none)'}, not ip")
         matches = set(shown.matches)
         for cidr in c.amazon_cidrs:
             net = str(ipaddress.ip_network(cidr, strict=False))
             if net not in matches and cidr not in matches:
                 problems.append(f"the identify of {c.endpoint} does not match {cidr} "
                                 f"(Asterisk shows: {', '.join(sorted(matches)) or 'none'})")
+    problems += dialplan_problems(asterisk, c)
+    _, text = asterisk.rx("rtp show settings")
+    got = {k.lower(): int(v) for k, v in re.findall(r"Port (start|end):\s+(\d+)", text)}
+    if got and (got.get("start"), got.get("end")) != (c.rtp_start, c.rtp_end):
+        problems.append(f"Asterisk uses RTP ports {got.get('start')}-{got.get('end')}, the "
+                        f"config says {c.rtp_start}-{c.rtp_end} (another rtp.conf [general] "
+                        "wins?)")
     ok_srtp, text = asterisk.rx("module show like res_srtp.so")
     if not re.search(r"res_srtp\.so\s.*Running", text):
         asterisk.rx("module load res_srtp.so")  # autoload=no: a reload does not load modules
@@ -207,5 +248,6 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
                        (f" (Asterisk: {note})" if note else "") + ", so restart Asterisk")
     return Verdict(True, False, (), f"Asterisk loaded transport {c.transport} "
                    f"({c.bind}:{c.port}, TLS 1.2" + (", handshake checked" if handshake else "")
-                   + f"), endpoint {c.endpoint} (sdes, {len(c.amazon_cidrs)} Amazon "
-                   "network(s) matched), res_srtp running")
+                   + f"), endpoint {c.endpoint} (sdes, identified by ip, "
+                   f"{len(c.amazon_cidrs)} Amazon network(s) matched), the dialplan "
+                   f"({c.room_pattern}), RTP {c.rtp_start}-{c.rtp_end}, res_srtp running")

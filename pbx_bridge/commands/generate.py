@@ -174,13 +174,6 @@ def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-    from ..doors import FileSystem
-    from ..generate.plan import build
-    from ..generate.render import TrunkConfig
-    from ..heap import tree_built
-    from ..preflight.checks import rtp_range
-    from ..defaults import DEFAULT_AMAZON_CIDR
-    from ..preflight.snapshot import Located, Options, gather
     from ..settings import load
     from ..statedir import exclusive
     settings = load(args.config)
@@ -189,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         tx = _transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --rollback"):
+                for line in tx.recover(undo=False):
+                    sys.stdout.write(f"{line}\n")
                 folder, restored, note = tx.rollback(reload=not args.no_reload)
         finally:
             tx.asterisk.close()
@@ -202,6 +197,29 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not asterisk_dir.is_dir():
         raise InputError(str(asterisk_dir), "Asterisk config directory does not exist")
+    if not args.write:
+        return _generate(args, settings, asterisk_dir)
+    with exclusive(settings.state_dir, "generate --write"):
+        return _generate(args, settings, asterisk_dir)
+
+
+def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path) -> int:
+    """Plan, show, and with --write (the state dir's lock held) finish an interrupted run,
+    then write, reload and check."""
+    from ..doors import FileSystem
+    from ..generate.plan import build
+    from ..generate.render import TrunkConfig
+    from ..heap import tree_built
+    from ..preflight.checks import rtp_range
+    from ..defaults import DEFAULT_AMAZON_CIDR
+    from ..preflight.snapshot import Located, Options, gather
+    pending: list[str] = []
+    if args.write:
+        tx0 = _transaction(settings, asterisk_dir)
+        try:
+            pending = tx0.recover()
+        finally:
+            tx0.asterisk.close()
     with tree_built():
         snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip,
                               firewall=False, dns=False), fs=FileSystem(asterisk_dir))
@@ -232,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
     layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \
         "plain Asterisk (our own included files)"
     out.write(f"# layout: {layout}\n")
+    for line in pending:
+        out.write(f"{line}\n")
     if not plan.changes:
         out.write("nothing to change: the config already matches; nothing written\n")
     elif not args.write:
@@ -252,9 +272,8 @@ def run(args: argparse.Namespace) -> int:
                               "the TLS transport; give --cert/--key/--ca-list files it can use)")
         tx = _transaction(settings, asterisk_dir)
         try:
-            with exclusive(settings.state_dir, "generate --write"):
-                outcome = tx.apply(plan.changes, reload=not args.no_reload,
-                                   check=_checker(plan.config, asterisk_dir))
+            outcome = tx.apply(plan.changes, reload=not args.no_reload,
+                               check=_checker(plan.config, asterisk_dir))
         finally:
             tx.asterisk.close()
         for path in outcome.written:
@@ -262,6 +281,15 @@ def run(args: argparse.Namespace) -> int:
         out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")
         out.write(f"{outcome.reload_note}\n")
     elif args.write and not args.no_reload:
+        tx = _transaction(settings, asterisk_dir)
+        try:
+            left = tx.unverified()
+            if left is not None:  # written, never seen running: reload and check it now
+                out.write(f"{tx.finish(*left, _checker(plan.config, asterisk_dir)).reload_note}"
+                          "\n")
+                return 0
+        finally:
+            tx.asterisk.close()
         _check_running(settings, plan.config, asterisk_dir)
     return 0
 

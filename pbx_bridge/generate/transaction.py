@@ -42,6 +42,10 @@ STALE_TRANSPORT = (" (a TLS transport Asterisk started keeps its old port and se
 Check = Callable[[Asterisk, Callable[[], list[str]]], Verdict]
 
 
+# atomic_write's temporary files: ".NAME.XXXXXXXX.tmp" (tempfile.mkstemp's 8 characters)
+_TEMP = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
+
+
 def key_mode(group: str | None) -> tuple[int, int | None]:
     """How a private key is written: 0640 to ``group`` when this host has it, else 0600
     (with the gid to give it, None to keep the file's). Never readable by others."""
@@ -94,12 +98,18 @@ class Transaction:
         prepare(self.root.parent)
         self.root.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)  # mkdir's mode is cut by the umask; this is not
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        folder = self.root / f"{stamp}-{os.getpid()}"
+        now = time.time_ns()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9))
+        # names sort in time order (backups() takes the newest by name): nanoseconds within
+        # the second, fixed width, before the pid (two runs in one second: pids do not sort)
+        final = self.root / f"{stamp}.{now % 10**9:09d}-{os.getpid()}"
         n = 0
-        while folder.exists():
+        while final.exists():
             n += 1
-            folder = self.root / f"{stamp}-{os.getpid()}-{n}"
+            final = self.root / f"{stamp}.{now % 10**9:09d}-{os.getpid()}-{n}"
+        # built under a name backups() skips, then renamed whole: a backup is there with its
+        # manifest, or not at all (a run killed before that had replaced nothing)
+        folder = self.root / f".new-{final.name}"
         folder.mkdir(mode=0o700)
         os.chmod(folder, 0o700)
         files = []
@@ -125,7 +135,9 @@ class Transaction:
         manifest = {"created": stamp, "asterisk_dir": str(self.asterisk_dir), "files": files,
                     "state": "writing"}
         atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), 0o600)
-        return folder, manifest
+        os.rename(folder, final)
+        _fsync_dir(self.root)
+        return final, manifest
 
     def _mark(self, folder: Path, manifest: dict[str, Any], state: str) -> None:
         manifest["state"] = state
@@ -147,6 +159,8 @@ class Transaction:
         self._trusted(self.root)
         out = []
         for folder in sorted(self.root.iterdir(), reverse=True):
+            if folder.name.startswith("."):
+                continue  # one being built, or left by a killed run: never a backup
             self._trusted(folder)
             mf = folder / "manifest.json"
             if not mf.exists():
@@ -215,7 +229,78 @@ class Transaction:
         if verdict.restart_needed:
             raise RestartNeeded(f"files written ({len(written)}; backup {folder.name}), but "
                                 f"{verdict.summary}: asterisk -rx 'core restart gracefully'")
+        self._mark(folder, manifest, "verified")
         return Outcome(folder, tuple(written), True, f"Asterisk reloaded; {verdict.summary}")
+
+    # ------------------------------------------------------------ an interrupted run
+
+    def recover(self, keep: Sequence[Path] = (), undo: bool = True) -> list[str]:
+        """Finish what a killed run left: its temporary files beside the files of ours
+        (``keep``: the files this run will write; a backup's are added) and its unfinished
+        backup folders are removed, and a run killed while replacing files (manifest
+        "writing") is undone: every file it had listed gets its old bytes back. What was done,
+        as sentences. A run killed later ("written": files replaced, Asterisk not yet
+        reloaded or checked) is left for :meth:`unverified` to finish."""
+        notes: list[str] = []
+        last = self.latest()
+        paths = {Path(p) for p in keep}
+        if last is not None:
+            paths |= {Path(e["path"]) for e in last[1].get("files", [])
+                      if isinstance(e, dict) and isinstance(e.get("path"), str)}
+        swept = 0
+        for d in {p.parent for p in paths}:
+            names = {p.name for p in paths if p.parent == d}
+            try:
+                entries = list(d.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                m = _TEMP.match(entry.name)
+                if m and m.group(1) in names and entry.is_file() and not entry.is_symlink():
+                    entry.unlink()
+                    swept += 1
+        if self.root.is_dir():
+            import shutil
+            for entry in self.root.iterdir():
+                if entry.name.startswith(".new-") and entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+        if swept:
+            notes.append(f"removed {swept} temporary file(s) an interrupted run left")
+        if undo and last is not None and last[1].get("state") == "writing":
+            restored = self._restore(*last)
+            notes.append(f"undid the interrupted change {last[0].name} (killed while writing): "
+                         f"{len(restored)} file(s) have their old bytes back")
+        return notes
+
+    def unverified(self) -> tuple[Path, dict[str, Any]] | None:
+        """The last change, when its files were written but Asterisk was never seen to run
+        them (killed before or during the reload, or written with --no-reload)."""
+        last = self.latest()
+        return last if last is not None and last[1].get("state") == "written" else None
+
+    def finish(self, folder: Path, manifest: dict[str, Any], check: Check) -> Outcome:
+        """Reload and check the written, unverified change; restore it when the check
+        fails (as :meth:`apply` would have)."""
+        why = self.asterisk.unavailable()
+        if why is not None:
+            return Outcome(folder, (), False, f"{why}: not reloaded")
+        with LogCapture(self.asterisk) as capture:
+            errors = self.asterisk.reload()
+            verdict = None if errors else check(self.asterisk, capture.lines)
+        if errors or (verdict is not None and not verdict.ok and not verdict.restart_needed):
+            self._restore(folder, manifest)
+            self.asterisk.reload()
+            problem = "; ".join(errors) if errors else "; ".join(verdict.problems if verdict
+                                                                 else ())
+            raise ApplyFailed(f"the interrupted change {folder.name} does not load ({problem});"
+                              " its files were restored and Asterisk reloaded")
+        assert verdict is not None
+        if verdict.restart_needed:
+            raise RestartNeeded(f"the change {folder.name} is written, but {verdict.summary}: "
+                                "asterisk -rx 'core restart gracefully'")
+        self._mark(folder, manifest, "verified")
+        return Outcome(folder, (), True, f"finished the interrupted change {folder.name}: "
+                       f"Asterisk reloaded; {verdict.summary}")
 
     def _restore(self, folder: Path, manifest: dict[str, Any]) -> list[Path]:
         if manifest.get("asterisk_dir") != str(self.asterisk_dir):
@@ -281,6 +366,17 @@ class Transaction:
                 if any(Path(e["path"]).name.startswith("pjsip") for e in manifest["files"]):
                     note += STALE_TRANSPORT
         return folder, restored, note
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 def _own_like(path: Path, entry: dict[str, Any]) -> None:

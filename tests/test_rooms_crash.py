@@ -91,12 +91,16 @@ def _plan(env, m: Path) -> dict:
     return plan
 
 
-def _converged(env, tid, emu, state: Path, m: Path, want) -> None:
-    assert _table(tid, emu) == _want(want)
-    assert _routes(state) == {e: [p, room] for e, room, p in want}
+def _converged(env, tid, emu, state: Path, m: Path, want, foreign=None) -> None:
+    """Amazon holds exactly the map (and ``foreign``, the mappings pbx-bridge did not make,
+    which it keeps), the routes say the same, plan is empty, nothing is pending."""
+    foreign = foreign or {}
+    assert _table(tid, emu) == {**_want(want), **foreign}
+    assert _routes(state) == {**{e: [p, room] for e, room, p in want},
+                              **{e: [p, ""] for e, p in foreign.items()}}
     plan = _plan(env, m)
     assert (plan["creates"], plan["updates"], plan["deletes"], plan["kept"]) == \
-        ([], [], [], 0), plan
+        ([], [], [], len(foreign)), plan
     db = sqlite3.connect(state / "pbx-bridge.sqlite")
     try:
         assert db.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
@@ -140,6 +144,9 @@ def test_sigkill_at_random_points_then_a_rerun_converges(hotel, tmp_path):
     srv, tid, env = hotel(latency_ms=20, log=watch)
     emu = srv.emulator
     emu.save = watch.saved  # the hook: a write done at "Amazon", its answer not yet sent
+    foreign = {"7999": "amzn1.alexa.unit.did.theirs"}  # made by someone else: always kept
+    emu.state.mappings[tid]["7999"] = {"extension": "7999", "commsProfileId": foreign["7999"],
+                                       "routingType": "communication-profile"}
     state = tmp_path / "state"
     maps = {"a": (tmp_path / "a.csv", MAP_A), "b": (tmp_path / "b.csv", MAP_B)}
     for path, m in maps.values():
@@ -147,7 +154,7 @@ def test_sigkill_at_random_points_then_a_rerun_converges(hotel, tmp_path):
     kills = []
     for i in range(6):
         path, want = maps["ab"[i % 2]]
-        have = _table(tid, emu)
+        have = {e: p for e, p in _table(tid, emu).items() if e not in foreign}
         todo = len(set(have) ^ set(_want(want))) + sum(
             1 for e, p in _want(want).items() if e in have and have[e] != p)
         watch.kill_at = watch.writes + rng.randint(1, todo - 1)
@@ -160,17 +167,17 @@ def test_sigkill_at_random_points_then_a_rerun_converges(hotel, tmp_path):
         assert proc.returncode == -signal.SIGKILL, (out, err)
         watch.quiet(emu)  # requests in flight at the kill have landed at "Amazon"
         kills.append((todo, watch.killed_at_write))
-        # after the kill, plan sees every mapping, and none as someone else's
+        # after the kill, plan puts every mapping in a bucket, and only 7999 in "kept"
         plan = _plan(env, path)
-        assert plan["kept"] == 0, plan
+        assert plan["kept"] == 1, plan
         r = _apply(env, path)
         assert r.returncode == 0, r.stdout + r.stderr
-        _converged(env, tid, emu, state, path, want)
+        _converged(env, tid, emu, state, path, want, foreign)
     print("kills (changes to do, killed at write #):", kills)
     c = tmp_path / "c.csv"  # a later map that drops rooms deletes them everywhere
     c.write_text(csv_of(MAP_C))
     assert _apply(env, c).returncode == 0
-    _converged(env, tid, emu, state, c, MAP_C)
+    _converged(env, tid, emu, state, c, MAP_C, foreign)
 
 
 def test_a_delete_done_at_amazon_but_not_recorded_is_gone_after_a_rerun(hotel, tmp_path):
@@ -320,3 +327,18 @@ def test_plan_creates_nothing_in_the_state_dir(hotel, tmp_path):
     after = {p: (state / p).stat().st_mtime_ns for p in os.listdir(state)}
     assert set(after) - set(before) <= {"token.json"}  # the token cache, nothing else
     assert "pbx-bridge.sqlite" not in after
+
+
+def test_routes_are_only_replaced_by_a_whole_new_snapshot(tmp_path, tmpfs):
+    """A snapshot that does not fit leaves the old one in place, whole, and no temp file."""
+    from pbx_bridge.rooms import routes
+    state = tmpfs(tmp_path / "state", "1m")
+    routes.publish(state, "t1", "alexa", {"7100": ("amzn1.alexa.unit.did.p0", "Room 100")})
+    old = (state / "routes.json").read_bytes()
+    _fill(state, 0)
+    big = {str(10000 + i): (f"amzn1.alexa.unit.did.p{i}", f"Room {i}") for i in range(3000)}
+    with pytest.raises(OSError) as err:
+        routes.publish(state, "t1", "alexa", big)
+    assert err.value.errno == __import__("errno").ENOSPC
+    assert (state / "routes.json").read_bytes() == old
+    assert sorted(os.listdir(state)) == ["filler", "routes.json"]

@@ -287,13 +287,20 @@ def run_plan(args: argparse.Namespace) -> int:
 
 @writes_state("rooms apply")
 def run_apply(args: argparse.Namespace) -> int:
-    from pathlib import Path
     from ..rooms.store import Store
-    from ..rooms.sync import apply
     if not 1 <= args.concurrency <= 32:
         raise UsageError("--concurrency must be 1..32")
     ctx = context(args)
     store = Store(ctx.settings.state_dir)
+    try:
+        return _apply(args, ctx, store)
+    finally:
+        store.close()  # a clean close checkpoints the WAL into the database file
+
+
+def _apply(args: argparse.Namespace, ctx: Context, store: "Store") -> int:
+    from pathlib import Path
+    from ..rooms.sync import apply
     plan = _plan(args, ctx, store)
     if plan.disruptive_share > MAX_SHARE and not args.force:
         raise Refused(f"this plan deletes or changes {plan.disruptive_share:.0%} of the "

@@ -105,8 +105,11 @@ def exclusive(state_dir: Path, command: str) -> Iterator[None]:
             what = " ".join(holder[1:]) or "command"
             raise Busy(f"another pbx-bridge {what} is running (pid {pid}); wait for it to "
                        f"finish (lock: {path})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        try:  # who holds it, for the next one's message; a full disk only loses the note
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        except OSError:
+            pass
         try:
             yield
         finally:

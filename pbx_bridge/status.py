@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import signal
 import socket
-import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -221,11 +220,11 @@ def cert_info(cert: "x509.Certificate", source: str, where: str) -> CertInfo:
 def read_mappings(state_dir: Path, trunk_id: str) -> tuple[dict[str, str], float | None]:
     """The mappings the last ``rooms apply`` recorded (extension -> profile) and when it last
     succeeded, read-only: status never creates or changes the state database."""
-    from .rooms.store import DB_NAME
+    from .rooms.store import DB_NAME, open_readonly
     path = state_dir / DB_NAME
     if not path.exists():
         return {}, None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db = open_readonly(path)  # also on a read-only state dir
     try:
         rows = db.execute("SELECT extension, profile_id FROM mappings WHERE trunk_id = ?",
                           (trunk_id,)).fetchall()

@@ -241,8 +241,8 @@ def _show(plan: "RoomPlan") -> str:
             f"{c.old_profile_id} -> {c.profile_id}"
         lines.append(f"  {sign[c.action]} {c.extension:<8} {c.room:<20} {detail}")
     if plan.kept:
-        lines.append(f"  ({len(plan.kept)} mapping(s) at Amazon not in the map are kept; "
-                     "--prune deletes them)")
+        lines.append(f"  ({len(plan.kept)} mapping(s) at Amazon not in the map are kept: "
+                     "pbx-bridge did not create them; --prune deletes them)")
     from ..rooms.sync import NEW_PROFILE
     new = [c for c in plan.changes if c.profile_id == NEW_PROFILE]
     if new:
@@ -264,26 +264,44 @@ def _check_agi_access(path: Path, user: str) -> None:
                   f"the routes it needs: {why}", user=user)
 
 
+def _publish(store: "Store", group: str | None) -> "tuple[Path | None, str | None]":
+    """Publish the routes from the table: (the file, None), or (None, why not)."""
+    from ..rooms.store import StoreError
+    try:
+        return store.publish(group), None
+    except StoreError as exc:
+        return None, str(exc)
+
+
 def run_plan(args: argparse.Namespace) -> int:
     from ..rooms.store import Store
     ctx = context(args)
-    store = Store(ctx.settings.state_dir)
-    plan = _plan(args, ctx, store)
+    store = Store(ctx.settings.state_dir, readonly=True)  # works on a read-only state dir
+    try:
+        plan = _plan(args, ctx, store)
+    finally:
+        store.close()
     emit(args, plan.to_json(), _show(plan))
     return 0
 
 
 @writes_state("rooms apply")
 def run_apply(args: argparse.Namespace) -> int:
-    from pathlib import Path
     from ..rooms.store import Store
-    from ..rooms.sync import apply
     if not 1 <= args.concurrency <= 32:
         raise UsageError("--concurrency must be 1..32")
     ctx = context(args)
     store = Store(ctx.settings.state_dir)
+    try:
+        return _apply(args, ctx, store)
+    finally:
+        store.close()  # a clean close checkpoints the WAL into the database file
+
+
+def _apply(args: argparse.Namespace, ctx: Context, store: "Store") -> int:
+    from pathlib import Path
+    from ..rooms.sync import apply
     plan = _plan(args, ctx, store)
-    store.set_meta(trunk_id=plan.trunk_id, endpoint=args.endpoint)
     if plan.disruptive_share > MAX_SHARE and not args.force:
         raise Refused(f"this plan deletes or changes {plan.disruptive_share:.0%} of the "
                       f"{plan.existing} existing mappings (more than {MAX_SHARE:.0%}); review "
@@ -315,36 +333,54 @@ def run_apply(args: argparse.Namespace) -> int:
             log.event("progress", message=f"rooms apply: {done}/{total} done "
                       f"({rate:.1f}/s)", done=done, total=total, rate=round(rate, 2))
 
+    from ..rooms.store import StoreError
     from ..rooms.sync import Report
     report = Report()
+    total = len(plan.changes)
     try:
-        apply(plan, ctx.api, store, args.concurrency, progress, report)
-    except KeyboardInterrupt:  # (the finally below publishes what Amazon confirmed)
+        try:
+            store.set_meta_if_changed(trunk_id=plan.trunk_id, endpoint=args.endpoint)
+        except StoreError as exc:  # nothing is sent that could not be recorded
+            report.error = str(exc)
+            report.skipped.extend(plan.changes)
+        else:
+            apply(plan, ctx.api, store, args.concurrency, progress, report)
+    except KeyboardInterrupt:
         log.clear_line()
-        sys.stderr.write(f"pbx-bridge: interrupted: {len(report.done)}/{len(plan.changes)} "
+        _publish(store, ctx.settings.agi_group)  # what Amazon confirmed is routed
+        sys.stderr.write(f"pbx-bridge: interrupted: {len(report.done)}/{total} "
                          "done; run it again to finish\n")
         return 130
-    finally:  # what Amazon confirmed is routed, also after a stop
-        published = store.publish(ctx.settings.agi_group)
-    _check_agi_access(published, ctx.settings.agi_user)
+    # what Amazon confirmed is routed, also after a stop; a snapshot that cannot be written
+    # leaves the previous one whole (it is only ever replaced by a complete new one)
+    published, not_published = _publish(store, ctx.settings.agi_group)
+    if not_published and report.error is None:
+        report.error = not_published
+    if published is not None:
+        _check_agi_access(published, ctx.settings.agi_user)
     doc = {**plan.to_json(), "done": len(report.done), "not_done": len(report.skipped),
            "error": report.error}
     if report.error:
+        also = f"\n{not_published}" if not_published and not_published != report.error \
+            else ""
         if report.permanent is not None:
             c = report.permanent
             from ..rooms.mapfile import read
             line = next((r.line for r in read(Path(args.map)) if r.extension == c.extension),
                         None)
             row = f"line {line} of {args.map}" if line else "the map"
-            emit(args, doc, f"stopped: {report.error}\nAmazon refuses this for good: fix "
-                 f"extension {c.extension} ({c.room or c.profile_id}) in {row}, then run "
+            emit(args, doc, f"stopped: {report.error}{also}\nAmazon refuses this for good: "
+                 f"fix extension {c.extension} ({c.room or c.profile_id}) in {row}, then run "
                  f"'rooms apply' again; {len(report.done)} change(s) done, "
                  f"{len(report.skipped)} not done")
             return 1
-        emit(args, doc, f"stopped: {report.error}\n{len(report.done)} change(s) done, "
-             f"{len(report.skipped)} not done; run 'rooms apply' again to finish")
+        emit(args, doc, f"stopped: {report.error}{also}\n{len(report.done)}/{total} done "
+             f"({len(report.skipped)} not done); run 'rooms apply' again to finish")
         return 1
-    store.set_meta(last_apply_at=repr(time.time()))
+    try:
+        store.set_meta(last_apply_at=repr(time.time()))
+    except StoreError as exc:  # every change is done and recorded; only the time is not
+        log.event("state", "warning", f"the time of this apply is not recorded: {exc}")
     if plan.empty and args.quiet:
         return 0
     emit(args, doc, f"trunk {plan.trunk_id}: applied {len(report.done)} change(s) "

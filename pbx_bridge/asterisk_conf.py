@@ -327,14 +327,20 @@ class _Reader:
                 options = [o.strip() for o in rest[1:-1].split(",") if o.strip()]
             else:
                 self.problem("warning", f"text after section header ignored: {rest!r}", where)
-        if "+" in options:
-            targets = self.by_name.get(name)
+        plus = next((o for o in options if o.startswith("+")), None)
+        if plus is not None:
+            # Asterisk adds to the *first* section of that name (config.c's
+            # category_get_sep), or the first whose settings match "(+key=value&...)"
+            wanted = [tuple(x.strip() for x in f.split("=", 1)) for f in plus[1:].split("&")
+                      if "=" in f]
+            targets = [s for s in self.by_name.get(name, [])
+                       if all(s.value(k) == v for k, v in wanted)]
             if not targets:
-                self.problem("error", f"[{name}](+) appends to a section that does not exist",
-                             where)
+                self.problem("error", f"[{name}]({plus}) appends to a section that does not "
+                             "exist", where)
                 self.current = Section(name, where)  # its settings go nowhere
                 return
-            self.current = targets[-1]
+            self.current = targets[0]
             return
         section = Section(name, where)
         for opt in options:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from .asterisk_conf import Config, Section, Setting, Where
@@ -95,15 +96,36 @@ def identify_matches(section: Section) -> list[tuple[str, Setting]]:
     return out
 
 
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+_V4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?:/(\S+))?$")
+_V6 = re.compile(r"^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?(?:/(\S+))?$")
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?(?::\d{1,5})?$")
+
+
+def parse_match(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
+    """An identify ``match`` value as Asterisk reads it: an address or network, with an
+    optional source port (``1.2.3.4:5061/24``, ``[::1]:5060``) and a prefix length or mask;
+    else "name" for a host name (Asterisk resolves it when it loads) or "invalid"."""
     text = text.strip()
-    if text.startswith("!"):
-        return None
-    # Asterisk accepts ``1.2.3.4/255.255.255.0`` as well as prefix lengths.
+    m = _V4.match(text) or _V6.match(text)
+    if m:
+        addr, mask = m.group(1), m.group(2)
+    elif text.count(":") >= 2:  # a bare IPv6 address or network
+        addr, _, mask = text.partition("/")
+    else:
+        return "name" if _HOST.match(text) and not text.replace(".", "").isdigit() \
+            else "invalid"
     try:
-        return ipaddress.ip_network(text, strict=False)
+        return ipaddress.ip_network(f"{addr}/{mask}" if mask else addr, strict=False)
     except ValueError:
+        return "invalid"
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if text.strip().startswith("!"):
         return None
+    found = parse_match(text)
+    return None if isinstance(found, str) else found
 
 
 def endpoint_for_cidrs(config: Config, cidrs: list[str]) -> tuple[str, Where] | None:

@@ -301,7 +301,7 @@ class Gatherer:
         from .preflight.checks import run_checks
         from .preflight.snapshot import Options, Unknown, gather
         opts = Options(asterisk_dir=self.opts.asterisk_dir, firewall=False, dns=self.opts.dns,
-                       dns_server=self.opts.dns_server)
+                       dns_server=self.opts.dns_server, key_group=self.settings.key_group)
         net = Network(self.opts.dns_server, timeout=self.deadline.left(3.0))
         self.snap = snap = gather(opts, net=net)
         self.report.checks = [f for f in run_checks(snap)

@@ -275,3 +275,17 @@ def test_fast_scan_reads_exactly_what_line_by_line_reading_reads(tmp_path, monke
     assert sum(1 for _, _, secs, _ in fast if secs) > 300  # the cases are not all empty
     assert sum(1 for types, _, _, _ in fast if types["endpoint"]) > 50
     assert any(p for _, _, _, p in fast)
+
+
+def test_plus_adds_to_the_first_section_of_the_name_as_asterisk_does(tmp_path):
+    """[alexa](+) after the endpoint, aor and identify of that name changes the endpoint
+    (seen on Asterisk 22.10.1: `pjsip show endpoint alexa` then shows the added
+    identify_by); (+type=identify) picks the first section whose settings match."""
+    cfg = read(tmp_path, {"pjsip.conf": "[alexa]\ntype=endpoint\ncontext=from-alexa\n\n"
+                          "[alexa]\ntype=aor\n\n[alexa]\ntype=identify\nendpoint=alexa\n"
+                          "match=3.239.178.128/25\n\n[alexa](+)\nidentify_by=username,ip\n\n"
+                          "[alexa](+type=identify)\nmatch=0.0.0.0/0\n"})
+    endpoint, aor, ident = cfg.named("alexa")
+    assert endpoint.value("identify_by") == "username,ip" and aor.value("identify_by") is None
+    assert [s.value for s in ident.get_all("match")] == ["3.239.178.128/25", "0.0.0.0/0"]
+    assert not cfg.problems

@@ -50,8 +50,8 @@ def gen(etc: Path, state: Path, *args: str, asterisk: str | None = None,
                           text=True, cwd=ROOT, env=env, timeout=60)
 
 
-def statuses(etc: Path) -> dict[str, Status]:
-    opts = Options(asterisk_dir=etc, firewall=False)
+def statuses(etc: Path, **opts_: str) -> dict[str, Status]:
+    opts = Options(asterisk_dir=etc, firewall=False, **opts_)
     runner = host_runner()
     snap = gather(opts, runner=runner, net=Network(("127.0.0.1", 9), 0.2, runner))
     return {f.id: f.status for f in run_checks(snap)}
@@ -327,6 +327,8 @@ def test_a_key_others_can_read_is_made_private_and_stays_so(tmp_path, group):
     assert key.stat().st_mode & 0o777 == 0o644  # a dry run changes nothing
     r = run("--write")
     assert r.returncode == 0, r.stderr
+    assert ("key_group 'no-such-group-here' is no group of this host" in r.stderr) == \
+        (group != "existing")
     st = key.stat()
     assert key.read_bytes() == data
     if group == "existing":
@@ -335,7 +337,7 @@ def test_a_key_others_can_read_is_made_private_and_stays_so(tmp_path, group):
         assert st.st_mode & 0o777 == 0o600
     backup = sorted((tmp_path / "state" / "backups").iterdir())[-1]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in backup.iterdir())
-    assert statuses(etc)["security.key"] == Status.PASS
+    assert statuses(etc, key_group=name)["security.key"] == Status.PASS
     assert "readable by other users" not in run().stdout  # nothing more to do
     r = run("--rollback")
     assert r.returncode == 0, r.stderr

@@ -498,6 +498,21 @@ def test_callers_without_cert_dns_make_no_dns_lookups(host):
 
 # ------------------------------------------------------------ security.* and tls.ciphers
 
+def test_security_identify_appended_with_plus_is_seen(host, dns):
+    """[alexa](+) changes the first [alexa], the endpoint (README's own advice for changing a
+    section): Asterisk 22.10.1 then shows identify_by username,ip."""
+    (host.root / "pjsip.conf").write_text((host.root / "pjsip.conf").read_text() +
+                                          "\n[alexa](+)\nidentify_by=username,ip\n")
+    f = preflight(host, dns, rules=None)["security.identify"]
+    assert f.status == Status.FAIL and "username,ip" in f.summary, f.summary
+
+
+def test_security_identify_a_port_in_match_is_an_address(host, dns):
+    host.edit("pjsip.conf", "match=3.239.178.128/25", "match=3.239.178.130:5061")
+    f = preflight(host, dns, rules=None, amazon_cidrs=("3.239.178.130/32",))
+    assert f["security.identify"].status == Status.PASS, f["security.identify"].summary
+
+
 def test_security_identify_by_username_fails(host, dns):
     host.edit("pjsip.conf", "identify_by=ip\n", "")  # what generate wrote before: the default
     f = preflight(host, dns, rules=None)["security.identify"]
@@ -512,10 +527,17 @@ def test_security_identify_by_username_fails(host, dns):
     (("match=3.239.178.128/25", "match=3.239.178.128/25,0.0.0.0/0"), "outside Amazon's"),
     (("match=3.239.178.128/25", "match=3.239.178.128/25\nmatch_header=X-Trunk: alexa"),
      "SIP header"),
+    (("match=3.239.178.128/25", "match=3.239.178.128/25,localhost"), "host name localhost"),
+    (("match=3.239.178.128/25", "match=3.239.178.128/25,300.1.1.1"), "which is no address"),
+    (("match=3.239.178.128/25", "match=3.239.178.128/25,[::1]:5060"), "outside Amazon's"),
+    (("aors=alexa\nidentify_by=ip\n", "aors=alexa\nidentify_by=\n"), "empty identify_by"),
     (("[alexa]\ntype=aor", "[anonymous]\ntype=endpoint\ncontext=from-alexa\n\n[alexa]\n"
       "type=aor"), "anonymous"),
 ])
 def test_security_identify_wider_than_amazon_fails(host, dns, change, words):
+    """Each seen on Asterisk 22.10.1: a name is resolved at load (whoever it resolves to is
+    the trunk), a bad value makes it refuse the identify, an empty identify_by matches
+    nobody."""
     assert preflight(host, dns, rules=None)["security.identify"].status == Status.PASS
     host.edit("pjsip.conf", *change)
     f = preflight(host, dns, rules=None)["security.identify"]
@@ -564,6 +586,10 @@ def test_security_key_readable_by_others_fails(host, dns):
     ("ECDHE-RSA-AES128-GCM-SHA256,ECDHE-RSA-AES128-SHA,AES256-SHA", "ECDHE-RSA-AES128-SHA, "
      "AES256-SHA"),
     ("ECDHE-RSA-AES128-GCM-SHA256,0xC030", "fits its certificate's ECDSA key"),  # EC certs
+    # Asterisk 22.10.1 drops the whole transport for a name it does not know
+    ("ecdhe-ecdsa-aes128-gcm-sha256", "does not know the cipher 'ecdhe-ecdsa"),
+    ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256", "does not know the cipher"),
+    ("ECDHE-ECDSA-AES128-GCM-SHA256,TLS_AES_128_GCM_SHA256", "'TLS_AES_128_GCM_SHA256'"),
 ])
 def test_tls_ciphers_weak_or_unusable_fails(host, dns, cipher, words):
     line = next(ln for ln in (host.root / "pjsip.conf").read_text().splitlines()
@@ -599,3 +625,35 @@ def test_tls_ciphers_live_handshake_offering_cbc_only(host, dns):
         finally:
             srv.stop()
         assert f.status == status and words in f.summary, f.summary
+
+
+@pytest.mark.parametrize("extra,words", [
+    ("exten => 201,1,Goto(from-internal,201,1)", "extension '201' beside the checked"),
+    ("exten => s,1,Goto(from-internal,100,1)", "extension 's' beside the checked"),
+    ("exten => _+X.,1,Goto(from-internal,${EXTEN:1},1)", "extension '_+X.' beside"),
+    ("switch => Realtime/from-internal@extensions", "switches to Realtime"),
+    ("\n[from-alexa]\nexten => 7201,1,Dial(PJSIP/7201)", "extension '7201' beside"),
+])
+def test_security_transport_a_way_past_the_check_fails(host, dns, extra, words):
+    """Exact matches win over the checked pattern; a switch or a second block of the same
+    context (Asterisk merges them) is another way in. Each was seen live on 22.10.1."""
+    (host.root / "extensions.conf").write_text(
+        (host.root / "extensions.conf").read_text() + extra + "\n")
+    f = preflight(host, dns, rules=None)["security.transport"]
+    assert f.status == Status.FAIL and words in f.summary, f.summary
+
+
+def test_security_transport_a_jump_before_the_check_fails(host, dns):
+    host.edit("extensions.conf", 'exten => _X.,1,GotoIf(', 'exten => _X.,1,Goto('
+              'from-internal,${EXTEN},1)\n same => n,GotoIf(')
+    f = preflight(host, dns, rules=None)["security.transport"]
+    assert f.status == Status.FAIL and "runs Goto before its" in f.summary, f.summary
+    host.edit("extensions.conf", "Goto(from-internal,${EXTEN},1)", "NoOp(a note)")
+    assert preflight(host, dns, rules=None)["security.transport"].status == Status.PASS
+
+
+def test_firewall_fix_for_freepbx_names_the_services_not_trust(host, dns):
+    f = preflight(host, dns, rules="blocked-first.rules")["firewall.signaling"]
+    assert f.status == Status.FAIL and "fwconsole firewall trust" not in f.fix
+    assert "zone 'Other', and a Custom Service for TCP 5061 allowed for zone 'Other' only" \
+        in f.fix, f.fix

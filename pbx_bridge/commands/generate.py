@@ -270,6 +270,10 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         if problems:  # Asterisk would drop the whole transport: nothing is written
             raise ApplyFailed("not written: " + "; ".join(problems) + " (Asterisk would drop "
                               "the TLS transport; give --cert/--key/--ca-list files it can use)")
+        from ..generate.transaction import key_group_warning
+        warning = key_group_warning(settings.key_group, plan.changes)
+        if warning:
+            sys.stderr.write(warning + "\n")
         tx = _transaction(settings, asterisk_dir)
         try:
             outcome = tx.apply(plan.changes, reload=not args.no_reload,

@@ -240,7 +240,10 @@ def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
         if asterisk.unavailable() is not None:
             raise RenewFailed(f"{asterisk.unavailable()}: the certificate was not installed "
                               "(Asterisk must serve it)")
-        from ..generate.transaction import ApplyFailed, RestartNeeded
+        from ..generate.transaction import ApplyFailed, RestartNeeded, key_group_warning
+        warning = key_group_warning(settings.key_group, todo)
+        if warning:
+            log.event("renew", message=warning[len("warning: "):], level="warning")
         try:
             outcome = txn.apply(todo, True, check)
             backup = True

@@ -24,7 +24,9 @@ def open_commands(fmt: str, proto: str, ports: tuple[int, int], cidrs: tuple[str
         else:
             lines.append(f"iptables -I INPUT -s {cidr} -p {proto} -m {proto} --dport "
                          f"{port_span(ports, ':')} -j ACCEPT")
-    if fmt.startswith("iptables"):
-        lines.append("(FreePBX: add the CIDR as Trusted in Connectivity > Firewall > Networks, "
-                     "or run: fwconsole firewall trust " + " ".join(cidrs) + ")")
+    if fmt.startswith("iptables"):  # not 'Trusted' nor 'fwconsole firewall trust': every port
+        lines.append(f"(FreePBX: in Connectivity > Firewall, add {', '.join(cidrs)} to "
+                     f"Networks in zone 'Other', and a Custom Service for {proto.upper()} "
+                     f"{port_span(ports, ':')} allowed for zone 'Other' only; 'Trusted' "
+                     "would open every port of the PBX to it)")
     return "\n".join(lines)

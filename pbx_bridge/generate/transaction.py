@@ -58,6 +58,15 @@ def key_mode(group: str | None) -> tuple[int, int | None]:
     return 0o600, None
 
 
+def key_group_warning(group: str | None, changes: Sequence[FileChange]) -> str | None:
+    """What to say when a key is about to be written 0600 for want of the key group."""
+    if not any(ch.private for ch in changes) or key_mode(group)[1] is not None:
+        return None
+    return (f"warning: [pbx] key_group {group!r} is no group of this host: the private key is "
+            "written 0600, readable by its owner only (set key_group to the group Asterisk "
+            "runs as)")
+
+
 def _sha(data: bytes | None) -> str | None:
     return hashlib.sha256(data).hexdigest() if data is not None else None
 

@@ -19,6 +19,7 @@ from ..firewall.model import Coverage, Ruleset, coverage
 from ..findings import Finding, Status
 from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, WILDCARD, transports
+from ..generate.render import TLS_CIPHERS
 from . import security
 from .snapshot import Located, Snapshot, Unknown
 
@@ -62,6 +63,7 @@ def _transport_block(snap: Snapshot) -> str:
     return ("[transport-tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n"
             "cert_file=/etc/asterisk/keys/pbx.crt\npriv_key_file=/etc/asterisk/keys/pbx.key\n"
             "ca_list_file=/etc/asterisk/keys/ca.crt\nmethod=tlsv1_2\n"
+            f"cipher={','.join(TLS_CIPHERS)}\n"
             f"external_signaling_address={ip}\nexternal_media_address={ip}")
 
 

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--dns-server", metavar="HOST[:PORT]", help="DNS resolver to use")
     p.add_argument("--live", action="store_true", help="also connect to the PBX's TLS port: "
                    "handshake, served certificate, SIP OPTIONS")
+    p.add_argument("--key-group", default="asterisk", metavar="GROUP",
+                   help="the group Asterisk runs as, which may read the private key "
+                   "(default asterisk)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (a table; colour only on a terminal, never with NO_COLOR) or "
                    "json")
@@ -90,6 +93,7 @@ def options_from(args: argparse.Namespace) -> "Options":
         fqdn=args.fqdn, amazon_cidrs=cidrs,
         firewall_rules=Path(args.firewall_rules) if args.firewall_rules else None,
         dns_server=_dns_server(args.dns_server) if args.dns_server else None, live=args.live,
+        key_group=args.key_group,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..asterisk_conf import Config, Section
 from ..findings import Finding, Status
-from ..pjsip import identify_matches, objects, transports
+from ..pjsip import identify_matches, objects, parse_match, transports
 from .snapshot import Snapshot, Unknown
 
 
@@ -49,6 +49,10 @@ def check_identify(snap: Snapshot) -> Finding:
     methods = [m.strip().lower() for m in (by.value if by else "username,ip").split(",")
                if m.strip()]
     ev: dict[str, Any] = {"endpoint": name, "identify_by": ",".join(methods)}
+    if by is not None and not methods:
+        return Finding(id_, Status.FAIL, f"endpoint {name} has an empty identify_by: Asterisk "
+                       "identifies nothing by it, Amazon's calls neither", ev, _w(by.where),
+                       _edit(snap, ep, ["identify_by=ip"]))
     if methods != ["ip"]:
         others = [m for m in methods if m != "ip"]
         return Finding(id_, Status.FAIL,
@@ -73,11 +77,21 @@ def check_identify(snap: Snapshot) -> Finding:
                            f"({hdr.key}), which any caller can write", ev, _w(hdr.where),
                            f"delete the line at {hdr.where}; match Amazon by address only")
         for text, setting in identify_matches(sec):
-            try:
-                net = ipaddress.ip_network(text.split(":")[0] if text.count(":") == 1
-                                           else text, strict=False)
-            except ValueError:
-                continue  # a host name: resolved by Asterisk, not judged here
+            if text.startswith("!"):
+                continue  # an exclusion narrows the match
+            net = parse_match(text)
+            if net == "name":
+                return Finding(id_, Status.FAIL, f"identify {sec.name} matches the host name "
+                               f"{text}: Asterisk resolves it when it loads, and whoever it "
+                               "resolves to is the trunk", ev, _w(setting.where),
+                               f"at {setting.where}, match Amazon's network "
+                               f"{', '.join(snap.options.amazon_cidrs)} by address")
+            if isinstance(net, str):
+                return Finding(id_, Status.FAIL, f"identify {sec.name} matches {text!r}, which "
+                               "is no address: Asterisk refuses the whole identify, and no "
+                               "call of Amazon's is identified", ev, _w(setting.where),
+                               f"at {setting.where}, match only "
+                               f"{', '.join(snap.options.amazon_cidrs)}")
             if not any(net.version == a.version and net.subnet_of(a)  # type: ignore[arg-type]
                        for a in amazon):
                 wide.append((text, setting))
@@ -107,14 +121,50 @@ def check_identify(snap: Snapshot) -> Finding:
 INSECURE = ("udp", "tcp", "ws")
 
 
-def _context(dialplan: Config, name: str) -> tuple[list[Section], bool, list[str]]:
-    """The sections of context ``name``: (them, whether one checks CHANNEL(pjsip,secure),
-    the contexts it includes)."""
+# What may run before the TLS check without letting a call on: no-ops, logging, variables, and
+# the generated jump that lets the admin's Local channels past.
+_BEFORE_CHECK = ("noop", "verbose", "log", "set")
+_SECURE = "CHANNEL(pjsip,secure)"
+
+
+def _bypass(dialplan: Config, name: str) -> tuple[list[Section], str | None]:
+    """The sections of context ``name`` (all of them: Asterisk merges same-named contexts),
+    and how a call gets past the TLS check, or None when none does: every call must enter
+    one pattern extension whose steps before the check only log or set variables."""
     secs = [s for s in dialplan.named(name) if not s.is_template]
-    settings = [x for s in secs for x in s.settings]
-    guarded = any("CHANNEL(pjsip,secure)" in x.value.replace(" ", "") for x in settings)
-    includes = [x.value.strip() for x in settings if x.key.lower() == "include"]
-    return secs, guarded, includes
+    extens: dict[str, list[str]] = {}  # extension -> its applications' text, in order
+    last = None
+    for x in (x for s in secs for x in s.settings):
+        key = x.key.lower()
+        if key in ("include", "switch", "eswitch", "lswitch"):
+            return secs, f"[{name}] {'includes' if key == 'include' else 'switches to'} " \
+                f"{x.value.strip()}: calls found there skip the check ({x.where})"
+        if key == "exten":
+            parts = x.value.split(",", 2)
+            last = parts[0].strip()
+            if len(parts) == 3 and parts[1].strip().lower() != "hint":
+                extens.setdefault(last, []).append(parts[2].strip())
+        elif key == "same" and last is not None:
+            parts = x.value.split(",", 1)
+            if len(parts) == 2:
+                extens[last].append(parts[1].strip())
+    if not any(_SECURE in a.replace(" ", "") for steps in extens.values() for a in steps):
+        return secs, None if not extens else f"[{name}] does not check {_SECURE}"
+    others = [e for e in extens if e != "h"]  # h: the hang-up handler, no way in
+    if len(others) != 1 or not others[0].startswith("_"):
+        extra = next((e for e in others if not any(_SECURE in a.replace(" ", "")
+                                                   for a in extens[e])), others[0])
+        return secs, (f"[{name}] has extension {extra!r} beside the checked pattern: a call "
+                      "to it skips the check (an exact match wins over a pattern)")
+    for app in extens[others[0]]:
+        text = app.replace(" ", "")
+        if _SECURE in text:
+            return secs, None
+        word = text.split("(", 1)[0].lower()
+        if word not in _BEFORE_CHECK and "CHANNEL(channeltype)" not in text:
+            return secs, (f"[{name}] runs {app.split('(', 1)[0]} before its {_SECURE} check, "
+                          "so a call can leave before it")
+    return secs, None
 
 
 def check_transport(snap: Snapshot) -> Finding:
@@ -144,17 +194,17 @@ def check_transport(snap: Snapshot) -> Finding:
     if snap.dialplan is None or not snap.dialplan.found:
         return Finding(id_, Status.FAIL, risk + f"[{ctx}] unchecked (no extensions.conf read)",
                        ev, _w(t.where), fix)
-    secs, guarded, includes = _context(snap.dialplan, ctx)
+    secs, bypass = _bypass(snap.dialplan, ctx)
     if not secs:
         return Finding(id_, Status.FAIL, risk + f"[{ctx}], which the dialplan does not have",
                        ev, _w(ep.where), fix)
+    guarded = any(_SECURE in x.value.replace(" ", "") for s in secs for x in s.settings)
     if not guarded:
         return Finding(id_, Status.FAIL, risk + f"[{ctx}], which does not check "
-                       "CHANNEL(pjsip,secure): SRTP keys in clear SDP, and the call rings",
+                       f"{_SECURE}: SRTP keys in clear SDP, and the call rings",
                        ev, _w(secs[0].where), fix)
-    if includes:
-        return Finding(id_, Status.FAIL, f"[{ctx}] checks for TLS but includes "
-                       f"{', '.join(includes)}: extensions found there skip the check", ev,
+    if bypass:
+        return Finding(id_, Status.FAIL, risk + f"[{ctx}] past its TLS check: {bypass}", ev,
                        _w(secs[0].where), fix)
     return Finding(id_, Status.PASS, f"[{ctx}] refuses calls that did not come over TLS "
                    f"(the PBX also has {', '.join(t.name for t in other)})", ev,
@@ -171,6 +221,17 @@ def check_key(snap: Snapshot) -> Finding:
     if c.key_path is None or c.key_mode is None:
         return _skip(id_, "no private key file to look at")
     ev = {"priv_key_file": c.key_path, "mode": f"{c.key_mode & 0o777:04o}"}
+    group = _group_name(c.key_gid)
+    ev["group"] = group
+    want = snap.options.key_group
+    if c.key_mode & 0o020:
+        return Finding(id_, Status.FAIL, f"the private key {c.key_path} is writable by group "
+                       f"{group} (mode {c.key_mode & 0o777:04o})", ev, _w(c.key_where),
+                       f"chgrp {want} {c.key_path} && chmod 640 {c.key_path}")
+    if c.key_mode & 0o040 and group not in (want, "root"):
+        return Finding(id_, Status.WARN, f"the private key {c.key_path} is readable by group "
+                       f"{group}, not {want} (the group Asterisk runs as: --key-group)", ev,
+                       _w(c.key_where), f"chgrp {want} {c.key_path}")
     if c.key_mode & 0o007:
         return Finding(id_, Status.FAIL, f"the private key {c.key_path} is readable by every "
                        f"user of the host (mode {c.key_mode & 0o777:04o}): anyone there can "
@@ -180,6 +241,16 @@ def check_key(snap: Snapshot) -> Finding:
                        "does it for a key inside the Asterisk dir)")
     return Finding(id_, Status.PASS, f"the private key is not readable by other users (mode "
                    f"{c.key_mode & 0o777:04o})", ev, _w(c.key_where))
+
+
+def _group_name(gid: int | None) -> str:
+    import grp
+    if gid is None:
+        return "?"
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 # ------------------------------------------------------------------ tls.ciphers
@@ -200,6 +271,36 @@ def _signs_with(name: str) -> str | None:
     parts = name.upper().split("-")
     return parts[1] if len(parts) > 2 and parts[0] == "ECDHE" and \
         parts[1] in ("ECDSA", "RSA") else None
+
+
+def _openssl_names() -> set[str]:
+    """The TLS 1.2 suite names this host's OpenSSL knows (Asterisk's is the host's)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    return {c["name"] for c in ctx.get_ciphers() if not c["name"].startswith("TLS_")}
+
+
+def unknown_suites(value: str) -> list[str]:
+    """Names Asterisk would refuse: it then drops the whole transport ("Cipher '...' is
+    unsupported", seen on 22.10.1 for lower case, IANA and TLS 1.3 names)."""
+    out = []
+    known: set[str] | None = None
+    for part in value.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        try:
+            int(name, 0)
+            continue
+        except ValueError:
+            pass
+        if _GOOD_NAME.match(name):
+            continue
+        known = known if known is not None else _openssl_names()
+        if name not in known:
+            out.append(name)
+    return out
 
 
 def weak_suites(value: str) -> list[str]:
@@ -233,6 +334,12 @@ def check_ciphers(snap: Snapshot) -> Finding:
         return Finding(id_, Status.FAIL, f"transport {t.name} sets no cipher list: it offers "
                        "OpenSSL's defaults, CBC suites with SHA-1 among them", ev, _w(t.where),
                        fix)
+    unknown = unknown_suites(s.value)
+    if unknown:
+        return Finding(id_, Status.FAIL, f"transport {t.name}: Asterisk does not know the "
+                       f"cipher {unknown[0]!r} and drops the whole transport (OpenSSL names, "
+                       "upper case, separated by commas: asterisk -rx 'pjsip list ciphers')",
+                       ev, _w(s.where), fix)
     weak = weak_suites(s.value)
     if weak:
         return Finding(id_, Status.FAIL, f"transport {t.name} offers suites without forward "

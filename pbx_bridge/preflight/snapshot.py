@@ -46,6 +46,7 @@ class Options:
     live: bool = False
     firewall: bool = True  # read the firewall (trunk create does not need it)
     dns: bool = True  # look the certificate's names up (only cert.dns needs it)
+    key_group: str = "asterisk"  # the group Asterisk runs as: the key may be readable by it
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class CertFacts:
     cert_read_error: str | None = None  # set when the file itself could not be read
     key_read_error: str | None = None
     key_mode: int | None = None  # the key file's permission bits, when it could be stat'ed
+    key_gid: int | None = None
 
     def leaf(self) -> x509.Certificate | None:
         """The PBX's own certificate wherever it sits in the file (a reversed chain is
@@ -171,7 +173,7 @@ def _gather_cert(fs: FileSystem, t: Transport | None) -> Union[CertFacts, Unknow
     key_s = t.get("priv_key_file")
     key: Union[PrivateKeyTypes, Unknown]
     key_path = key_read_error = None
-    key_mode = None
+    key_mode = key_gid = None
     if key_s is None or not key_s.value:
         key = Unknown(f"transport {t.name} has no priv_key_file")
     else:
@@ -180,12 +182,13 @@ def _gather_cert(fs: FileSystem, t: Transport | None) -> Union[CertFacts, Unknow
         key, key_read_error = _load(fs, key_s.value,
                                     lambda data: certs.load_key(data, password))
         try:
-            key_mode = fs.stat(fs.host_path(key_s.value)).st_mode & 0o7777
+            st = fs.stat(fs.host_path(key_s.value))
+            key_mode, key_gid = st.st_mode & 0o7777, st.st_gid
         except OSError:
             pass
     return CertFacts(str(fs.host_path(cert_s.value)), cert_s.where, chain, key_path,
                      key_s.where if key_s else None, key, cert_read_error, key_read_error,
-                     key_mode)
+                     key_mode, key_gid)
 
 
 def _gather_ca(fs: FileSystem, t: Transport | None

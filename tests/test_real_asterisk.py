@@ -121,6 +121,11 @@ def _agi_wrapper(agi_bin: Path, state: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory, request):
+    return make_plain_pbx(tmp_path_factory, request)
+
+
+def make_plain_pbx(tmp_path_factory, request) -> Pbx:
+    """A small hotel PBX on a real Asterisk, before generate: phones, a carrier, keys."""
     home = tmp_path_factory.mktemp("plain")
     etc = home / "etc"
     udp, ami_port, tls_port = free_ports(3)

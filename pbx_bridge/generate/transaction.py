@@ -87,6 +87,7 @@ class Transaction:
                  between_files: Callable[[int], None] | None = None,
                  key_group: str | None = "asterisk") -> None:
         self.root = state_dir / "backups"
+        self.log_record = state_dir / "reload-log-channel"  # see LogCapture
         self.key_group = key_group
         self.asterisk_dir = asterisk_dir.resolve()
         self.asterisk = asterisk
@@ -223,7 +224,7 @@ class Transaction:
             return Outcome(folder, tuple(written), False,
                            f"{why}: files written, reload skipped")
         verdict = None
-        with LogCapture(self.asterisk) as capture:
+        with LogCapture(self.asterisk, self.log_record) as capture:
             errors = self.asterisk.reload()
             if not errors:
                 verdict = check(self.asterisk, capture.lines)
@@ -293,7 +294,7 @@ class Transaction:
         why = self.asterisk.unavailable()
         if why is not None:
             return Outcome(folder, (), False, f"{why}: not reloaded")
-        with LogCapture(self.asterisk) as capture:
+        with LogCapture(self.asterisk, self.log_record) as capture:
             errors = self.asterisk.reload()
             verdict = None if errors else check(self.asterisk, capture.lines)
         if errors or (verdict is not None and not verdict.ok and not verdict.restart_needed):
@@ -369,6 +370,7 @@ class Transaction:
             if why is not None:
                 note = f"{why}: reload skipped"
             else:
+                LogCapture(self.asterisk, self.log_record).remove_leftovers()
                 errors = self.asterisk.reload()
                 note = "Asterisk reloaded" if not errors else "reload reported: " + \
                     "; ".join(errors)

@@ -91,30 +91,44 @@ def _tls_target(c: TrunkConfig) -> str:
 
 class LogCapture:
     """A log channel added to the running Asterisk while we reload, so its errors can be
-    quoted. Only when Asterisk runs on this host; the file is removed afterwards."""
+    quoted. Only when Asterisk runs on this host; the file is removed afterwards. Its name is
+    recorded in ``record`` (in the state dir) while it exists: a killed run's channel is
+    removed by the next (``logger show channels`` cuts names, so it cannot tell them)."""
 
-    def __init__(self, asterisk: Asterisk) -> None:
+    def __init__(self, asterisk: Asterisk, record: Path | None = None) -> None:
         self.asterisk = asterisk
+        self.record = record
         self.path = Path(tempfile.gettempdir()) / f"pbx-bridge-reload-{secrets.token_hex(8)}.log"
         self.active = False
 
     def __enter__(self) -> "LogCapture":
         if self.asterisk.local:
             self.remove_leftovers()
+            if self.record is not None:
+                from ..fileio import atomic_write
+                atomic_write(self.record, str(self.path).encode(), mode=0o600)
             ok, _ = self.asterisk.rx(f"logger add channel {self.path} notice,warning,error")
             self.active = ok
         return self
 
     def remove_leftovers(self) -> None:
-        """Channels of ours a killed run left in Asterisk (and their files)."""
-        _, text = self.asterisk.rx("logger show channels")
-        for name in sorted(set(re.findall(r"(\S*pbx-bridge-reload-[0-9a-f]{16}\.log)", text))):
+        """The channel a killed run left in Asterisk, and its file."""
+        if self.record is None:
+            return
+        try:
+            name = self.record.read_text().strip()
+        except OSError:
+            return
+        if re.fullmatch(r"/\S*/pbx-bridge-reload-[0-9a-f]{16}\.log", name):
             self.asterisk.rx(f"logger remove channel {name}")
-            if os.path.dirname(name) == tempfile.gettempdir():
-                try:
-                    os.unlink(name)
-                except OSError:
-                    pass
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+        try:
+            self.record.unlink()
+        except OSError:
+            pass
 
     def lines(self) -> list[str]:
         if not self.active:
@@ -130,6 +144,11 @@ class LogCapture:
             self.asterisk.rx(f"logger remove channel {self.path}")
             try:
                 os.unlink(self.path)
+            except OSError:
+                pass
+        if self.record is not None:
+            try:
+                self.record.unlink()
             except OSError:
                 pass
 

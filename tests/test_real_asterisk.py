@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import re
 import shutil
 import socket
@@ -516,3 +517,73 @@ def test_freepbx_test_call_from_alexa_follows_the_tls_check_to_the_reach_context
         doc = json.loads(got.stdout)
         reach = next(f for f in doc["findings"] if f["id"] == "dialplan.reach")
         assert got.returncode == code and words in reach["summary"], reach
+
+
+def test_process_agi_as_nobody_reads_the_state_dir_the_dialplan_names(pbx, written):
+    """Asterisk runs the process AGI as its own user, who cannot read the 0600 root settings
+    file: the generated dialplan passes the state dir (here not the default), and the room
+    is routed. An AGI call without it says why it found nothing, on Asterisk's console."""
+    import shutil
+    import tempfile
+
+    from pbx_bridge.rooms.routes import unreadable_by
+    from pbx_bridge.rooms.store import Store
+    py = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists(py):
+        pytest.skip("needs root, runuser and Debian's /usr/bin/python3 to run the AGI as "
+                    "nobody (.ci/run has them)")
+    why = unreadable_by(ROOT / "pbx_bridge" / "__init__.py", "nobody")
+    if why:
+        pytest.skip(f"nobody cannot read this checkout: {why}")
+    state = Path(tempfile.mkdtemp(prefix="pbx-bridge-agi-state-"))  # not under pytest's 0700
+    state.chmod(0o711)
+    settings = pbx.home / "nobody.toml"
+    settings.write_text(pbx.ast.settings_toml(state, pbx.etc))
+    settings.chmod(0o600)
+    wrapper = pbx.etc / "agi-bin" / "pbx-bridge"
+    before_wrapper = wrapper.read_text()
+    ext = pbx.etc / "extensions.conf"
+    before_ext = ext.read_text()
+    try:
+        s = Store(state)
+        s.set_meta(trunk_id="amzn1.comms.network.siptrunk.t1", endpoint="alexa")
+        s.record("amzn1.comms.network.siptrunk.t1", "7201", "amzn1.alexa.unit.did.a",
+                 "Room 201")
+        s.publish()
+        s.close()
+        # what an admin installs, on Debian's Python, run as Asterisk's (here: nobody) user,
+        # whose default settings file it cannot read
+        wrapper.write_text(f"#!/bin/sh\nexec runuser -u nobody -- env PYTHONPATH={ROOT} "
+                           f"PBX_BRIDGE_CONFIG={settings} {py} -m pbx_bridge \"$@\"\n")
+        r = pb(["generate", "--asterisk-dir", "etc", "--public-ip", PUBLIC_IP, "--bind",
+                "127.0.0.1", "--port", str(pbx.tls_port), "--local-net", "127.0.0.0/8",
+                "--cert", "keys/pbx.crt", "--key", "keys/pbx.key", "--ca-list", "keys/ca.crt",
+                "--agi", "process", "--write"],
+               {**pbx.env(), "PBX_BRIDGE_CONFIG": str(settings)}, cwd=pbx.home)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"AGI(pbx-bridge,agi,--state-dir={state},alexa-route," in \
+            (pbx.etc / "extensions_pbx-bridge.conf").read_text()
+        ext.write_text(before_ext + "\n[agi-no-state]\nexten => _7XXX,1,AGI(pbx-bridge,agi,"
+                       "alexa-route,${EXTEN})\n")
+        pbx.ast.cli("dialplan reload")
+        ami = Ami(pbx.ast.ami_port)
+        try:
+            _, events = ami.originate("Local/7201@pbx-bridge-to-alexa", settle=3)
+            got = varsets(events)
+            assert got.get("ALEXA_MAPPED") == "1" and got.get("ALEXA_ROOM") == "Room 201", \
+                (got, pbx.ast.log()[-1500:])
+            _, events = ami.originate("Local/7201@agi-no-state", settle=3)
+            assert varsets(events).get("ALEXA_MAPPED") == "0"
+        finally:
+            ami.close()
+        deadline = time.monotonic() + 5
+        while f"{settings} is not readable by uid 65534" not in pbx.ast.log() and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)  # Asterisk's logger writes on its own thread
+        assert f"pbx-bridge agi: no routes published at /var/lib/pbx-bridge/routes.json" in \
+            pbx.ast.log()
+    finally:
+        wrapper.write_text(before_wrapper)
+        ext.write_text(before_ext)
+        shutil.rmtree(state, ignore_errors=True)
+        pbx.generate("--agi", "process", "--write")  # the module's dialplan again

@@ -531,3 +531,36 @@ def test_emulator_takes_an_empty_state_file_as_empty(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("named,words", [
+    ("--state-dir=/srv/elsewhere,", "names the state dir /srv/elsewhere, but the routes are "
+     "published in"),
+    ("", "names no state dir, so it reads the default /var/lib/pbx-bridge"),
+    (None, None),  # names this state dir: nothing to say
+])
+def test_apply_checks_the_state_dir_the_dialplan_names(hotel, tmp_path, named, words):
+    """The process AGI cannot read the settings: it reads the state dir the generated
+    dialplan names, and rooms apply says when that is not where it publishes."""
+    srv, tid, _ = hotel()
+    from helpers import cli_env
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    state = tmp_path / "state"
+    arg = f"--state-dir={state}," if named is None else named
+    (etc / "extensions_pbx-bridge.conf").write_text(
+        "[pbx-bridge-to-alexa]\nexten => _7XXX,1,NoOp()\n"
+        f" same => n,AGI(pbx-bridge,agi,{arg}alexa-route,${{EXTEN}})\n")
+    cfg = tmp_path / "pbx-bridge.toml"
+    cfg.write_text(f"[pbx]\nasterisk_dir = \"{etc}\"\n[agi]\nuser = \"root\"\n")
+    cfg.chmod(0o600)
+    m = tmp_path / "m.csv"
+    m.write_text(csv_of(rows(3)))
+    r = run(["rooms", "apply", "--map", str(m), "--yes"],
+            cli_env(srv, state, PBX_BRIDGE_CONFIG=str(cfg)))
+    assert r.returncode == 0, r.stderr
+    if words is None:
+        assert "dialplan's process AGI" not in r.stderr, r.stderr
+    else:
+        assert f"warning: the dialplan's process AGI {words}" in r.stderr, r.stderr
+        assert "pbx-bridge generate --agi process --write" in r.stderr

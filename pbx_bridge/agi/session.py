@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # process AGI must start fast: no typing, dataclasses or path
     from typing import BinaryIO, Callable, Generator, Optional, Protocol
 
 from .protocol import (MAX_HEADER_LINES, AgiError, args_of, parse_env_line, parse_reply,
-                       set_variable)
+                       quote, set_variable)
 from ..rooms.routes import ROUTES_NAME
 from .routes import ROUTES, Decision, Table, load_table
 
@@ -58,8 +58,9 @@ class FdChannel:
 class TableSource:
     """The published routes (``routes.json``), re-read only when a new snapshot replaced it."""
 
-    def __init__(self, state_dir: "str | os.PathLike[str]") -> None:
+    def __init__(self, state_dir: "str | os.PathLike[str]", note: str = "") -> None:
         self.state_dir = state_dir
+        self.note = note  # how the state dir was chosen, when that may explain a miss
         self._cached: Table | None = None
         self._stamp: tuple[float, ...] | None = None
         self._lock = _thread.allocate_lock()
@@ -96,6 +97,7 @@ def conversation(route_name: str | None, argv_args: list[str] | None, tables: Ta
     Process AGI passes its command-line arguments (Asterisk's ``agi_arg_N`` there also holds
     the words before them); FastAGI passes None and the arguments come from ``agi_arg_N``."""
     decision: Decision | None = None
+    warning = ""
     try:
         env: dict[str, str] = {}
         problem: str | None = None
@@ -126,6 +128,8 @@ def conversation(route_name: str | None, argv_args: list[str] | None, tables: Ta
         else:
             table, why = tables.get()
             decision = route(env, args, table, why)
+            if table is None:  # said on Asterisk's console too, not only on our stderr
+                warning = why + (f" ({tables.note})" if tables.note else "")
         for var, value in decision.variables:
             yield set_variable(var, value) + "\n"
             line = yield READ
@@ -135,7 +139,10 @@ def conversation(route_name: str | None, argv_args: list[str] | None, tables: Ta
             if reply.code != 200:
                 raise AgiError(f"Asterisk answered {reply.code} {reply.text[:60]!r} to SET "
                                f"VARIABLE {var}")
-        log(decision.log)
+        if warning:
+            yield f"VERBOSE {quote('pbx-bridge agi: ' + warning)} 1\n"
+            yield READ
+        log(decision.log + (f" ({tables.note})" if warning and tables.note else ""))
     except AgiError as exc:
         text = decision.log + "; " if decision else ""
         log(f"{text}AGI ended early: {exc}")

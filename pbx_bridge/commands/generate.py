@@ -244,7 +244,8 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         local_nets=tuple(args.local_net), rtp_start=start, rtp_end=end,
         context=args.context, phones_context=args.phones_context, bind=args.bind,
         amazon_cidrs=tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR]),
-        room_pattern=args.room_pattern, amazon_sip=args.amazon_sip, agi=args.agi)
+        room_pattern=args.room_pattern, amazon_sip=args.amazon_sip, agi=args.agi,
+        state_dir=str(settings.state_dir) if args.agi == "process" else None)
     plan = build(asterisk_dir, config, (snap.pjsip, snap.rtp, snap.modules))
     out = sys.stdout
     layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \

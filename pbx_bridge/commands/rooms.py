@@ -252,16 +252,44 @@ def _show(plan: "RoomPlan") -> str:
     return "\n".join(lines)
 
 
-def _check_agi_access(path: Path, user: str) -> None:
+def _check_agi_access(path: Path, user: str, asterisk_dir: Path | None = None) -> None:
+    """Whether the AGI, run by Asterisk as ``user``, reads the routes just published: the
+    state dir the generated dialplan's process AGI names (it cannot read the settings), and
+    that file, as that user."""
+    from pathlib import Path
+
+    from .. import log
+    from ..defaults import DEFAULT_STATE_DIR
     from ..rooms.routes import unreadable_by
+    named = _dialplan_state_dirs(asterisk_dir) if asterisk_dir is not None else set()
+    for d in sorted(named, key=str):
+        reads = Path(d or DEFAULT_STATE_DIR) / path.name
+        if reads != path:
+            how = f"names the state dir {d}" if d else \
+                f"names no state dir, so it reads the default {DEFAULT_STATE_DIR}"
+            log.event("agi-access", "warning", f"the dialplan's process AGI {how}, but the "
+                      f"routes are published in {path.parent}: calls will not find them; run "
+                      "'pbx-bridge generate --agi process --write' to name this one",
+                      user=user)
     try:
         why = unreadable_by(path, user)
     except OSError as exc:
         why = str(exc)
     if why:
-        from .. import log
         log.event("agi-access", "warning", f"the AGI user {user} ([agi] user) cannot read "
                   f"the routes it needs: {why}", user=user)
+
+
+def _dialplan_state_dirs(asterisk_dir: Path) -> "set[str | None]":
+    """The state dirs named by the process AGI calls pbx-bridge wrote into the dialplan."""
+    from ..generate.render import agi_state_dirs
+    found: set[str | None] = set()
+    for name in ("extensions_pbx-bridge.conf", "extensions_custom.conf"):
+        try:
+            found |= agi_state_dirs((asterisk_dir / name).read_text(errors="replace"))
+        except OSError:
+            continue
+    return found
 
 
 def _publish(store: "Store", group: str | None) -> "tuple[Path | None, str | None]":
@@ -357,7 +385,7 @@ def _apply(args: argparse.Namespace, ctx: Context, store: "Store") -> int:
     if not_published and report.error is None:
         report.error = not_published
     if published is not None:
-        _check_agi_access(published, ctx.settings.agi_user)
+        _check_agi_access(published, ctx.settings.agi_user, ctx.settings.asterisk_dir)
     doc = {**plan.to_json(), "done": len(report.done), "not_done": len(report.skipped),
            "error": report.error}
     if report.error:

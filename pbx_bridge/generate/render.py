@@ -54,6 +54,9 @@ class TrunkConfig:
     bind: str = "0.0.0.0"
     agi: str | None = None  # e.g. agi://127.0.0.1:4573 to look rooms up at call time
     phones_context: str | None = None  # plain Asterisk: where the PBX's phones are dialled
+    # process AGI: where the routes are (the settings' state dir), passed in the AGI() call:
+    # Asterisk runs it as the asterisk user, who may not read the settings file
+    state_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("transport", "endpoint", "context"):
@@ -95,6 +98,13 @@ class TrunkConfig:
                              "pattern such as _7XXX")
         if self.amazon_sip is not None:
             checked(self.amazon_sip, "Amazon's SIP address")
+        if self.state_dir is not None:
+            checked(self.state_dir, "the state dir")
+            if not self.state_dir.startswith("/") or re.search(r"[,()\"'\s\\$]",
+                                                                 self.state_dir):
+                raise UsageError(f"the state dir {self.state_dir!r} cannot be passed to the "
+                                 "AGI: it must be an absolute path without commas, "
+                                 "parentheses, quotes, '$', '\\' or spaces")
 
 
 # Mozilla's "intermediate" TLS 1.2 suites: forward secrecy with AES-GCM or ChaCha20-Poly1305
@@ -192,6 +202,19 @@ def reach_context(c: TrunkConfig) -> str:
     return f"{c.context}-reach"
 
 
+def _state_arg(c: TrunkConfig) -> str:
+    return f"--state-dir={c.state_dir}," if c.state_dir else ""
+
+
+_AGI_CALL = re.compile(r"AGI\(pbx-bridge,agi,(?:--state-dir=([^,)]*),)?alexa-route")
+
+
+def agi_state_dirs(dialplan_text: str) -> set[str | None]:
+    """The state dirs the process AGI calls of a generated dialplan name (None: a call that
+    names none, and so reads the default or the settings it may not read)."""
+    return {m.group(1) for m in _AGI_CALL.finditer(dialplan_text)}
+
+
 def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
     lines: list[str] = []
     if context_exists:
@@ -222,8 +245,8 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
                   f"[{c.context}]",
                   *guard("NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})")]
         if c.agi:  # show the room's name on the front desk's phone
-            lines.append(" same => n,AGI(pbx-bridge,agi,alexa-caller)" if c.agi == "process"
-                         else f" same => n,AGI({c.agi}/alexa-caller)")
+            lines.append(f" same => n,AGI(pbx-bridge,agi,{_state_arg(c)}alexa-caller)"
+                         if c.agi == "process" else f" same => n,AGI({c.agi}/alexa-caller)")
         lines += [' same => n,GotoIf($[${REGEX("^[0-9]{1,15}$" ${EXTEN})}]?:refuse)',
                   f' same => n,GotoIf($["${{PJSIP_ENDPOINT(${{EXTEN}},context)}}" = '
                   f'"{phones}"]?:refuse)',
@@ -235,7 +258,8 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
               "[pbx-bridge-to-alexa]",
               f"exten => {c.room_pattern},1,NoOp(Calling Alexa room extension ${{EXTEN}})"]
     if c.agi:
-        call = "AGI(pbx-bridge,agi,alexa-route,${EXTEN})" if c.agi == "process" else \
+        call = f"AGI(pbx-bridge,agi,{_state_arg(c)}alexa-route,${{EXTEN}})" \
+            if c.agi == "process" else \
             f"AGI({c.agi}/alexa-route,${{EXTEN}})"
         lines += [f" same => n,{call}",
                   ' same => n,GotoIf($["${ALEXA_MAPPED}" != "1"]?notroom)',

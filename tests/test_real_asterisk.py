@@ -580,7 +580,7 @@ def test_process_agi_as_nobody_reads_the_state_dir_the_dialplan_names(pbx, writt
         while f"{settings} is not readable by uid 65534" not in pbx.ast.log() and \
                 time.monotonic() < deadline:
             time.sleep(0.2)  # Asterisk's logger writes on its own thread
-        assert f"pbx-bridge agi: no routes published at /var/lib/pbx-bridge/routes.json" in \
+        assert "pbx-bridge agi: no routes published at /var/lib/pbx-bridge/routes.json" in \
             pbx.ast.log()
     finally:
         wrapper.write_text(before_wrapper)

@@ -342,3 +342,22 @@ def test_a_key_others_can_read_is_made_private_and_stays_so(tmp_path, group):
     r = run("--rollback")
     assert r.returncode == 0, r.stderr
     assert key.read_bytes() == data and key.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("context,words", [
+    ("ext-local", "FreePBX generates contexts named so"),
+    ("from-pstn", "FreePBX generates contexts named so"),
+    ("macro-dial", "FreePBX generates contexts named so"),
+    ("hotel-rooms", "the dialplan already has [hotel-rooms] at"),
+])
+def test_freepbx_context_must_be_ours(tmp_path, context, words):
+    """Asterisk merges same-named contexts: --context ext-local would add the extension
+    includes into FreePBX's own ext-local, --context from-pstn into the inbound context."""
+    etc = freepbx_generate_tree(tmp_path / "etc")
+    with open(etc / "extensions_custom.conf", "a") as f:
+        f.write("\n[hotel-rooms]\nexten => 1,1,NoOp()\n")
+    before = hashes(etc)
+    r = gen(etc, tmp_path / "state", "--context", context, "--write")
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+    assert hashes(etc) == before
+    assert gen(etc, tmp_path / "state", "--context", "pbx-bridge-rooms").returncode == 0

@@ -423,11 +423,12 @@ def test_freepbx_tree_with_tls_in_custom_files_passes(tmp_path, dns):
     res = preflight(d, dns, rules="freepbx.rules")
     bad = {k: v.summary for k, v in res.items() if v.status != Status.PASS}
     assert bad == {}
-    # a value in rtp_custom.conf overrides the generated one (Asterisk 22 takes the last)
-    (d / "rtp_custom.conf").write_text("rtpend=12000\n")
+    # a value in rtp_custom.conf does not override FreePBX's: Asterisk 22.10.1 takes the first
+    # (test_real_asterisk.py: test_rtp_range_asterisk_uses_is_the_first_definition)
+    (d / "rtp_custom.conf").write_text("rtpend=12000\n[general](+)\nrtpstart=16000\n")
     res = preflight(d, dns, rules="freepbx.rules")
-    assert res["rtp.range"].summary.startswith("RTP ports 10000-12000")
-    assert res["rtp.range"].where == f"{d}/rtp_additional.conf:2"
+    assert res["rtp.range"].summary.startswith("RTP ports 10000-20000")
+    assert res["rtp.range"].where == f"{d}/rtp_additional.conf:2"  # its rtpstart
 
 
 def test_freepbx_edit_fix_uses_custom_post_for_generated_sections(tmp_path, dns):

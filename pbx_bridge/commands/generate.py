@@ -14,8 +14,10 @@ from . import HELPS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from typing import Callable
+    from typing import Callable, Union
     from pathlib import Path
+    from ..preflight.checks import RtpRange
+    from ..preflight.snapshot import Snapshot
     from ..asterisk_cli import Asterisk
     from ..settings import Settings
     from ..generate.render import TrunkConfig
@@ -96,6 +98,23 @@ def _transaction(settings: "Settings", asterisk_dir: Path) -> "Transaction":
             sys.stderr.flush()
             time.sleep(delay)
     return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group)
+
+
+def _rtp_range_is_ours_to_set(snap: "Snapshot", r: "Union[RtpRange, str]", start: int,
+                              end: int) -> None:
+    """Asterisk takes the first rtpstart/rtpend: a range written after someone else's is
+    never used (the firewall would be opened for ports Asterisk does not use). Refuse."""
+    from ..generate.plan import Conflict, _inside, _ours
+    from ..preflight.checks import FREEPBX_RTP_FIX
+    if isinstance(r, str) or (r.start, r.end) == (start, end) or r.where is None or \
+            _inside(_ours(snap.rtp), r.where):
+        return
+    where = f"{r.where} sets {r.start}-{r.end}, which Asterisk uses (it takes the first range)"
+    if snap.freepbx:
+        raise Conflict(f"--rtp-range {start}-{end}: {where}; {FREEPBX_RTP_FIX}; or leave "
+                       "--rtp-range out")
+    raise Conflict(f"--rtp-range {start}-{end}: {where}; change it there (pbx-bridge does not "
+                   "edit your lines), or leave --rtp-range out")
 
 
 def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path,
@@ -229,10 +248,11 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         if why:
             sys.stderr.write(f"warning: public IP {why}: Amazon cannot reach the PBX there "
                              "(--public-ip)\n")
+    r = rtp_range(snap)
     if args.rtp_range:
         start, end = _range(args.rtp_range)
+        _rtp_range_is_ours_to_set(snap, r, start, end)
     else:
-        r = rtp_range(snap)
         start, end = (10000, 20000) if isinstance(r, str) else (r.start, r.end)
     keys = "/etc/asterisk/keys"
     base = args.fqdn or "pbx"

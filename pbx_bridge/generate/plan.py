@@ -167,6 +167,33 @@ FREEPBX_OUTBOUND = ("from-internal", "from-internal-xfer", "from-internal-noxfer
                     "from-internal-additional", "outbound-allroutes")
 
 
+# Contexts FreePBX generates (extensions_additional.conf and its modules): ours would be merged
+# into theirs (Asterisk merges same-named contexts), with the extension includes added.
+FREEPBX_PREFIXES = ("ext-", "from-", "app-", "macro-", "sub-", "outrt-", "outbound-", "ivr-",
+                    "timeconditions", "cidlookup", "vm-", "park", "tc-", "ringgroups",
+                    "followme-", "dialplan-", "func-", "bad-number", "default")
+
+
+def _freepbx_context_free(fs: FileSystem, c: TrunkConfig) -> None:
+    """--context on FreePBX must be a context of ours: not one FreePBX generates (by name,
+    or because the dialplan has it outside our block)."""
+    from .render import reach_context
+    ours_default = c.context == "from-alexa"
+    if not ours_default and c.context.lower().startswith(FREEPBX_PREFIXES):
+        raise Conflict(f"--context {c.context}: FreePBX generates contexts named so; ours "
+                       "would be merged into one of FreePBX's. Use from-alexa (the default) "
+                       "or a name of your own such as pbx-bridge-rooms")
+    ext = read_config(fs, "extensions.conf")
+    if not ext.found:
+        ext = read_config(fs, "extensions_additional.conf")
+    ours = _ours(ext)
+    for sec in ext.sections:
+        if sec.name in (c.context, reach_context(c)) and not _inside(ours, sec.where):
+            raise Conflict(f"--context {c.context}: the dialplan already has [{sec.name}] at "
+                           f"{sec.where}; ours would be merged into it. Give --context a name "
+                           "the dialplan does not use")
+
+
 def _include_block(name: str) -> str:
     return f"#include {name}"
 
@@ -201,6 +228,7 @@ def build(asterisk_dir: Path, c: TrunkConfig,
         if c.context in FREEPBX_OUTBOUND or c.context.startswith("outrt-"):
             raise Conflict(f"--context {c.context} carries FreePBX's outbound routes: a guest's "
                            "Echo could dial the PSTN; use the generated from-alexa")
+        _freepbx_context_free(fs, c)
         wanted.append((d / "extensions_custom.conf", render.dialplan(c)))
     else:
         ext = read_config(fs, "extensions.conf")

@@ -202,6 +202,14 @@ def reach_context(c: TrunkConfig) -> str:
     return f"{c.context}-reach"
 
 
+def _caller_name(c: TrunkConfig) -> list[str]:
+    """Show the room's name on the front desk's phone (with an AGI to look it up)."""
+    if not c.agi:
+        return []
+    return [f" same => n,AGI(pbx-bridge,agi,{_state_arg(c)}alexa-caller)" if c.agi == "process"
+            else f" same => n,AGI({c.agi}/alexa-caller)"]
+
+
 def _state_arg(c: TrunkConfig) -> str:
     return f"--state-dir={c.state_dir}," if c.state_dir else ""
 
@@ -231,6 +239,10 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
                   "; dial out).",
                   f"[{c.context}]",
                   *guard("NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})"),
+                  *_caller_name(c),
+                  # digits only: an extension, ring group or queue number, never a feature
+                  # code (*21...) or a follow-me entry (FM...) of ext-findmefollow
+                  ' same => n,GotoIf($[${REGEX("^[0-9]{1,15}$" ${EXTEN})}]?:refuse)',
                   f" same => n,GotoIf(${{DIALPLAN_EXISTS({reach},${{EXTEN}},1)}}?:refuse)",
                   f" same => n,Goto({reach},${{EXTEN}},1)",
                   " same => n(refuse),NoOp(${EXTEN} is not reachable from Alexa rooms)",
@@ -243,10 +255,7 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
                   "; and nothing else: a PJSIP endpoint named like the dialled extension, "
                   "living in that context.",
                   f"[{c.context}]",
-                  *guard("NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})")]
-        if c.agi:  # show the room's name on the front desk's phone
-            lines.append(f" same => n,AGI(pbx-bridge,agi,{_state_arg(c)}alexa-caller)"
-                         if c.agi == "process" else f" same => n,AGI({c.agi}/alexa-caller)")
+                  *guard("NoOp(Alexa room ${CALLERID(num)} calls ${EXTEN})"), *_caller_name(c)]
         lines += [' same => n,GotoIf($[${REGEX("^[0-9]{1,15}$" ${EXTEN})}]?:refuse)',
                   f' same => n,GotoIf($["${{PJSIP_ENDPOINT(${{EXTEN}},context)}}" = '
                   f'"{phones}"]?:refuse)',

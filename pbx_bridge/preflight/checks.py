@@ -442,8 +442,10 @@ class RtpRange:
 
 
 def rtp_range(snap: Snapshot) -> Union[RtpRange, str]:
-    """The rtp.conf range, or why it is not valid. Asterisk reads the last value in the first
-    [general] (so FreePBX's rtp_custom.conf, included after rtp_additional.conf, wins)."""
+    """The range Asterisk uses, or why it is not valid. Asterisk 22.10.1 takes the *first*
+    rtpstart and rtpend of the first [general] (with what ``[general](+)`` adds to it, after
+    its own lines), and ignores any later [general] (tests/test_real_asterisk.py shows it): so
+    on FreePBX, rtp_additional.conf's range wins over anything in rtp_custom.conf."""
     if not snap.rtp.found:
         return f"rtp.conf not found in {snap.options.asterisk_dir}"
     general = snap.rtp.named("general")
@@ -452,7 +454,7 @@ def rtp_range(snap: Snapshot) -> Union[RtpRange, str]:
     sec = general[0]
     got = {}
     for key in ("rtpstart", "rtpend"):
-        s = next((x for x in reversed(sec.settings) if x.key.lower() == key), None)
+        s = next((x for x in sec.settings if x.key.lower() == key), None)
         if s is None:
             return f"rtp.conf [general] does not set {key}"
         if not s.value.isdigit():
@@ -464,11 +466,16 @@ def rtp_range(snap: Snapshot) -> Union[RtpRange, str]:
     return RtpRange(start, end, ws)
 
 
+FREEPBX_RTP_FIX = ("set it in FreePBX: Settings > Asterisk SIP Settings > RTP Port Ranges "
+                   "(FreePBX writes it to rtp_additional.conf on 'fwconsole reload'; a range "
+                   "in rtp_custom.conf is never used: Asterisk takes the first)")
+
+
 def check_rtp_range(snap: Snapshot) -> Finding:
     id_ = "rtp.range"
     r = rtp_range(snap)
-    fix = ("in rtp.conf [general] (on FreePBX: Settings > Asterisk SIP Settings > RTP Port "
-           "Ranges, or rtp_custom.conf), set:\nrtpstart=10000\nrtpend=20000")
+    fix = (FREEPBX_RTP_FIX if snap.freepbx else "in rtp.conf's first [general], set:\n"
+           "rtpstart=10000\nrtpend=20000")
     if isinstance(r, str):
         general = snap.rtp.named("general")
         return Finding(id_, Status.FAIL, r, {"rtp_conf": snap.rtp.path},

@@ -60,6 +60,9 @@ class Observation:
     reached: str | None = None  # from-alexa: where the extension is found
     not_reached: str | None = None  # from-alexa: why it is not
     timed_out: bool = False
+    from_context: str | None = None  # --from-context: where the call started
+    route_reached: bool | None = None  # it went through [pbx-bridge-to-alexa]
+    route_ran: str | None = None  # else what ran first instead, as "Context Application"
 
 
 def parse_sip(value: str) -> tuple[int | None, str | None]:
@@ -225,12 +228,22 @@ class Caller:
     # -------------------------------------------------------------- to a room
 
     def call_room(self, obs: Observation, direct: bool, hold: float, timeout: float,
-                  cafile: str | None, local: bool) -> None:
+                  cafile: str | None, local: bool, context: str | None = None) -> None:
         target = f"PJSIP/{obs.to}@{obs.endpoint}" if direct else \
-            f"Local/{obs.to}@pbx-bridge-to-alexa"
+            f"Local/{obs.to}@{context or 'pbx-bridge-to-alexa'}"
         self.originate(target, timeout)
         done = self.pump(timeout + 10, lambda m: m.get("Event") == "OriginateResponse" and
                          m.get("Uniqueid") == self.ids[0])
+        if context:
+            obs.from_context = context
+            ran = [m for m in self.events if m.get("Event") == "Newexten" and
+                   m.get("Uniqueid") == self.ids[1]]
+            obs.route_reached = any(m.get("Context") == "pbx-bridge-to-alexa" for m in ran)
+            if not obs.route_reached and ran:  # the steps it took, as Asterisk names them
+                obs.route_ran = ", ".join(f"{m.get('Application')}({m.get('AppData', '')})"
+                                          for m in ran[:4]) + (", ..." if len(ran) > 4 else "")
+            if not obs.route_reached:
+                return
         if done is None:
             obs.timed_out = True
             return
@@ -364,6 +377,19 @@ def diagnose(o: Observation) -> list[Finding]:
                        {"context": o.endpoint_context, "contact": o.contact}))
     if o.direction == "from-alexa":
         return out + _diagnose_inbound(o)
+    if o.from_context is not None:
+        if not o.route_reached:
+            out.append(Finding("dialplan.route", Status.FAIL, f"a call from [{o.from_context}] "
+                               f"to {o.to} never reached [pbx-bridge-to-alexa]" + (
+                                   f": {o.route_ran} ran instead" if o.route_ran else ""),
+                               {"from_context": o.from_context, "ran": o.route_ran}, None,
+                               "a pattern or extension of that context (or of a context it "
+                               "includes first) takes the room numbers: pbx-bridge generate "
+                               "names the line; phones need 'exten => ROOM_PATTERN,1,Goto("
+                               "pbx-bridge-to-alexa,${EXTEN},1)' where it wins"))
+            return out
+        out.append(Finding("dialplan.route", Status.PASS, f"a call from [{o.from_context}] to "
+                           f"{o.to} goes through [pbx-bridge-to-alexa]"))
     if o.mapped is False:
         out.append(Finding("room.mapped", Status.WARN, f"{o.to} is not mapped to a room in "
                            "the local state: Amazon will refuse it", {"routes": o.routes_note},

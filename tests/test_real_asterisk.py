@@ -587,3 +587,118 @@ def test_process_agi_as_nobody_reads_the_state_dir_the_dialplan_names(pbx, writt
         ext.write_text(before_ext)
         shutil.rmtree(state, ignore_errors=True)
         pbx.generate("--agi", "process", "--write")  # the module's dialplan again
+
+
+def _freepbx_generate(ast, etc: Path, tls_port: int, *extra: str) -> subprocess.CompletedProcess:
+    home = etc.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PBX_BRIDGE_CONFIG"] = str(home / "cli.toml")
+    return pb(["generate", "--asterisk-dir", str(etc), "--public-ip", PUBLIC_IP, "--bind",
+               "127.0.0.1", "--port", str(tls_port), "--local-net", "127.0.0.0/8",
+               "--cert", str(home / "keys" / "pbx.crt"), "--key", str(home / "keys" / "pbx.key"),
+               "--ca-list", str(home / "keys" / "ca.crt"), *extra], env)
+
+
+def _ami_env(ast, etc: Path) -> dict[str, str]:
+    settings = etc.parent / "ami.toml"
+    settings.write_text(ast.settings_toml(etc.parent / "state", etc, ami=True))
+    settings.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PBX_BRIDGE_CONFIG"] = str(settings)
+    return env
+
+
+def test_rtp_range_asterisk_uses_is_the_first_definition(freepbx):
+    """FreePBX's rtp_additional.conf comes first: its range is the one Asterisk uses, a
+    range in rtp_custom.conf (even as [general](+)) is never used. Preflight says so, and
+    generate refuses to write another range where it would not count."""
+    ast, etc, r, tls_port = freepbx
+    running = re.search(r"Port start:\s+(\d+)\s+Port end:\s+(\d+)",
+                        ast.cli("rtp show settings")).groups()
+    additional = re.findall(r"rtp(?:start|end)=(\d+)", (etc / "rtp_additional.conf").read_text())
+    assert list(running) == additional
+    env = _ami_env(ast, etc)
+    doc = json.loads(pb(["preflight", "--asterisk-dir", str(etc), "--public-ip", PUBLIC_IP,
+                         "--format", "json"], env).stdout)
+    f = next(f for f in doc["findings"] if f["id"] == "rtp.range")
+    assert f["summary"].startswith(f"RTP ports {running[0]}-{running[1]}")
+    assert f["where"] == f"{etc}/rtp_additional.conf:2"
+    before = {p.name: p.read_bytes() for p in etc.iterdir() if p.is_file()}
+    r = _freepbx_generate(ast, etc, tls_port, "--rtp-range", "16000-16999", "--write")
+    assert r.returncode == 1 and f"{etc}/rtp_additional.conf:2 sets" in r.stderr, r.stderr
+    assert "RTP Port Ranges" in r.stderr
+    assert {p.name: p.read_bytes() for p in etc.iterdir() if p.is_file()} == before
+    # and what Asterisk does with a later [general](+), to show why
+    custom = etc / "rtp_custom.conf"
+    old = custom.read_text()
+    try:
+        custom.write_text(old + "\n[general](+)\nrtpstart=16000\nrtpend=16999\n")
+        ast.cli("module reload res_rtp_asterisk.so")
+        assert re.search(r"Port start:\s+(\d+)", ast.cli("rtp show settings")).group(1) == \
+            running[0]
+    finally:
+        custom.write_text(old)
+        ast.cli("module reload res_rtp_asterisk.so")
+
+
+def test_freepbx_phones_reach_rooms_past_a_pattern_of_from_internal_custom(freepbx):
+    """This FreePBX's from-internal-custom has its own _X. (to Stasis): an include of the
+    room route would never be reached. The generated _7XXX there wins over it."""
+    ast, etc, r, _ = freepbx
+    assert r.returncode == 0
+    assert "exten => _X.,1,NoOp()" in (etc / "extensions_custom.conf").read_text()
+    ami = Ami(ast.ami_port)
+    try:
+        _, events = ami.originate("Local/7201@from-internal", settle=2)
+    finally:
+        ami.close()
+    ran = contexts_run(events)
+    assert ("pbx-bridge-to-alexa", "7201", "NoOp") in ran, ran
+    assert not [x for x in ran if x[2] == "Stasis"], ran
+    got = pb(["test-call", "--to", "7201", "--from-context", "from-internal", "--timeout", "3",
+              "--format", "json"], _ami_env(ast, etc))
+    doc = json.loads(got.stdout)
+    route = next(f for f in doc["findings"] if f["id"] == "dialplan.route")
+    assert route["status"] == "pass", route
+    # a from-internal-custom line that takes room numbers first: generate names it
+    custom = etc / "extensions_custom.conf"
+    old = custom.read_text()
+    try:
+        custom.write_text(old.replace("[from-internal-custom]\n", "[from-internal-custom]\n"
+                                      "exten => _72XX,1,Stasis(hello-world)\n", 1))
+        r2 = _freepbx_generate(ast, etc, freepbx[3])
+        assert r2.returncode == 1 and "has 'exten => _72XX'" in r2.stderr, r2.stderr
+        ast.cli("dialplan reload")
+        got = pb(["test-call", "--to", "7201", "--from-context", "from-internal",
+                  "--timeout", "3", "--format", "json"], _ami_env(ast, etc))
+        route = next(f for f in json.loads(got.stdout)["findings"]
+                     if f["id"] == "dialplan.route")
+        assert got.returncode == 1 and route["status"] == "fail" and \
+            "never reached [pbx-bridge-to-alexa]" in route["summary"], route
+    finally:
+        custom.write_text(old)
+        ast.cli("dialplan reload")
+
+
+def test_freepbx_from_alexa_reaches_no_feature_code_and_names_the_caller(freepbx):
+    ast, etc, r, tls_port = freepbx
+    ami = Ami(ast.ami_port)
+    try:
+        for code in ("*2130", "FM5551234", "2130*"):
+            answer, events = ami.originate(f"Local/{code}@from-alexa")
+            ran = contexts_run(events)
+            assert answer.get("Response") == "Failure", (code, ran)
+            assert not [x for x in ran if x[0] in ("app-fmf-toggle", "followme-check")], ran
+        # the caller's name from the AGI; a FastAGI server that is down does not stop the
+        # call (TryExec): it reaches the extension all the same
+        dead = free_ports(1)[0]
+        g = _freepbx_generate(ast, etc, tls_port, "--agi", f"agi://127.0.0.1:{dead}",
+                              "--write")
+        assert g.returncode == 0, g.stdout + g.stderr
+        assert f"TryExec(AGI(agi://127.0.0.1:{dead}/alexa-caller))" in \
+            ast.cli("dialplan show from-alexa")
+        _, events = ami.originate("Local/101@from-alexa")
+        assert ("ext-local", "101") in [(c, e) for c, e, _ in contexts_run(events)]
+    finally:
+        ami.close()
+        assert _freepbx_generate(ast, etc, tls_port, "--write").returncode == 0

@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "when a guest says 'Alexa, call extension EXT'")
     p.add_argument("--direct", action="store_true", help="dial the trunk endpoint itself, "
                    "not through the generated dialplan")
+    p.add_argument("--from-context", metavar="CONTEXT", help="start where a phone starts: "
+                   "dial EXT in this dialplan context (e.g. from-internal), so that what "
+                   "shadows the route to the rooms shows (default: pbx-bridge-to-alexa)")
     p.add_argument("--ring", action="store_true", help="--from-alexa: really ring EXT")
     p.add_argument("--hold", type=float, default=3.0, metavar="SECONDS",
                    help="keep an answered call up this long (default 3)")
@@ -55,6 +58,12 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--ring goes with --from-alexa")
     if args.direct and args.from_alexa:
         raise UsageError("--direct is for calls to a room, not --from-alexa")
+    if args.from_context is not None:
+        if args.direct or args.from_alexa:
+            raise UsageError("--from-context is for calls to a room through the dialplan, "
+                             "not with --direct or --from-alexa")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}", args.from_context):
+            raise UsageError(f"--from-context {args.from_context!r}: not a context name")
     if not 0 <= args.hold <= 600:
         raise UsageError("--hold must be 0..600 seconds")
     if not 0 < args.timeout <= 600:
@@ -103,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
                 transport = show_fields(caller.cli(
                     f"pjsip show transport {fields.get('transport', '')}"))
                 caller.call_room(obs, args.direct, args.hold, args.timeout,
-                                 transport.get("ca_list_file") or None, ami.local)
+                                 transport.get("ca_list_file") or None, ami.local,
+                                 args.from_context)
     except AmiError as exc:
         raise NoAmi(f"AMI at {host}:{port} failed during the test call: {exc}") from None
     finally:

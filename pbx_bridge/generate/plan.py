@@ -194,6 +194,31 @@ def _freepbx_context_free(fs: FileSystem, c: TrunkConfig) -> None:
                            "the dialplan does not use")
 
 
+def _phones_reach_rooms(fs: FileSystem, context: str, c: TrunkConfig, refuse: bool
+                        ) -> str | None:
+    """Whether a phone's call to a room extension, in ``context``, would reach the trunk:
+    not when an extension of the context's own (outside our block) is exact for a room
+    number or a more specific pattern. Conflict (``refuse``) or the sentence saying so."""
+    from .patterns import shadows
+    ext = read_config(fs, "extensions.conf")
+    if not ext.found:
+        ext = read_config(fs, "extensions_custom.conf")
+    ours = _ours(ext)
+    for sec in ext.named(context):
+        for s in sec.settings:
+            if s.key.lower() != "exten" or _inside(ours, s.where):
+                continue
+            name = s.value.split(",", 1)[0].strip()
+            if shadows(name, c.room_pattern):
+                why = (f"[{context}] at {s.where} has 'exten => {name}', which takes calls to "
+                       f"room extensions ({c.room_pattern}) before pbx-bridge's route: phones "
+                       "would never reach those rooms; change or remove that line")
+                if refuse:
+                    raise Conflict(why)
+                return "warning: " + why
+    return None
+
+
 def _include_block(name: str) -> str:
     return f"#include {name}"
 
@@ -229,6 +254,7 @@ def build(asterisk_dir: Path, c: TrunkConfig,
             raise Conflict(f"--context {c.context} carries FreePBX's outbound routes: a guest's "
                            "Echo could dial the PSTN; use the generated from-alexa")
         _freepbx_context_free(fs, c)
+        _phones_reach_rooms(fs, "from-internal-custom", c, refuse=True)
         wanted.append((d / "extensions_custom.conf", render.dialplan(c)))
     else:
         ext = read_config(fs, "extensions.conf")
@@ -280,8 +306,14 @@ def build(asterisk_dir: Path, c: TrunkConfig,
             changes.append(FileChange(path, old, blocks.put(
                 old or b"", "[modules](+)\nload => res_srtp.so", str(path))))
     if not c.freepbx:
-        notes.append(f"add 'include => pbx-bridge-to-alexa' to the context your phones use, "
-                     f"so they can dial rooms ({c.room_pattern}) through the trunk")
+        phones = c.phones_context or "the context your phones use"
+        notes.append(f"so that phones can dial rooms through the trunk, add to [{phones}]: "
+                     f"{render.room_route(c)} (an 'include => pbx-bridge-to-alexa' would lose "
+                     "to any pattern of that context's own that matches room numbers)")
+        if c.phones_context:
+            why = _phones_reach_rooms(fs, c.phones_context, c, refuse=False)
+            if why:
+                notes.append(why)
     for label, named in (("certificate", c.cert_file), ("private key", c.priv_key_file),
                          ("CA list", c.ca_list_file)):
         if not fs.host_path(named).exists():

@@ -203,11 +203,13 @@ def reach_context(c: TrunkConfig) -> str:
 
 
 def _caller_name(c: TrunkConfig) -> list[str]:
-    """Show the room's name on the front desk's phone (with an AGI to look it up)."""
+    """Show the room's name on the front desk's phone (with an AGI to look it up). TryExec:
+    a name is a nicety, and an AGI that cannot start (a FastAGI server down) would else hang
+    the guest's call up."""
     if not c.agi:
         return []
-    return [f" same => n,AGI(pbx-bridge,agi,{_state_arg(c)}alexa-caller)" if c.agi == "process"
-            else f" same => n,AGI({c.agi}/alexa-caller)"]
+    return [f" same => n,TryExec(AGI(pbx-bridge,agi,{_state_arg(c)}alexa-caller))"
+            if c.agi == "process" else f" same => n,TryExec(AGI({c.agi}/alexa-caller))"]
 
 
 def _state_arg(c: TrunkConfig) -> str:
@@ -280,8 +282,17 @@ def dialplan(c: TrunkConfig, context_exists: bool = False) -> str:
         lines += [f" same => n,Dial(PJSIP/${{EXTEN}}@{c.endpoint},60)", SIP_OUTCOME,
                   " same => n,Hangup()"]
     if c.freepbx:
-        lines += ["", "[from-internal-custom]", "include => pbx-bridge-to-alexa"]
+        lines += ["", "; PBX phones reach rooms: FreePBX's from-internal includes "
+                  "from-internal-custom first, and a",
+                  "; pattern of its own wins over a less specific one there (an include "
+                  "would lose to every one)",
+                  "[from-internal-custom]", room_route(c)]
     return "\n".join(lines)
+
+
+def room_route(c: TrunkConfig) -> str:
+    """The line that sends a phone's call to a room extension on to the trunk."""
+    return f"exten => {c.room_pattern},1,Goto(pbx-bridge-to-alexa,${{EXTEN}},1)"
 
 
 def firewall(c: TrunkConfig) -> str:

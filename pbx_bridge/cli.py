@@ -85,6 +85,14 @@ def _pipe_closed() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the parser was still being built
+        sys.stderr.write("pbx-bridge: interrupted\n")
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--version"]:
         sys.stdout.write(f"pbx-bridge {__version__}\n")

@@ -82,6 +82,27 @@ def prepare(state_dir: Path) -> Path:
     return state_dir
 
 
+def holder(state_dir: Path) -> str | None:
+    """Who holds the state dir's write lock now ("pid command"), or None: read-only, so a
+    reader (rooms plan, status) can tell that what it reads is a moment of a run."""
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            return text or "?"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def exclusive(state_dir: Path, command: str) -> Iterator[None]:
     """Hold the state dir's write lock for ``command``; a second writer gets :class:`Busy`

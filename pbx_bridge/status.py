@@ -75,6 +75,7 @@ class Report:
     service_errors: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # part -> why it could not be checked
     pending_renewal: dict[str, Any] | None = None  # a renewal renew-hook could not install
+    sync_running: str | None = None  # "pid rooms apply" while one runs: drift not judged
     duration: float = 0.0
 
     @property
@@ -112,7 +113,7 @@ class Report:
                 self.cert_served.sha256 != self.cert_file.sha256:
             out.append((WARNING, "Asterisk serves another certificate than "
                         f"{self.cert_file.where} (renewed but not loaded: pbx-bridge "
-                        "renew-hook)"))
+                        "renew-hook --lineage DIR, certbot's live folder of it)"))
         if self.trunk_exists is False:
             out.append((CRITICAL, f"trunk {self.trunk_id} does not exist at Amazon"))
         elif self.trunk_id is None and not self.errors.keys() & {"trunk", "settings"}:
@@ -153,7 +154,7 @@ class Report:
             "mappings": self.mappings, "drift": self.drift,
             "lastSync": _iso(self.last_sync) if self.last_sync else None,
             "services": self.services, "errors": self.errors,
-            "pendingRenewal": self.pending_renewal,
+            "pendingRenewal": self.pending_renewal, "syncRunning": self.sync_running,
             "durationSeconds": round(self.duration, 3),
         }
 
@@ -312,6 +313,9 @@ class Gatherer:
 
     def renewal(self) -> None:
         from .state import State
+        from .statedir import holder
+        if "renew-hook" in (holder(self.settings.state_dir) or ""):
+            return  # it is being installed now
         self.report.pending_renewal = State(self.settings.state_dir).pending_renewal
 
     def served(self) -> None:
@@ -380,6 +384,12 @@ class Gatherer:
         if "trunk" in self.report.errors:
             from .errors import PbxBridgeError
             raise PbxBridgeError("the trunk could not be read")
+        from .statedir import holder
+        busy = holder(self.settings.state_dir)
+        if busy and "rooms apply" in busy:  # its requests in flight are not drift
+            self.report.sync_running = busy
+            _, self.report.last_sync = read_mappings(self.settings.state_dir, tid)
+            return
         ours, self.report.last_sync = read_mappings(self.settings.state_dir, tid)
         theirs = {m.extension: m.comms_profile_id for m in self.api.list_mappings(tid)}
         counts = dict.fromkeys(MAPPING_STATES, 0)
@@ -556,6 +566,9 @@ def text(report: Report, problems: list[tuple[int, str]]) -> str:
         lines.append("  mappings: " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                 for k, v in report.mappings.items()))
         lines += [f"    {d}" for d in report.drift]
+    if report.sync_running:
+        lines.append(f"  mappings: not compared, a rooms apply is running (pid "
+                     f"{report.sync_running.split()[0]})")
     if report.last_sync is not None:
         lines.append(f"  last rooms apply: {_iso(report.last_sync)}")
     for name, up in report.services.items():

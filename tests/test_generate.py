@@ -361,3 +361,39 @@ def test_freepbx_context_must_be_ours(tmp_path, context, words):
     assert r.returncode == 1 and words in r.stderr, r.stderr
     assert hashes(etc) == before
     assert gen(etc, tmp_path / "state", "--context", "pbx-bridge-rooms").returncode == 0
+
+
+@pytest.mark.parametrize("disk", ["full", "read-only"])
+def test_a_full_or_read_only_asterisk_dir_is_one_line_and_changes_nothing(tmp_path, disk):
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a small tmpfs (.ci/run runs as root)")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(etc)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here")
+    try:
+        plain_generate_tree(tmp_path / "src")
+        for p in (tmp_path / "src").iterdir():
+            (shutil.copytree if p.is_dir() else shutil.copy2)(p, etc / p.name)
+        if disk == "full":
+            fd = os.open(etc / ".fill", os.O_WRONLY | os.O_CREAT)  # every block taken
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", str(etc)], check=True)
+        before = hashes(etc)
+        r = gen(etc, tmp_path / "state", "--write")
+        why = "No space left on device" if disk == "full" else "Read-only file system"
+        assert r.returncode == 1 and why in r.stderr and "nothing changed" in r.stderr, r.stderr
+        last = r.stderr.splitlines()[-1]  # (a key_group warning may come before it)
+        assert last.startswith("pbx-bridge: cannot write ") and "Traceback" not in r.stderr
+        assert hashes(etc) == before  # and no temporary file left
+    finally:
+        subprocess.run(["umount", "-l", str(etc)], capture_output=True)

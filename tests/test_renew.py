@@ -299,3 +299,24 @@ def test_rollback_after_renew_hook_puts_the_old_chain_back_at_amazon(site, tmp_p
         s.srv.emulator.state.trunks[s.trunk] = trunk
     assert r.returncode == 1 and "run 'pbx-bridge trunk update'" in r.stderr, r.stderr
     assert served(s.tls_port) == old_served  # the files were rolled back all the same
+
+
+def test_a_renew_hook_killed_midway_is_remembered(site, tmp_path):
+    """Intent first: killed after the first file (certbot will not call it again), the
+    renewal is remembered, status names the command, and the rerun finishes it."""
+    import signal
+    s = site
+    live = lineage(tmp_path / "l8", make_pki(days=73))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env.update(PBX_BRIDGE_CONFIG=str(s.settings), PBX_BRIDGE_WRITE_PAUSE="5")
+    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "renew-hook", "--lineage",
+                             str(live)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr.readline().startswith("wrote file 1")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    proc.stderr.close()
+    r = s.pb("status", "--format", "nagios")
+    assert f"renew-hook --lineage {live}" in r.stdout and "interrupted" in r.stdout, r.stdout
+    r = s.pb("renew-hook", "--lineage", str(live))
+    assert r.returncode == 0, r.stderr
+    assert "renew-hook --lineage" not in s.pb("status", "--format", "nagios").stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,35 @@ def test_kill_during_apply_leaves_a_sound_state_and_a_rerun_finishes(hotel, tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(srv.emulator.state.mappings[tid]) == 40
     assert f"applied {40 - done} change(s)" in r.stdout
+
+
+def test_plan_and_status_during_an_apply_say_it_runs(hotel, tmp_path):
+    """A plan or a status read while rooms apply changes Amazon and the table sees a moment
+    of it: the plan says so, and status does not call the requests in flight drift."""
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+    from pbx_bridge.statedir import holder
+    srv, tid, env = hotel(latency_ms=60)
+    state = Path(env["PBX_BRIDGE_STATE_DIR"])
+    m = tmp_path / "m.csv"
+    m.write_text(csv_of(rows(40)))
+    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+                             str(m), "--yes", "--concurrency", "1"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (holder(state) or "").endswith("rooms apply"):
+            assert proc.poll() is None and time.monotonic() < deadline, "apply never ran"
+            time.sleep(0.05)  # polling for the lock the apply takes, not waiting on a race
+        r = pb(env, "rooms", "plan", "--map", str(m))
+        assert f"note: rooms apply is running (pid {proc.pid})" in r.stderr, r.stderr
+        r = pb(env, "status", "--format", "json", "--asterisk-dir", str(tmp_path / "none"))
+        doc = json.loads(r.stdout)
+        assert doc["syncRunning"] == f"{proc.pid} rooms apply"
+        assert not [p for p in doc["problems"] if "drifted" in p["message"]], doc["problems"]
+    finally:
+        assert proc.wait(60) == 0
+    assert holder(state) is None

@@ -179,14 +179,19 @@ def run(args: argparse.Namespace) -> int:
     settings = load(args.config)
     from ..state import State
     state = State(settings.state_dir)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:  # intent first: a run killed from here on leaves the renewal remembered
+        state.remember_renewal(str(lineage), renewal.not_after, "renew-hook was interrupted "
+                               "before it finished", stamp)
+    except PbxBridgeError:
+        pass  # the failure, if it comes, says what it can
     try:
         code = _install(args, settings, lineage, renewal)
     except RenewFailed as exc:
         # certbot calls a deploy hook once per renewal: remember this one, so that status
         # says it waits and how to finish it
         try:
-            state.remember_renewal(str(lineage), renewal.not_after, str(exc),
-                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            state.remember_renewal(str(lineage), renewal.not_after, str(exc), stamp)
             note = "status reports it"
         except PbxBridgeError:
             note = "it could not be recorded in the state dir"

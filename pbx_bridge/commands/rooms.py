@@ -230,7 +230,15 @@ def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
             raise
         raise Refused(f"trunk {trunk} no longer exists at Amazon ({exc}); run 'pbx-bridge "
                       "trunk create', or 'trunk delete --force' to forget it") from None
-    return build_plan(trunk, desired, current, store, args.prune)
+    plan = build_plan(trunk, desired, current, store, args.prune)
+    if args.rooms_command == "plan":
+        from ..statedir import holder
+        busy = holder(ctx.settings.state_dir)
+        if busy:  # Amazon and the local table were read while it changed them
+            pid, _, what = busy.partition(" ")
+            sys.stderr.write(f"note: {what or 'a command'} is running (pid {pid}): this plan "
+                             "is a moment of it; run plan again when it ends\n")
+    return plan
 
 
 def _show(plan: "RoomPlan") -> str:

@@ -199,8 +199,16 @@ class Transaction:
         lines of the reload). On a failed check every file is restored and Asterisk
         reloaded; when only a restart is missing, the files are kept and
         :class:`RestartNeeded` says so."""
-        folder, manifest = self._new_backup(changes)
+        try:
+            folder, manifest = self._new_backup(changes)
+        except OSError as exc:
+            import shutil
+            for half in self.root.glob(".new-*") if self.root.is_dir() else []:
+                shutil.rmtree(half, ignore_errors=True)
+            raise ApplyFailed(f"cannot back up into {self.root}: {exc.strerror or exc}; "
+                              "nothing changed") from None
         written: list[Path] = []
+        path = Path()
         try:
             for i, ch in enumerate(changes):
                 entry = manifest["files"][i]
@@ -212,10 +220,15 @@ class Transaction:
                 written.append(path)
                 self.between_files(i)
         except BaseException as exc:
-            self._restore(folder, manifest)
+            # only what was replaced goes back: the rest is as it was (on a full or
+            # read-only disk, rewriting it would fail too)
+            self._restore(folder, manifest, only=set(written))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            raise ApplyFailed(f"writing failed ({exc}); every file was restored") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ApplyFailed(f"cannot write {path}: {reason}; nothing changed" +
+                              (f" ({len(written)} file(s) written before were restored)"
+                               if written else "")) from None
         self._mark(folder, manifest, "written")
         if not reload:
             return Outcome(folder, tuple(written), False, "reload skipped (--no-reload)")
@@ -267,8 +280,11 @@ class Transaction:
             for entry in entries:
                 m = _TEMP.match(entry.name)
                 if m and m.group(1) in names and entry.is_file() and not entry.is_symlink():
-                    entry.unlink()
-                    swept += 1
+                    try:
+                        entry.unlink()
+                        swept += 1
+                    except OSError:
+                        pass  # a read-only dir: the write that follows says so
         if self.root.is_dir():
             import shutil
             for entry in self.root.iterdir():
@@ -312,7 +328,10 @@ class Transaction:
         return Outcome(folder, (), True, f"finished the interrupted change {folder.name}: "
                        f"Asterisk reloaded; {verdict.summary}")
 
-    def _restore(self, folder: Path, manifest: dict[str, Any]) -> list[Path]:
+    def _restore(self, folder: Path, manifest: dict[str, Any],
+                 only: set[Path] | None = None) -> list[Path]:
+        """Put the backup's files back (``only`` those, when given); a file that already
+        has its old bytes is left alone."""
         if manifest.get("asterisk_dir") != str(self.asterisk_dir):
             raise ApplyFailed(f"backup {folder.name} is of {manifest.get('asterisk_dir')}, not "
                               f"of {self.asterisk_dir}; not restored")
@@ -334,21 +353,30 @@ class Transaction:
                 if _sha(data) != entry.get("old_sha256"):
                     raise InputError(str(folder), f"backup of {path} is damaged; not restored")
             todo.append((path, entry, data))
-        restored = []
+        restored: list[Path] = []
         for path, entry, data in todo:
-            if data is not None:
-                if entry.get("private"):  # the old key, never readable by others
-                    entry = {**entry, "mode": int(entry.get("old_mode", 0o600)) & 0o640,
-                             "gid": entry.get("old_gid", entry.get("gid"))}
-                # permission bits only: never setuid, setgid or sticky from a manifest
-                mode = int(entry.get("mode", 0o640)) & 0o777
-                atomic_write(path, data, mode=mode)
-                _own_like(path, entry)
-            else:
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
+            if only is not None and path not in only:
+                continue
+            try:
+                if data is not None:
+                    if entry.get("private"):  # the old key, never readable by others
+                        entry = {**entry, "mode": int(entry.get("old_mode", 0o600)) & 0o640,
+                                 "gid": entry.get("old_gid", entry.get("gid"))}
+                    # permission bits only: never setuid, setgid or sticky from a manifest
+                    mode = int(entry.get("mode", 0o640)) & 0o777
+                    if _current(path) != data or entry.get("private"):
+                        atomic_write(path, data, mode=mode)
+                        _own_like(path, entry)
+                else:
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        pass
+            except OSError as exc:
+                raise ApplyFailed(f"cannot restore {path}: {exc.strerror or exc} "
+                                  f"({len(restored)} file(s) restored before it); run "
+                                  "'pbx-bridge generate --rollback' once it can be written") \
+                    from None
             restored.append(path)
         self._mark(folder, manifest, "rolled back")
         return restored
@@ -377,6 +405,13 @@ class Transaction:
                 if any(Path(e["path"]).name.startswith("pjsip") for e in manifest["files"]):
                     note += STALE_TRANSPORT
         return folder, restored, note
+
+
+def _current(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _fsync_dir(path: Path) -> None:

@@ -302,7 +302,8 @@ class Gatherer:
         from .preflight.checks import run_checks
         from .preflight.snapshot import Options, Unknown, gather
         opts = Options(asterisk_dir=self.opts.asterisk_dir, firewall=False, dns=self.opts.dns,
-                       dns_server=self.opts.dns_server, key_group=self.settings.key_group)
+                       dns_server=self.opts.dns_server, key_group=self.settings.key_group,
+                       asterisk_cli=self.settings.asterisk_cli)
         net = Network(self.opts.dns_server, timeout=self.deadline.left(3.0))
         self.snap = snap = gather(opts, net=net)
         self.report.checks = [f for f in run_checks(snap)

@@ -628,6 +628,16 @@ def test_rtp_range_asterisk_uses_is_the_first_definition(freepbx):
     assert r.returncode == 1 and f"{etc}/rtp_additional.conf:2 sets" in r.stderr, r.stderr
     assert "RTP Port Ranges" in r.stderr
     assert {p.name: p.read_bytes() for p in etc.iterdir() if p.is_file()} == before
+    # status asks the running Asterisk: a range changed on disk but not loaded is named
+    additional = etc / "rtp_additional.conf"
+    was = additional.read_text()
+    try:
+        additional.write_text("[general]\nrtpstart=16000\nrtpend=16999\n")
+        doc = json.loads(pb(["status", "--format", "json", "--asterisk-dir", str(etc)],
+                            env).stdout)
+        assert doc["checks"]["rtp.range"] == "warn", doc["checks"]
+    finally:
+        additional.write_text(was)
     # and what Asterisk does with a later [general](+), to show why
     custom = etc / "rtp_custom.conf"
     old = custom.read_text()

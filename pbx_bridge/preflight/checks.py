@@ -480,8 +480,16 @@ def check_rtp_range(snap: Snapshot) -> Finding:
         general = snap.rtp.named("general")
         return Finding(id_, Status.FAIL, r, {"rtp_conf": snap.rtp.path},
                        _w(general[0].where) if general else None, fix)
-    return Finding(id_, Status.PASS, f"RTP ports {r.start}-{r.end} ({r.end - r.start + 1} ports)",
-                   {"rtpstart": r.start, "rtpend": r.end}, _w(r.where))
+    ev = {"rtpstart": r.start, "rtpend": r.end}
+    if snap.running_rtp is not None and snap.running_rtp != (r.start, r.end):
+        a, b = snap.running_rtp
+        return Finding(id_, Status.WARN, f"the running Asterisk uses RTP ports {a}-{b}, the "
+                       f"config says {r.start}-{r.end}: the firewall checks judge {a}-{b}",
+                       {**ev, "running": [a, b]}, _w(r.where),
+                       "asterisk -rx 'module reload res_rtp_asterisk.so' (then run again)")
+    return Finding(id_, Status.PASS, f"RTP ports {r.start}-{r.end} ({r.end - r.start + 1} ports)"
+                   + (", as the running Asterisk uses" if snap.running_rtp else ""), ev,
+                   _w(r.where))
 
 
 def _firewall(snap: Snapshot, id_: str, proto: str, ports: tuple[int, int], what: str
@@ -538,6 +546,8 @@ def check_firewall_signaling(snap: Snapshot) -> Finding:
 
 def check_firewall_media(snap: Snapshot) -> Finding:
     id_ = "firewall.media"
+    if snap.running_rtp is not None:  # what Asterisk uses, not what a file says
+        return _firewall(snap, id_, "udp", snap.running_rtp, "SRTP media")
     r = rtp_range(snap)
     if isinstance(r, str):
         return _skip(id_, f"no valid RTP range: {r}")

@@ -94,6 +94,7 @@ def options_from(args: argparse.Namespace) -> "Options":
         firewall_rules=Path(args.firewall_rules) if args.firewall_rules else None,
         dns_server=_dns_server(args.dns_server) if args.dns_server else None, live=args.live,
         key_group=args.key_group,
+        asterisk_cli=("asterisk",) if args.live else None,  # --live: ask the running one
     )
 
 

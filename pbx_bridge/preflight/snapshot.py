@@ -6,6 +6,7 @@ its reason, never an exception.
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,8 @@ class Options:
     firewall: bool = True  # read the firewall (trunk create does not need it)
     dns: bool = True  # look the certificate's names up (only cert.dns needs it)
     key_group: str = "asterisk"  # the group Asterisk runs as: the key may be readable by it
+    # how to ask the running Asterisk (``asterisk -rx``) what it uses (the RTP range), or None
+    asterisk_cli: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Snapshot:
     weak_tls: Union[WeakProbe, None] = None  # --live: a handshake offering only weak suites
     # the dialplan (extensions.conf), read when the PBX has a transport other than TLS
     dialplan: Union[Config, None] = None
+    running_rtp: tuple[int, int] | None = None  # the RTP range the running Asterisk uses
 
 
 def _is_freepbx(fs: FileSystem) -> bool:
@@ -370,6 +374,16 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
             live = net.tls_sip_probe(transport.connect_host, transport.port)
             if live.connected:
                 weak = net.weak_cipher_probe(transport.connect_host, transport.port)
+    running_rtp = None
+    if opts.asterisk_cli and runner.which(opts.asterisk_cli[0]):
+        import re
+        try:
+            res = runner.run([*opts.asterisk_cli, "-rx", "rtp show settings"], timeout=5.0)
+            got = dict(re.findall(r"Port (start|end):\s+(\d+)", res.stdout))
+            if res.returncode == 0 and len(got) == 2:
+                running_rtp = (int(got["start"]), int(got["end"]))
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass  # not running, or not ours to ask: the config's range is judged
     dialplan = None
     if any(t.protocol not in ("tls", "wss") for t in pjsip.transports(pj)):
         dialplan = read_config(fs, "extensions.conf")
@@ -377,5 +391,5 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
         options=opts, now=certs.utc(clock.now()), freepbx=_is_freepbx(fs), pjsip=pj, rtp=rtp,
         modules=modules, transport=transport, endpoint=endpoint, cert=cert,
         ca_list=_gather_ca(fs, transport), public_ip=public_ip, host_ips=host_ips, dns=dns,
-        firewall=firewall, live=live, weak_tls=weak, dialplan=dialplan,
+        firewall=firewall, live=live, weak_tls=weak, dialplan=dialplan, running_rtp=running_rtp,
     )

@@ -3,7 +3,8 @@ Asterisk and read the result back, and roll everything back if anything fails.
 
 A backup is a folder in the state dir with a manifest written *before* the first file is
 replaced, so that a crash or kill at any moment leaves each file old or new (never partial) and
-``--rollback`` can always restore the old bytes.
+``--rollback`` can always restore the old bytes. Backups are kept, one per change, so a
+rollback can go back step by step (or ``--to`` a change) down to the untouched files.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class AmiClient:
         self.buf = b""
         self.next_id = 1
         self.backlog: list[Message] = []  # events that arrived while awaiting a response
+        self.answered = False  # an AMI banner was seen (Asterisk runs, whatever the login)
 
     def _read_block(self) -> str:
         block = self._block_within(None)
@@ -110,6 +111,7 @@ class AmiClient:
         line, _, self.buf = banner.partition(b"\r\n")
         if not line.startswith(b"Asterisk Call Manager/"):
             raise AmiError(f"{self.host}:{self.port} is not AMI ({line[:40]!r})")
+        self.answered = True
         aid = self._send("Login", Username=self.username, Secret=self.secret.reveal(),
                          Events=self.events)
         resp = self._response(aid)

@@ -61,6 +61,15 @@ def show_fields(text: str) -> dict[str, str]:
     return out
 
 
+RELOAD_COMMANDS = ("module reload res_pjsip.so", "module reload res_rtp_asterisk.so",
+                   "dialplan reload")
+
+
+def reload_hint(cli: "tuple[str, ...]" = ("asterisk",)) -> str:
+    """The commands that reload what the trunk config touches, for a person to run."""
+    return " && ".join(f"{' '.join(cli)} -rx '{c}'" for c in RELOAD_COMMANDS)
+
+
 FAILURE_WORDS = re.compile(r"(?i)\b(error|unable to|failed|not found|no such module)\b")
 
 
@@ -76,6 +85,18 @@ class Asterisk:
         """Why we cannot talk to a running Asterisk, or None when we can."""
         raise NotImplementedError
 
+    @property
+    def runs(self) -> bool:
+        """After :meth:`unavailable` gave a reason: whether Asterisk evidently runs all the
+        same (its AMI port answered but refused us), so a reload that could not be done is a
+        failure, not "Asterisk is not running"."""
+        return False
+
+    @property
+    def how(self) -> str:
+        """How this door reaches Asterisk, for messages."""
+        return "Asterisk"
+
     def _run(self, command: str) -> tuple[bool, str]:
         raise NotImplementedError
 
@@ -87,8 +108,7 @@ class Asterisk:
     def reload(self) -> list[str]:
         """Reload what the trunk config touches; the errors, if any."""
         errors = []
-        for cmd in ("module reload res_pjsip.so", "module reload res_rtp_asterisk.so",
-                    "dialplan reload"):
+        for cmd in RELOAD_COMMANDS:
             ok, text = self.rx(cmd)
             if not ok:
                 errors.append(f"'{cmd}': {text.splitlines()[0] if text else 'failed'}")
@@ -110,6 +130,10 @@ class AsteriskCli(Asterisk):
     @property
     def local(self) -> bool:
         return True
+
+    @property
+    def how(self) -> str:
+        return f"the CLI ({' '.join(self.command)})"
 
     def unavailable(self) -> str | None:
         if self.runner.which(self.command[0]) is None:
@@ -136,11 +160,23 @@ class AsteriskAmi(Asterisk):
     def local(self) -> bool:
         return self.client.local
 
+    @property
+    def how(self) -> str:
+        return f"AMI ({self.client.host}:{self.client.port})"
+
+    @property
+    def runs(self) -> bool:
+        return self.client.answered  # an AMI banner was seen: Asterisk is up
+
     def unavailable(self) -> str | None:
         from .ami import AmiError
         try:
             self.client.connect()
-        except AmiError as exc:
+        except (AmiError, OSError) as exc:
+            try:
+                self.client.close()
+            except OSError:
+                pass
             return f"Asterisk is not reachable over AMI ({exc})"
         self.connected = True
         return None
@@ -158,3 +194,54 @@ class AsteriskAmi(Asterisk):
             return self.client.command(command)
         except AmiError as exc:
             return False, str(exc)
+
+
+class AsteriskAmiOrCli(Asterisk):
+    """AMI when ``[ami]`` is set, and the CLI (``[pbx] asterisk_cli``) when AMI fails (a wrong
+    secret, AMI off): whichever reaches the running Asterisk first is used for the rest."""
+
+    def __init__(self, ami: AsteriskAmi, cli: AsteriskCli) -> None:
+        self.ami = ami
+        self.cli = cli
+        self.active: Asterisk | None = None
+        self.tried: dict[str, str] = {}  # door -> why it failed
+        self.note = ""  # said when the CLI stood in for AMI
+        self.why: str | None = None  # why neither door reached Asterisk
+
+    @property
+    def local(self) -> bool:
+        return (self.active or self.ami).local
+
+    @property
+    def how(self) -> str:
+        return (self.active or self.ami).how
+
+    @property
+    def runs(self) -> bool:
+        return self.ami.runs or self.cli.runs
+
+    def unavailable(self) -> str | None:
+        if self.active is not None:
+            return None
+        if self.why is not None:
+            return self.why
+        why_ami = self.ami.unavailable()
+        if why_ami is None:
+            self.active = self.ami
+            return None
+        why_cli = self.cli.unavailable()
+        if why_cli is None:
+            self.active = self.cli
+            self.note = f"{why_ami}; reached it through {self.cli.how} instead"
+            return None
+        self.why = f"{why_ami}; through {self.cli.how}: {why_cli}"
+        return self.why
+
+    def _run(self, command: str) -> tuple[bool, str]:
+        if self.active is None and self.unavailable() is not None:
+            return False, "Asterisk not reachable over AMI nor the CLI"
+        assert self.active is not None
+        return self.active._run(command)
+
+    def close(self) -> None:
+        self.ami.close()

@@ -9,12 +9,15 @@ Parts, each checked independently (one that cannot be checked does not hide the 
 - ``trunk``: the saved trunk at Amazon: its status, and whether its certificate chain and
   peers equal what the PBX has now;
 - ``mappings``: Amazon's mappings against the ones the last ``rooms apply`` recorded;
-- ``fastagi`` / ``ami``: whether they answer, when configured.
+- ``fastagi`` / ``ami``: whether they answer, when configured; FastAGI is asked, as Asterisk
+  would ask it, to route a room the local routes map (answering is not routing: a server
+  that cannot read the routes answers every call with ``ALEXA_MAPPED "0"``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 import socket
 import time
@@ -76,6 +79,7 @@ class Report:
     errors: dict[str, str] = field(default_factory=dict)  # part -> why it could not be checked
     pending_renewal: dict[str, Any] | None = None  # a renewal renew-hook could not install
     sync_running: str | None = None  # "pid rooms apply" while one runs: drift not judged
+    agi_lookup: "AgiLookup | None" = None  # FastAGI asked to route a mapped room
     duration: float = 0.0
 
     @property
@@ -135,6 +139,10 @@ class Report:
             if not up:
                 out.append((CRITICAL if name == "fastagi" else WARNING,
                             f"{name} does not answer: {self.service_errors.get(name, '')}"))
+        lookup = self.agi_lookup
+        if self.services.get("fastagi") and lookup is not None and lookup.problem:
+            out.append((CRITICAL, f"fastagi answers but does not route mapped room "
+                        f"{lookup.extension}: {lookup.problem} (calls to Alexa rooms fail)"))
         for part, why in self.errors.items():
             out.append((UNKNOWN, f"{part} not checked: {why}"))
         order = {CRITICAL: 0, WARNING: 1, UNKNOWN: 2}
@@ -155,6 +163,7 @@ class Report:
             "lastSync": _iso(self.last_sync) if self.last_sync else None,
             "services": self.services, "errors": self.errors,
             "pendingRenewal": self.pending_renewal, "syncRunning": self.sync_running,
+            "fastagiLookup": self.agi_lookup.to_json() if self.agi_lookup else None,
             "durationSeconds": round(self.duration, 3),
         }
 
@@ -241,21 +250,100 @@ def read_mappings(state_dir: Path, trunk_id: str) -> tuple[dict[str, str], float
     return {str(e): str(p) for e, p in rows}, last
 
 
-def probe_fastagi(host: str, port: int, timeout: float) -> None:
-    """Talk AGI to the FastAGI server as Asterisk would: it must answer with a command."""
+@dataclass(frozen=True)
+class AgiLookup:
+    """What FastAGI set when asked to route ``extension`` (a room the local routes map, or
+    None when none is: then only whether it answers was checked)."""
+    extension: str | None
+    expected_dial: str | None  # PJSIP/EXT@ENDPOINT, when the routes name the endpoint
+    variables: dict[str, str]
+    messages: tuple[str, ...]  # its VERBOSE lines: why it found no routes
+
+    @property
+    def problem(self) -> str | None:
+        """Why the mapped room is not routed, or None when it is (or none was asked)."""
+        if self.extension is None:
+            return None
+        mapped = self.variables.get("ALEXA_MAPPED")
+        dial = self.variables.get("ALEXA_DIAL", "")
+        if mapped != "1":
+            why = "; ".join(m.removeprefix("pbx-bridge agi: ") for m in self.messages)
+            return f"ALEXA_MAPPED {mapped!r}" + (f" ({why})" if why else
+                                                 " (it does not know the room)")
+        if self.expected_dial and dial != self.expected_dial:
+            return (f"ALEXA_DIAL {dial!r}, the routes say {self.expected_dial!r} (does it read "
+                    "another state dir?)")
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"extension": self.extension, "routed": self.extension is not None and
+                self.problem is None, "problem": self.problem, "variables": self.variables,
+                "messages": list(self.messages)}
+
+
+_SET = re.compile(r'^SET VARIABLE (\S+) "((?:[^"\\]|\\.)*)"$')
+_VERBOSE = re.compile(r'^VERBOSE "((?:[^"\\]|\\.)*)"')
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def probe_fastagi(host: str, port: int, timeout: float, extension: str | None = None,
+                  expected_dial: str | None = None) -> AgiLookup:
+    """Be Asterisk to the FastAGI server: ask ``alexa-route`` for ``extension`` (a mapped
+    room; None: a number no room has, only to see it answer), answer each command with
+    ``200 result=1`` as Asterisk does, and collect what it set. Raises OSError when it does
+    not speak AGI."""
+    ext = extension or "pbx-bridge-status"
+    header = (f"agi_network: yes\nagi_network_script: alexa-route\n"
+              f"agi_request: agi://{host}:{port}/alexa-route\n"
+              f"agi_channel: Local/{ext}@pbx-bridge-to-alexa-00000000;2\n"
+              f"agi_language: en\nagi_type: Local\nagi_uniqueid: 0.0\nagi_version: 22.10.1\n"
+              f"agi_callerid: pbx-bridge-status\nagi_calleridname: pbx-bridge status\n"
+              f"agi_context: pbx-bridge-to-alexa\nagi_extension: {ext}\nagi_priority: 2\n"
+              f"agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 0\nagi_arg_1: {ext}\n\n")
+    variables: dict[str, str] = {}
+    messages: list[str] = []
     with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(b"agi_network: yes\nagi_network_script: alexa-route\n"
-                  b"agi_request: agi://127.0.0.1/alexa-route\nagi_channel: Local/status\n"
-                  b"agi_arg_1: pbx-bridge-status\n\n")
-        got = b""
-        while b"\n" not in got:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise OSError("it closed the connection without a command")
-            got += chunk
-        if not got.startswith(b"SET VARIABLE"):
-            raise OSError(f"it answered {got[:40]!r}, not an AGI command")
-        s.sendall(b"200 result=1\n")
+        s.sendall(header.encode())
+        buf = b""
+        for n in range(20):
+            while b"\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    if n == 0:
+                        raise OSError("it closed the connection without a command")
+                    return AgiLookup(extension, expected_dial, variables, tuple(messages))
+                buf += chunk
+            raw, _, buf = buf.partition(b"\n")
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if m := _SET.match(line):
+                variables[m.group(1)] = _unquote(m.group(2))
+            elif m := _VERBOSE.match(line):
+                messages.append(_unquote(m.group(1)))
+            else:
+                raise OSError(f"it answered {line[:40]!r}, not an AGI command")
+            s.sendall(b"200 result=1\n")
+    raise OSError("it sent more than 20 commands for one call")
+
+
+def mapped_room(state_dir: Path, trunk_id: str | None) -> tuple[str | None, str | None]:
+    """A room the local routes map (the lowest extension) and its dial string: from the
+    published routes, else from the mapping table; (None, None) when none is mapped."""
+    from .rooms import routes
+    try:
+        table = routes.load(state_dir)
+    except (OSError, ValueError):
+        table = None
+    if table is not None and table.rooms:
+        ext = min(table.rooms, key=lambda e: (len(e), e))
+        return ext, f"PJSIP/{ext}@{table.endpoint}"
+    if trunk_id is not None:
+        ours = read_mappings(state_dir, trunk_id)[0]
+        if ours:
+            return min(ours, key=lambda e: (len(e), e)), None
+    return None, None
 
 
 class Gatherer:
@@ -413,8 +501,15 @@ class Gatherer:
     def fastagi(self) -> None:
         assert self.settings.fastagi is not None
         host, port = self.settings.fastagi
+        from .state import State
         try:
-            probe_fastagi(host, port, self.deadline.left(5.0))
+            trunk_id = self.report.trunk_id or State(self.settings.state_dir).trunk_id
+            ext, dial = mapped_room(self.settings.state_dir, trunk_id)
+        except Exception:  # the routes could not be read here: still ask it to answer
+            ext, dial = None, None
+        try:
+            self.report.agi_lookup = probe_fastagi(host, port, self.deadline.left(5.0), ext,
+                                                   dial)
             self.report.services["fastagi"] = True
         except OSError as exc:
             self.report.services["fastagi"] = False
@@ -496,6 +591,9 @@ def registry(report: Report) -> Any:
         up = gauge("pbx_bridge_service_up", "1 when the service answers", ("service",))
         for name, ok in report.services.items():
             up.labels(name).set(int(ok))
+    if report.agi_lookup is not None and report.agi_lookup.extension is not None:
+        gauge("pbx_bridge_fastagi_routes", "1 when FastAGI routes a room the local routes map "
+              "(asked as Asterisk asks it)").set(int(report.agi_lookup.problem is None))
     part = gauge("pbx_bridge_status_part_success", "1 when this part could be checked",
                  ("part",))
     for name in PARTS:
@@ -573,8 +671,18 @@ def text(report: Report, problems: list[tuple[int, str]]) -> str:
     if report.last_sync is not None:
         lines.append(f"  last rooms apply: {_iso(report.last_sync)}")
     for name, up in report.services.items():
-        lines.append(f"  {name}: " + ("answers" if up else
-                                     f"DOWN ({report.service_errors.get(name, '')})"))
+        line = f"  {name}: " + ("answers" if up else
+                                f"DOWN ({report.service_errors.get(name, '')})")
+        lookup = report.agi_lookup
+        if name == "fastagi" and up and lookup is not None:
+            if lookup.extension is None:
+                line += " (no room mapped: only checked that it answers)"
+            elif lookup.problem:
+                line += f", but does NOT route mapped room {lookup.extension}: {lookup.problem}"
+            else:
+                line += (f", routes {lookup.extension} via "
+                         f"{lookup.variables.get('ALEXA_DIAL', '?')}")
+        lines.append(line)
     if problems:
         lines.append("problems:")
         lines += [f"  {STATE_NAMES[s]}: {m}" for s, m in problems]

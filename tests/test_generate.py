@@ -95,6 +95,96 @@ def test_rollback_restores_the_original_bytes(tmp_path, make):
     assert r.returncode == 1 and "already rolled back" in r.stderr
 
 
+def _backup_ids(out: str) -> list[str]:
+    """The ids --list-backups prints, newest first."""
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("ID "))
+    return [ln.split()[0] for ln in lines[start + 1:] if ln and not ln.startswith(("(", "back"))]
+
+
+@pytest.mark.parametrize("make", [plain_generate_tree, freepbx_generate_tree])
+def test_two_writes_roll_back_step_by_step_or_to_a_backup(tmp_path, make):
+    """Rollback goes back as far as the backups do: step by step, or --to a change, down to
+    the untouched files byte for byte; --list-backups shows what there is to go back to."""
+    etc = make(tmp_path / "etc")
+    state = tmp_path / "state"
+    untouched = hashes(etc)
+    assert gen(etc, state, "--write").returncode == 0
+    first = hashes(etc)
+    r = gen(etc, state, "--write", "--amazon-sip", "3.239.178.130:5061", "--rtp-range",
+            "12000-12999")
+    assert r.returncode == 0, r.stderr
+    second = hashes(etc)
+    assert len({str(untouched), str(first), str(second)}) == 3
+    r = gen(etc, state, "--list-backups")
+    assert r.returncode == 0, r.stderr
+    ids = _backup_ids(r.stdout)
+    assert len(ids) == 2 and ids == sorted(ids, reverse=True), r.stdout
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith(tuple(ids))]
+    assert all(" written " in ln and " generate " in ln for ln in rows), r.stdout
+    assert "pbx-bridge generate --rollback --to ID" in r.stdout
+    # one step, then one more: the untouched files
+    r = gen(etc, state, "--rollback")
+    assert r.returncode == 0, r.stderr
+    assert hashes(etc) == first
+    assert f"rolled back the change of {ids[0]}" in r.stdout
+    assert f"1 earlier change(s) not rolled back (--rollback again undoes {ids[1]}" in r.stdout
+    r = gen(etc, state, "--rollback")
+    assert r.returncode == 0, r.stderr
+    assert hashes(etc) == untouched
+    assert "the files are as before the oldest backup" in r.stdout
+    r = gen(etc, state, "--rollback")
+    assert r.returncode == 1 and "already rolled back" in r.stderr
+    assert " rolled back " in gen(etc, state, "--list-backups").stdout
+    # two writes again, then straight back to before the first of them
+    assert gen(etc, state, "--write").returncode == 0
+    assert gen(etc, state, "--write", "--amazon-sip", "3.239.178.130:5061").returncode == 0
+    ids = _backup_ids(gen(etc, state, "--list-backups").stdout)
+    assert len(ids) == 4
+    r = gen(etc, state, "--rollback", "--to", ids[1][:17])  # a unique start will do
+    assert r.returncode == 0, r.stderr
+    assert f"rolled back 2 changes, back to before {ids[1]}" in r.stdout
+    assert hashes(etc) == untouched
+    # ... also from further back: the rolled-back changes are skipped
+    assert gen(etc, state, "--write").returncode == 0
+    r = gen(etc, state, "--rollback", "--to", ids[3])
+    assert r.returncode == 0 and hashes(etc) == untouched, r.stdout + r.stderr
+    r = gen(etc, state, "--rollback", "--to", ids[3])
+    assert r.returncode == 0 and "nothing to roll back" in r.stdout
+    # bad input: one line, exit 2
+    for args, words in ((("--rollback", "--to", "1999"), "--to 1999 is no backup of"),
+                        (("--rollback", "--to", ids[0][:4]), "names several backups"),
+                        (("--to", ids[0]), "--to needs --rollback")):
+        r = gen(etc, state, *args)
+        assert r.returncode == 2 and words in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_list_backups_names_renew_hook_and_older_backups(tmp_path):
+    """Which command made a backup: recorded; for a backup from before that, guessed from its
+    files (renew-hook writes only the certificate and key)."""
+    import json
+    etc = plain_generate_tree(tmp_path / "etc")
+    state = tmp_path / "state"
+    assert gen(etc, state, "--write").returncode == 0
+    key = etc / "keys" / "pbx.key"
+    tx = Transaction(state, etc, AsteriskCli(Runner(), "no-such-asterisk"),
+                     command="renew-hook")
+    from pbx_bridge.generate.plan import FileChange
+    tx.apply([FileChange(key, key.read_bytes(), key.read_bytes() + b"\n", private=True)],
+             reload=False, check=lambda a, log: None)
+    old = next(f for f in sorted((state / "backups").iterdir()))
+    doc = json.loads((old / "manifest.json").read_text())
+    del doc["command"]  # as written before --list-backups existed
+    (old / "manifest.json").write_text(json.dumps(doc))
+    out = gen(etc, state, "--list-backups").stdout
+    rows = out.splitlines()[2:4]
+    assert " renew-hook " in rows[0] and "keys/pbx.key" in rows[0], out
+    assert " generate? " in rows[1] and "pjsip_pbx-bridge.conf (new)" in rows[1], out
+    r = gen(etc, state, "--list-backups", "--asterisk-dir", str(tmp_path))
+    assert r.returncode == 0 and "no backups of" in r.stdout and "(2 of other" in r.stdout
+
+
 def test_dry_run_shows_a_diff_and_writes_nothing(tmp_path):
     etc = plain_generate_tree(tmp_path / "etc")
     original = hashes(etc)

@@ -290,3 +290,98 @@ def test_textfile_is_replaced_atomically_and_readable(site, tmp_path):
     assert r.returncode == 0 and r.stderr == ""
     assert m(metrics(prom.read_text()), "pbx_bridge_status_success") == 1
     assert stat.S_IMODE(prom.stat().st_mode) & 0o044  # node_exporter (another user) reads it
+
+
+def test_fastagi_is_asked_to_route_a_mapped_room(site, tmp_path):
+    """Answering is not routing: status asks FastAGI for a mapped room as Asterisk would."""
+    import ipaddress
+    import threading
+
+    from pbx_bridge.agi.fastagi import FastAgiServer
+    s = site()
+    conf = tmp_path / "agi.toml"
+
+    def status(state_dir: Path):  # a FastAGI server reading state_dir
+        agi = FastAgiServer(("127.0.0.1", 0), state_dir, [ipaddress.ip_network("127.0.0.0/8")],
+                            log=lambda line: None)
+        t = threading.Thread(target=agi.serve_forever, daemon=True)
+        t.start()
+        conf.write_text(f"[agi]\nfastagi = \"127.0.0.1:{agi.server_address[1]}\"\n")
+        os.chmod(conf, 0o600)
+        try:
+            return [s.status(fmt, "--config", str(conf)) for fmt in ("json", "text")]
+        finally:
+            agi.shutdown()
+            t.join(5)
+            agi.server_close()
+
+    js, txt = status(s.state)
+    doc = json.loads(js.stdout)
+    assert doc["fastagiLookup"]["routed"] is True and doc["fastagiLookup"]["extension"] == \
+        "7100", doc["fastagiLookup"]
+    assert doc["state"] == "OK" and js.returncode == 0, doc["problems"]
+    assert "fastagi: answers, routes 7100 via PJSIP/7100@alexa" in txt.stdout
+    # a server reading another (empty) state dir answers, but routes nothing
+    js, txt = status(tmp_path / "elsewhere")
+    doc = json.loads(js.stdout)
+    assert js.returncode == 1 and doc["state"] == "CRITICAL"
+    assert doc["services"]["fastagi"] is True and doc["fastagiLookup"]["routed"] is False
+    assert any("fastagi answers but does not route mapped room 7100: ALEXA_MAPPED '0' (no "
+               "routes published at" in p["message"] for p in doc["problems"]), doc["problems"]
+    assert "but does NOT route mapped room 7100" in txt.stdout
+
+
+def test_fastagi_as_an_unprivileged_user_on_a_0700_state_dir_is_critical(tmp_path):
+    """The FastAGI unit runs as User=asterisk: with the state dir made 0700 it answers every
+    call with ALEXA_MAPPED "0". status says CRITICAL and why, and OK once it can pass."""
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+
+    from pbx_bridge.rooms.store import Store
+    from test_safety import _unprivileged_ok, as_nobody, installed
+    why = _unprivileged_ok()
+    if why:
+        pytest.skip(why)
+    top = Path(tempfile.mkdtemp(prefix="pbxb-", dir="/tmp"))  # pytest's tmp_path is 0700
+    top.chmod(0o755)
+    state = top / "state"
+    st = Store(state)
+    st.set_meta(trunk_id="amzn1.comms.network.siptrunk.t1", endpoint="alexa")
+    st.record("amzn1.comms.network.siptrunk.t1", "7201", "amzn1.alexa.unit.did.a", "Room 201")
+    st.publish()
+    st.close()
+    state.chmod(0o700)
+    port = free_port()
+    proc = subprocess.Popen(["sh", "-c", f"exec {as_nobody(installed(top))} fastagi --listen "
+                             f"127.0.0.1:{port} --state-dir {state}"], cwd="/",
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert "listening" in proc.stderr.readline()
+        conf = tmp_path / "s.toml"
+        conf.write_text(f"[paths]\nstate_dir = \"{state}\"\n[agi]\nfastagi = "
+                        f"\"127.0.0.1:{port}\"\n")
+        conf.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+        env["PBX_BRIDGE_CONFIG"] = str(conf)
+        args = ("status", "--asterisk-dir", str(tmp_path), "--timeout", "10")
+        r = pb(env, *args, "--format", "nagios")
+        assert r.returncode == 2 and r.stdout.startswith("PBX-BRIDGE CRITICAL"), r.stdout
+        doc = json.loads(pb(env, *args, "--format", "json").stdout)
+        assert doc["services"]["fastagi"] is True
+        assert any(p["state"] == "CRITICAL" and p["message"].startswith(
+            "fastagi answers but does not route mapped room 7201: ALEXA_MAPPED '0' (routes "
+            "unreadable: [Errno 13] Permission denied") for p in doc["problems"]), doc
+        assert doc["fastagiLookup"]["routed"] is False
+        state.chmod(0o711)  # as pbx-bridge keeps it: the asterisk user may pass
+        doc = json.loads(pb(env, *args, "--format", "json").stdout)
+        assert doc["fastagiLookup"]["routed"] is True, doc["fastagiLookup"]
+        assert doc["fastagiLookup"]["variables"]["ALEXA_DIAL"] == "PJSIP/7201@alexa"
+        assert not any("mapped room" in p["message"] for p in doc["problems"]), doc["problems"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+        log = proc.stderr.read()
+        shutil.rmtree(top, ignore_errors=True)
+    assert "routes unreadable: [Errno 13] Permission denied" in log

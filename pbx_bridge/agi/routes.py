@@ -42,8 +42,11 @@ def load_table(state_dir: "str | os.PathLike[str]") -> Table:
     return published.load(state_dir)
 
 
+# ALEXA_MAPPED is always the last variable set: the dialplan dials only once it reads "1",
+# so a server killed part-way leaves it unset (Congestion), never "1" before ALEXA_DIAL
+# (which would run Dial(",60")).
 def _unmapped(why: str) -> Decision:
-    return Decision((("ALEXA_MAPPED", "0"), ("ALEXA_ROOM", ""), ("ALEXA_DIAL", "")), why)
+    return Decision((("ALEXA_ROOM", ""), ("ALEXA_DIAL", ""), ("ALEXA_MAPPED", "0")), why)
 
 
 def alexa_route(env: dict[str, str], args: list[str], table: Table | None, why_none: str
@@ -59,7 +62,7 @@ def alexa_route(env: dict[str, str], args: list[str], table: Table | None, why_n
         return _unmapped(f"alexa-route {ext}: not an Alexa room")
     _, room = hit
     dial = f"PJSIP/{ext}@{table.endpoint}"
-    return Decision((("ALEXA_MAPPED", "1"), ("ALEXA_ROOM", room), ("ALEXA_DIAL", dial)),
+    return Decision((("ALEXA_ROOM", room), ("ALEXA_DIAL", dial), ("ALEXA_MAPPED", "1")),
                     f"alexa-route {ext}: {room or 'room'} via {dial}")
 
 
@@ -73,7 +76,7 @@ def alexa_caller(env: dict[str, str], args: list[str], table: Table | None, why_
     if hit is None:
         return _unmapped(f"alexa-caller {caller[:20]!r}: not an Alexa room")
     room = hit[1] or f"Room {caller}"
-    return Decision((("ALEXA_MAPPED", "1"), ("ALEXA_ROOM", room), ("CALLERID(name)", room)),
+    return Decision((("ALEXA_ROOM", room), ("CALLERID(name)", room), ("ALEXA_MAPPED", "1")),
                     f"alexa-caller {caller}: {room}")
 
 

@@ -69,7 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     mode.add_argument("--write", action="store_true", help="write the files (with backups), "
                       "reload Asterisk, verify, roll back on failure")
     mode.add_argument("--rollback", action="store_true", help="restore the files of the last "
-                      "--write")
+                      "change not rolled back yet (again: one more step back); with --to ID, "
+                      "back to before that change")
+    mode.add_argument("--list-backups", action="store_true", help="list the backups of "
+                      "--asterisk-dir, newest first (id, when, state, files, which command)")
+    p.add_argument("--to", metavar="ID", help="with --rollback: undo the change of backup ID "
+                   "and every later one (an id from --list-backups, or a unique start of one)")
     p.add_argument("--no-reload", action="store_true", help="write without reloading Asterisk")
     p.set_defaults(run=run)
 
@@ -81,15 +86,17 @@ def _range(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _transaction(settings: "Settings", asterisk_dir: Path) -> "Transaction":
+def _transaction(settings: "Settings", asterisk_dir: Path, command: str = "generate"
+                 ) -> "Transaction":
     from ..ami import AmiClient
-    from ..asterisk_cli import Asterisk, AsteriskAmi, AsteriskCli
+    from ..asterisk_cli import Asterisk, AsteriskAmi, AsteriskAmiOrCli, AsteriskCli
     from ..doors import Runner
     from ..generate.transaction import Transaction
     asterisk: Asterisk = AsteriskCli(Runner(), settings.asterisk_cli)
-    if settings.ami is not None:  # reload over AMI when it is configured
+    if settings.ami is not None:  # reload over AMI when it is configured, else the CLI
         host, port, user, secret = settings.ami
-        asterisk = AsteriskAmi(AmiClient(host, port, user, secret))
+        asterisk = AsteriskAmiOrCli(AsteriskAmi(AmiClient(host, port, user, secret)),
+                                    AsteriskCli(Runner(), settings.asterisk_cli))
     delay = float(os.environ.get("PBX_BRIDGE_WRITE_PAUSE", "0") or 0)  # crash-safety tests
 
     def pause(i: int) -> None:
@@ -97,7 +104,8 @@ def _transaction(settings: "Settings", asterisk_dir: Path) -> "Transaction":
             sys.stderr.write(f"wrote file {i + 1}\n")
             sys.stderr.flush()
             time.sleep(delay)
-    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group)
+    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group,
+                       command)
 
 
 def _rtp_range_is_ours_to_set(snap: "Snapshot", r: "Union[RtpRange, str]", start: int,
@@ -163,6 +171,39 @@ def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", aster
     return f"trunk {tid}: the restored certificate chain sent to Amazon"
 
 
+def _list_backups(settings: "Settings", asterisk_dir: Path) -> int:
+    """``--list-backups``: read-only, no lock (a backup being made is not listed yet)."""
+    from ..generate.transaction import Transaction, made_by
+    from ..asterisk_cli import Asterisk
+    tx = Transaction(settings.state_dir, asterisk_dir, Asterisk())
+    mine, others = tx.history()
+    out = sys.stdout
+    if not mine:
+        out.write(f"no backups of {tx.asterisk_dir} in {tx.root}" +
+                  (f" ({others} of other Asterisk dirs)" if others else "") + "\n")
+        return 0
+    out.write(f"backups of {tx.asterisk_dir} in {tx.root}, newest first:\n")
+    rows = [("ID", "WHEN (UTC)", "STATE", "BY", "FILES")]
+    for folder, manifest in mine:
+        stamp = str(manifest.get("created", ""))
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.strptime(stamp, "%Y%m%dT%H%M%S")) \
+            if len(stamp) == 15 else stamp or "?"
+        names = []
+        for e in manifest["files"]:
+            path = str(e.get("path", "?")) if isinstance(e, dict) else "?"
+            rel = os.path.relpath(path, tx.asterisk_dir) if path.startswith("/") else path
+            names.append(rel + ("" if not isinstance(e, dict) or e.get("existed") else " (new)"))
+        rows.append((folder.name, when, str(manifest.get("state", "?")), made_by(manifest),
+                     f"{len(names)}: {', '.join(names)}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] + "\n")
+    if others:
+        out.write(f"({others} backup(s) of other Asterisk dirs not shown)\n")
+    out.write("back to before a change: pbx-bridge generate --rollback --to ID\n")
+    return 0
+
+
 def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -195,20 +236,35 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
     from ..settings import load
     from ..statedir import exclusive
+    if args.to is not None and not args.rollback:
+        raise UsageError("--to needs --rollback")
     settings = load(args.config)
     asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
+    if args.list_backups:
+        return _list_backups(settings, asterisk_dir)
     if args.rollback:
         tx = _transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --rollback"):
                 for line in tx.recover(undo=False):
                     sys.stdout.write(f"{line}\n")
-                folder, restored, note = tx.rollback(reload=not args.no_reload)
+                folders, restored, note = tx.rollback(reload=not args.no_reload, to=args.to)
+                left = [b for b in tx.history()[0] if b[1].get("state") != "rolled back"]
         finally:
             tx.asterisk.close()
+        if not folders:
+            sys.stdout.write(f"nothing to roll back: {args.to} and every later change are "
+                             "rolled back already\n")
+            return 0
         for path in restored:
             sys.stdout.write(f"restored {path}\n")
-        sys.stdout.write(f"rolled back the change of {folder.name}; {note}\n")
+        what = f"the change of {folders[0].name}" if len(folders) == 1 else \
+            f"{len(folders)} changes, back to before {folders[-1].name}"
+        sys.stdout.write(f"rolled back {what}; {note}\n")
+        sys.stdout.write(f"{len(left)} earlier change(s) not rolled back" +
+                         (f" (--rollback again undoes {left[0][0].name}; "
+                          "--list-backups lists them)\n" if left else
+                          ": the files are as before the oldest backup\n"))
         amazon = _amazon_after_rollback(args, settings, asterisk_dir, restored,
                                         reloaded=note.startswith("Asterisk reloaded"))
         if amazon:
@@ -327,6 +383,9 @@ def _check_running(settings: "Settings", config: "TrunkConfig", asterisk_dir: Pa
     try:
         why = tx.asterisk.unavailable()
         if why is not None:
+            if tx.asterisk.runs:
+                raise ApplyFailed(f"nothing to write, but Asterisk runs and could not be "
+                                  f"checked ({why}): fix [ami] or [pbx] asterisk_cli")
             sys.stdout.write(f"{why}: not checked\n")
             return
         verdict = _checker(config, asterisk_dir)(tx.asterisk, list)

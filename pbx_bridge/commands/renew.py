@@ -233,7 +233,7 @@ def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
                  for p, new in ((cert_path, renewal.chain_pem), (key_path, renewal.key_pem))
                  if (old := current(p)) != new)
     files = ", ".join(str(c.path) for c in todo)
-    txn = _transaction(settings, asterisk_dir)
+    txn = _transaction(settings, asterisk_dir, "renew-hook")
     asterisk = txn.asterisk
     steps: list[str] = []
     backup = False  # whether this run backed up (and replaced) the old files
@@ -292,7 +292,8 @@ def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
     except PbxBridgeError as exc:
         if not backup:  # nothing of ours to undo: Asterisk served this before
             raise RenewFailed(f"Amazon not updated: {exc}; run renew-hook again") from None
-        txn.rollback(reload=True)  # this run's backup is the latest of this Asterisk dir
+        # this run's backup only (never a step further back)
+        txn.rollback(reload=True, to=txn.last_backup.name if txn.last_backup else None)
         raise RenewFailed(f"Amazon not updated ({exc}); the old certificate files were "
                           "restored and Asterisk reloaded; run renew-hook again once Amazon "
                           "answers") from None

@@ -3,7 +3,8 @@ Asterisk and read the result back, and roll everything back if anything fails.
 
 A backup is a folder in the state dir with a manifest written *before* the first file is
 replaced, so that a crash or kill at any moment leaves each file old or new (never partial) and
-``--rollback`` can always restore the old bytes.
+``--rollback`` can always restore the old bytes. Backups are kept, one per change, so a
+rollback can go back step by step (or ``--to`` a change) down to the untouched files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..asterisk_cli import Asterisk
+from ..asterisk_cli import Asterisk, reload_hint
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write
 from ..statedir import prepare, untrusted
@@ -40,6 +41,11 @@ STALE_TRANSPORT = (" (a TLS transport Asterisk started keeps its old port and se
                    "Asterisk restarts: asterisk -rx 'core restart gracefully')")
 
 Check = Callable[[Asterisk, Callable[[], list[str]]], Verdict]
+
+
+class NotReloaded(ApplyFailed):
+    """Asterisk runs but could not be reached to reload it (a wrong AMI secret and no working
+    CLI): the files are written (or restored), and a person must reload (exit 1)."""
 
 
 # atomic_write's temporary files: ".NAME.XXXXXXXX.tmp" (tempfile.mkstemp's 8 characters)
@@ -85,14 +91,27 @@ class Transaction:
 
     def __init__(self, state_dir: Path, asterisk_dir: Path, asterisk: Asterisk,
                  between_files: Callable[[int], None] | None = None,
-                 key_group: str | None = "asterisk") -> None:
+                 key_group: str | None = "asterisk", command: str = "generate") -> None:
         self.root = state_dir / "backups"
+        self.command = command  # recorded in each backup's manifest: which command made it
+        self.last_backup: Path | None = None  # the backup this transaction made
         self.log_record = state_dir / "reload-log-channel"  # see LogCapture
         self.key_group = key_group
         self.asterisk_dir = asterisk_dir.resolve()
         self.asterisk = asterisk
         # called after each file is written (tests inject a failure or a pause here)
         self.between_files = between_files or (lambda i: None)
+
+    def _door_note(self, text: str) -> str:
+        """``text``, after a word on how Asterisk was reached when AMI failed."""
+        note = getattr(self.asterisk, "note", "")
+        return f"{note}; {text}" if note else text
+
+    def _unreachable(self, why: str, done: str, then: str) -> NotReloaded:
+        """The error for a running Asterisk that could not be reloaded, naming the commands."""
+        cli = getattr(getattr(self.asterisk, "cli", self.asterisk), "command", ("asterisk",))
+        return NotReloaded(f"{done}, but Asterisk runs and could not be reloaded ({why}); "
+                           f"reload it: {reload_hint(tuple(cli))}{then}")
 
     # ------------------------------------------------------------ backups
 
@@ -143,10 +162,11 @@ class Transaction:
                              gid=entry["gid"] if gid is None else gid)
             files.append(entry)
         manifest = {"created": stamp, "asterisk_dir": str(self.asterisk_dir), "files": files,
-                    "state": "writing"}
+                    "state": "writing", "command": self.command}
         atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), 0o600)
         os.rename(folder, final)
         _fsync_dir(self.root)
+        self.last_backup = final
         return final, manifest
 
     def _mark(self, folder: Path, manifest: dict[str, Any], state: str) -> None:
@@ -183,6 +203,13 @@ class Transaction:
             if isinstance(manifest, dict) and isinstance(manifest.get("files"), list):
                 out.append((folder, manifest))
         return out
+
+    def history(self) -> tuple[list[tuple[Path, dict[str, Any]]], int]:
+        """This Asterisk dir's backups, newest first, and how many others the state dir
+        holds (of other Asterisk dirs)."""
+        found = self.backups()
+        mine = [b for b in found if b[1].get("asterisk_dir") == str(self.asterisk_dir)]
+        return mine, len(found) - len(mine)
 
     def latest(self) -> tuple[Path, dict[str, Any]] | None:
         """The newest backup of this transaction's Asterisk dir."""
@@ -234,6 +261,11 @@ class Transaction:
             return Outcome(folder, tuple(written), False, "reload skipped (--no-reload)")
         why = self.asterisk.unavailable()
         if why is not None:
+            if self.asterisk.runs:  # not "not running": a deploy must not read success
+                raise self._unreachable(why, f"files written ({len(written)}; backup "
+                                        f"{folder.name})", ", or fix [ami]/[pbx] asterisk_cli "
+                                        "and run 'pbx-bridge generate --write' again: it "
+                                        "reloads and checks the written change")
             return Outcome(folder, tuple(written), False,
                            f"{why}: files written, reload skipped")
         verdict = None
@@ -253,7 +285,8 @@ class Transaction:
             raise RestartNeeded(f"files written ({len(written)}; backup {folder.name}), but "
                                 f"{verdict.summary}: asterisk -rx 'core restart gracefully'")
         self._mark(folder, manifest, "verified")
-        return Outcome(folder, tuple(written), True, f"Asterisk reloaded; {verdict.summary}")
+        return Outcome(folder, tuple(written), True,
+                       self._door_note(f"Asterisk reloaded; {verdict.summary}"))
 
     # ------------------------------------------------------------ an interrupted run
 
@@ -309,6 +342,8 @@ class Transaction:
         fails (as :meth:`apply` would have)."""
         why = self.asterisk.unavailable()
         if why is not None:
+            if self.asterisk.runs:
+                raise self._unreachable(why, f"the change {folder.name} is written", "")
             return Outcome(folder, (), False, f"{why}: not reloaded")
         with LogCapture(self.asterisk, self.log_record) as capture:
             errors = self.asterisk.reload()
@@ -325,13 +360,20 @@ class Transaction:
             raise RestartNeeded(f"the change {folder.name} is written, but {verdict.summary}: "
                                 "asterisk -rx 'core restart gracefully'")
         self._mark(folder, manifest, "verified")
-        return Outcome(folder, (), True, f"finished the interrupted change {folder.name}: "
-                       f"Asterisk reloaded; {verdict.summary}")
+        return Outcome(folder, (), True, self._door_note(
+            f"finished the interrupted change {folder.name}: Asterisk reloaded; "
+            f"{verdict.summary}"))
 
     def _restore(self, folder: Path, manifest: dict[str, Any],
                  only: set[Path] | None = None) -> list[Path]:
         """Put the backup's files back (``only`` those, when given); a file that already
         has its old bytes is left alone."""
+        return self._put_back(folder, manifest, self._prepare(folder, manifest), only)
+
+    def _prepare(self, folder: Path, manifest: dict[str, Any]
+                 ) -> list[tuple[Path, dict[str, Any], bytes | None]]:
+        """Every file of a backup, checked (inside the Asterisk dir, trusted, intact) and
+        read, before any file is touched."""
         if manifest.get("asterisk_dir") != str(self.asterisk_dir):
             raise ApplyFailed(f"backup {folder.name} is of {manifest.get('asterisk_dir')}, not "
                               f"of {self.asterisk_dir}; not restored")
@@ -353,6 +395,11 @@ class Transaction:
                 if _sha(data) != entry.get("old_sha256"):
                     raise InputError(str(folder), f"backup of {path} is damaged; not restored")
             todo.append((path, entry, data))
+        return todo
+
+    def _put_back(self, folder: Path, manifest: dict[str, Any],
+                  todo: list[tuple[Path, dict[str, Any], bytes | None]],
+                  only: set[Path] | None = None) -> list[Path]:
         restored: list[Path] = []
         for path, entry, data in todo:
             if only is not None and path not in only:
@@ -381,30 +428,83 @@ class Transaction:
         self._mark(folder, manifest, "rolled back")
         return restored
 
-    def rollback(self, reload: bool) -> tuple[Path, list[Path], str]:
-        found = self.backups()
-        last = self.latest()
-        if last is None:
+    def to_undo(self, to: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
+        """The backups a rollback restores, newest first. Without ``to``: the newest change
+        not rolled back yet (so a second rollback goes one more step back). With ``to`` (a
+        backup's id, or a unique start of one): that change and every later one not rolled
+        back yet, so the files come back to what they were before it. Empty when all of
+        those are rolled back already."""
+        mine, others = self.history()
+        if not mine:
+            found = self.backups()
             other = f" (the latest is of {found[0][1].get('asterisk_dir')})" if found else ""
             raise ApplyFailed(f"no backup of {self.asterisk_dir} in {self.root}{other}: "
                               "nothing to roll back")
-        folder, manifest = last
-        if manifest.get("state") == "rolled back":
-            raise ApplyFailed(f"the last change ({folder.name}) was already rolled back")
-        restored = self._restore(folder, manifest)
+        live = [b for b in mine if b[1].get("state") != "rolled back"]
+        if to is None:
+            if not live:
+                raise ApplyFailed(f"nothing to roll back: every change of "
+                                  f"{self.asterisk_dir} in the backups ({len(mine)}) is "
+                                  f"already rolled back; its files are as before the oldest, "
+                                  f"{mine[-1][0].name}")
+            return live[:1]
+        hits = [b for b in mine if b[0].name == to] or \
+            [b for b in mine if b[0].name.startswith(to)]
+        if len(hits) != 1:
+            from ..errors import UsageError
+            what = "names several backups" if hits else f"is no backup of {self.asterisk_dir}"
+            raise UsageError(f"--to {to} {what}; pbx-bridge generate --list-backups lists "
+                             "them")
+        upto = mine.index(hits[0])
+        return [b for b in mine[:upto + 1] if b[1].get("state") != "rolled back"]
+
+    def rollback(self, reload: bool, to: str | None = None
+                 ) -> tuple[list[Path], list[Path], str]:
+        """Restore the backups :meth:`to_undo` names, newest first (each one checked before
+        any file is touched), and reload. The backups undone, the files restored, and what
+        the reload did."""
+        undo = self.to_undo(to)
+        if not undo:
+            return [], [], "nothing to roll back"
+        prepared = [(folder, manifest, self._prepare(folder, manifest))
+                    for folder, manifest in undo]
+        restored: list[Path] = []
+        for folder, manifest, todo in prepared:
+            restored += [p for p in self._put_back(folder, manifest, todo)
+                         if p not in restored]
+        folders = [folder for folder, _, _ in prepared]
+        files = [e for _, manifest, _ in prepared for e in manifest["files"]]
         note = "reload skipped (--no-reload)"
         if reload:
             why = self.asterisk.unavailable()
             if why is not None:
+                if self.asterisk.runs:
+                    raise self._unreachable(why, f"rolled back {_changes(folders)} "
+                                            f"({len(restored)} file(s) restored)", "")
                 note = f"{why}: reload skipped"
             else:
                 LogCapture(self.asterisk, self.log_record).remove_leftovers()
                 errors = self.asterisk.reload()
-                note = "Asterisk reloaded" if not errors else "reload reported: " + \
-                    "; ".join(errors)
-                if any(Path(e["path"]).name.startswith("pjsip") for e in manifest["files"]):
+                note = self._door_note("Asterisk reloaded" if not errors else
+                                       "reload reported: " + "; ".join(errors))
+                if any(Path(e["path"]).name.startswith("pjsip") for e in files):
                     note += STALE_TRANSPORT
-        return folder, restored, note
+        return folders, restored, note
+
+
+def _changes(folders: Sequence[Path]) -> str:
+    return (f"the change {folders[0].name}" if len(folders) == 1 else
+            f"{len(folders)} changes ({', '.join(f.name for f in folders)})")
+
+
+def made_by(manifest: dict[str, Any]) -> str:
+    """Which command made a backup: recorded since --list-backups exists; for older ones
+    guessed (renew-hook writes only certificate and key files), with a question mark."""
+    cmd = manifest.get("command")
+    if isinstance(cmd, str) and cmd:
+        return cmd
+    paths = [str(e.get("path", "")) for e in manifest.get("files", []) if isinstance(e, dict)]
+    return ("generate" if any(p.endswith(".conf") for p in paths) else "renew-hook") + "?"
 
 
 def _current(path: Path) -> bytes | None:

@@ -48,7 +48,7 @@ async def one_call(port: int, ext: str) -> float:
     for i in range(3):
         line = await reader.readline()
         if not line.startswith(b"SET VARIABLE") or \
-                (i == 0 and line != b'SET VARIABLE ALEXA_MAPPED "1"\n'):
+                (i == 2 and line != b'SET VARIABLE ALEXA_MAPPED "1"\n'):
             raise RuntimeError(f"unexpected {line!r} (every call is to a mapped room)")
         writer.write(b"200 result=1\n")
         await writer.drain()
@@ -141,12 +141,16 @@ def main() -> int:
         p.stdin.write(head)
         p.stdin.flush()
         first = p.stdout.readline()
-        assert first.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), first
+        assert first.startswith(b'SET VARIABLE ALEXA_ROOM'), first
+        last = first
         while True:
             p.stdin.write(b"200 result=1\n")
             p.stdin.flush()
-            if not p.stdout.readline():
+            line = p.stdout.readline()
+            if not line:
                 break
+            last = line
+        assert last.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), last
         p.wait(10)
         return (time.perf_counter() - t0) * 1000
 

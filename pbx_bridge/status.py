@@ -221,10 +221,7 @@ def read_mappings(state_dir: Path, trunk_id: str) -> tuple[dict[str, str], float
     """The mappings the last ``rooms apply`` recorded (extension -> profile) and when it last
     succeeded, read-only: status never creates or changes the state database."""
     from .rooms.store import DB_NAME, open_readonly
-    path = state_dir / DB_NAME
-    if not path.exists():
-        return {}, None
-    db = open_readonly(path)  # also on a read-only state dir
+    db = open_readonly(state_dir / DB_NAME)  # also on a read-only state dir; none: empty
     try:
         rows = db.execute("SELECT extension, profile_id FROM mappings WHERE trunk_id = ?",
                           (trunk_id,)).fetchall()

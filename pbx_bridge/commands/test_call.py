@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         table = routes.load(settings.state_dir)
         obs.endpoint = args.endpoint or table.endpoint
         obs.mapped = args.to in table.rooms
+    except PermissionError as exc:  # not "none published": it is there, closed to us
+        from ..statedir import read_error
+        obs.routes_note = read_error(settings.state_dir / routes.ROUTES_NAME, exc,
+                                     "the published routes", settings.state_dir).reason
+        obs.mapped = False
     except (OSError, ValueError) as exc:
         obs.routes_note = f"no routes published in {settings.state_dir} ({exc})"
         obs.mapped = False

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError, PbxBridgeError
-from ..statedir import prepare
+from ..statedir import prepare, read_error
 from . import routes
 
 SCHEMA = """
@@ -84,10 +84,14 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     (everything is in the main file), and one whose WAL holds commits (a writer was killed)
     is read from a private copy, so no committed change is missed. A missing database reads
     as empty."""
-    if not path.exists():
+    try:  # SQLite says only "unable to open database file": ask the kernel first
+        os.close(os.open(path, os.O_RDONLY))
+    except FileNotFoundError:
         db = sqlite3.connect(":memory:", check_same_thread=False)
         db.executescript(SCHEMA)
         return db
+    except OSError as exc:
+        raise read_error(path, exc, "the state database") from None
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
                              check_same_thread=False)

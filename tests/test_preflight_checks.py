@@ -205,6 +205,68 @@ def test_cert_dns_server_that_does_not_answer_skips(host):
     assert f.status == Status.SKIP and "timed out" in f.summary
 
 
+@pytest.mark.parametrize("rcode", ["REFUSED", "SERVFAIL"])
+def test_cert_dns_resolver_that_refuses_is_could_not_run(host, rcode):
+    """A resolver that answers but will not look the name up knows nothing of the record."""
+    from dnslib import RCODE
+    from dnslib.server import DNSLogger, DNSServer
+
+    class Refuse:
+        def resolve(self, request, handler):
+            reply = request.reply()
+            reply.header.rcode = getattr(RCODE, rcode)
+            return reply
+    server = DNSServer(Refuse(), address="127.0.0.1", port=0,
+                       logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data",
+                                        prefix=False))
+    server.start_thread()
+    try:
+        class At:
+            port = server.server.server_address[1]
+        f = preflight(host, At)["cert.dns"]
+    finally:
+        server.stop()
+        server.server.server_close()
+    assert f.status == Status.SKIP and f.summary.startswith("DNS could not be asked: "), f
+    assert rcode in f.summary and not f.fix
+
+
+def test_cert_dns_resolver_the_kernel_cannot_reach_is_could_not_run(tmp_path):
+    """[Errno 101] Network is unreachable used to be a FAIL whose fix was "publish an A
+    record". In a network namespace of our own (loopback down), 127.0.0.1:53 and 10.9.9.9
+    are unreachable; the preflight says "not verified", never "publish"."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from helpers import ROOT
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare (util-linux) for a network namespace")
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr!r}")
+    h = make_host(tmp_path / "etc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PBX_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
+    for server in ("127.0.0.1:53", "10.9.9.9:53"):
+        base = [sys.executable, "-m", "pbx_bridge", "preflight", "--asterisk-dir", str(h.etc),
+                "--firewall-rules", str(FW / "amazon-open.rules"), "--public-ip", PUBLIC_IP,
+                "--dns-server", server]
+        r = subprocess.run(["unshare", "-n", *base, "--format", "json"], capture_output=True,
+                           text=True, cwd=ROOT, env=env, timeout=60)
+        doc = json.loads(r.stdout)
+        f = next(x for x in doc["findings"] if x["id"] == "cert.dns")
+        assert f["status"] == "skip", f
+        assert "Network is unreachable" in f["summary"] and not f["fix"], f
+        assert r.returncode == 1 and doc["verdict"].startswith("not verified"), doc["verdict"]
+        t = subprocess.run(["unshare", "-n", *base], capture_output=True, text=True, cwd=ROOT,
+                           env=env, timeout=60)
+        assert t.returncode == 1 and "publish an A record" not in t.stdout, t.stdout
+        assert t.stdout.splitlines()[-1].startswith("not verified: 1 check could not run "
+                                                    "(cert.dns)"), t.stdout
+
+
 # ------------------------------------------------------------ ip.public
 
 def test_ip_public_private_address_fails(tmp_path, dns):

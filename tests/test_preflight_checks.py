@@ -63,6 +63,34 @@ def test_config_exec_is_a_warning(host, dns):
     assert f.status == Status.WARN and "#exec" in f.summary
 
 
+def test_config_text_output_lists_every_problem_with_its_line(host, dns):
+    """"2 config error(s) ... fix each listed problem" used to show only the first; the other
+    include, the #exec warning and the ignored line were only in --format json."""
+    from pbx_bridge.preflight.render import render_text
+    host.edit("pjsip.conf", "[global]", "#include missing_one.conf\n#include missing_two.conf\n"
+              "#exec /usr/local/bin/make-peers\nthis is not a setting\n[global]")
+    res = preflight(host, dns)
+    text = render_text(list(res.values()), colour=False)
+    pj = f"{host.root}/pjsip.conf"
+    for n, words in ((1, "missing_one.conf was listed as a #include"),
+                     (2, "missing_two.conf was listed as a #include"),
+                     (3, "#exec /usr/local/bin/make-peers is not run"),
+                     (4, "ignored: 'this is not a setting'")):
+        assert any(f"{pj}:{n}: " in line and words in line for line in text.splitlines()), \
+            (n, text)
+    assert "more: --format json" not in text
+
+
+def test_config_text_output_lists_ten_then_says_how_many_more(host, dns):
+    from pbx_bridge.preflight.render import render_text
+    host.edit("pjsip.conf", "[global]", "".join(f"not a setting {i}\n" for i in range(14)) +
+              "[global]")
+    text = render_text(list(preflight(host, dns).values()), colour=False)
+    listed = [ln for ln in text.splitlines() if f"{host.root}/pjsip.conf:" in ln]
+    assert len(listed) == 10 and f"{host.root}/pjsip.conf:10: " in listed[-1]
+    assert "and 4 more: --format json lists them all" in text
+
+
 def test_config_no_pjsip_conf_fails(tmp_path, dns):
     (tmp_path / "empty").mkdir()
     f = preflight(tmp_path / "empty", dns)["asterisk.config"]

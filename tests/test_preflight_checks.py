@@ -438,6 +438,20 @@ def test_amazon_ca_present_missing_or_without_amazon(tmp_path, dns):
     assert f.status == Status.FAIL and f.where == f"{h.root}/pjsip.conf:16"
 
 
+def test_amazon_ca_fix_names_the_file_the_transport_already_uses(tmp_path, dns):
+    h = make_host(tmp_path / "c", amazon_ca=False)
+    (h.root / "keys" / "ca.crt").rename(h.root / "keys" / "trusted-roots.pem")
+    h.edit("pjsip.conf", "ca_list_file=/etc/asterisk/keys/ca.crt",
+           "ca_list_file=/etc/asterisk/keys/trusted-roots.pem")
+    f = preflight(h, dns)["amazon.ca"]
+    assert f.status == Status.WARN
+    assert "append them to /etc/asterisk/keys/trusted-roots.pem (the transport's " \
+        "ca_list_file)" in f.fix and "ca.crt" not in f.fix, f.fix
+    (h.root / "keys" / "trusted-roots.pem").unlink()  # named but missing: still that file
+    f = preflight(h, dns)["amazon.ca"]
+    assert f.status == Status.FAIL and "trusted-roots.pem" in f.fix and "ca.crt" not in f.fix
+
+
 # ------------------------------------------------------------ live.*
 
 def test_live_tls_and_sip_against_a_loopback_sip_responder(tmp_path, dns):

@@ -556,9 +556,12 @@ def check_amazon_ca(snap: Snapshot) -> Finding:
     if t is None:
         return _skip(id_, "no TLS transport")
     ca = snap.ca_list
+    named = t.value("ca_list_file")  # the file the config already uses: the fix names it
+    target = named or "/etc/asterisk/keys/ca.crt"
     fix_block = ("download Amazon's root certificates (Amazon Root CA 1-4, from Amazon Trust "
-                 "Services), append them to the CA list file, and set on the transport:\n"
-                 "ca_list_file=/etc/asterisk/keys/ca.crt")
+                 f"Services) and append them to {target}" +
+                 (" (the transport's ca_list_file)" if named else
+                  ", and set on the transport:\nca_list_file=" + target))
     if isinstance(ca, Unknown):
         s = t.get("ca_list_file")
         return Finding(id_, Status.FAIL, ca.reason, {}, _w(s.where if s else t.where), fix_block)

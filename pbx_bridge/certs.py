@@ -59,6 +59,21 @@ def names(cert: x509.Certificate) -> tuple[str | None, tuple[str, ...]]:
     return cn, sans
 
 
+def carries(cert: x509.Certificate, name: str) -> bool:
+    """Whether the certificate is good for ``name``: its CN or a DNS SAN, a wildcard covering
+    one label (``*.example.com`` covers ``pbx.example.com``, not ``a.pbx.example.com``)."""
+    cn, sans = names(cert)
+    want = name.lower().rstrip(".")
+    for n in (*sans, cn):
+        if not n:
+            continue
+        n = n.lower().rstrip(".")
+        if n == want or (n.startswith("*.") and want.count(".") == n.count(".") and
+                         want.split(".", 1)[1] == n[2:]):
+            return True
+    return False
+
+
 def key_matches(cert: x509.Certificate, key: PrivateKeyTypes) -> bool:
     from cryptography.hazmat.primitives import serialization
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo

@@ -17,7 +17,13 @@ if TYPE_CHECKING:  # dnspython, socket and ssl: imported by the look-up and the 
 
 
 class LookupFailed(Exception):
-    """A DNS look-up gave no usable answer; the message says why."""
+    """A DNS look-up gave no usable answer; the message says why. ``answered``: DNS itself
+    said there is no such address (NXDOMAIN, no A record); otherwise no resolver could be
+    asked (unreachable, refused, timed out, no server answering) and nothing is known."""
+
+    def __init__(self, message: str, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 @dataclass(frozen=True)
@@ -55,14 +61,17 @@ class Network:
         try:
             answer = self._resolver().resolve(name, "A")
         except dns.resolver.NXDOMAIN:
-            raise LookupFailed(f"{name} does not exist in DNS (NXDOMAIN)") from None
+            raise LookupFailed(f"{name} does not exist in DNS (NXDOMAIN)", True) from None
         except dns.resolver.NoAnswer:
-            raise LookupFailed(f"{name} has no A record") from None
-        except dns.resolver.NoNameservers as exc:
-            raise LookupFailed(f"no DNS server answered for {name}: {exc}") from None
+            raise LookupFailed(f"{name} has no A record", True) from None
+        except dns.resolver.NoNameservers as exc:  # unreachable, refused, SERVFAIL: per server
+            raise LookupFailed(f"no DNS server could answer for {name}: {exc}") from None
         except dns.exception.Timeout:
             raise LookupFailed(f"DNS look-up of {name} timed out") from None
-        except (dns.exception.DNSException, OSError) as exc:
+        except OSError as exc:  # the resolver could not be reached at all
+            raise LookupFailed(f"could not reach a DNS server for {name}: "
+                               f"{exc.strerror or exc}") from None
+        except dns.exception.DNSException as exc:
             raise LookupFailed(f"DNS look-up of {name} failed: {exc}") from None
         return sorted({r.address for r in answer})
 

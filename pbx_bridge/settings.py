@@ -134,15 +134,34 @@ def _unknown_keys(doc: dict[str, Any], text: str, source: str) -> None:
                                                 f" (keys: {', '.join(SCHEMA[name])})"))
 
 
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """The line that sets ``key`` in ``[section]`` (also as ``section.key = ...`` at the top,
+    or a quoted key), or None."""
+    import re
+    current: str | None = None
+    name = rf"[\"']?{re.escape(key)}[\"']?\s*="
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        header = re.match(r"\[\s*([^\[\]]+?)\s*\](\s*#.*)?$", s)
+        if header:
+            current = header.group(1).strip("\"'")
+            continue
+        if current == section and re.match(name, s):
+            return n
+        if current is None and re.match(rf"{re.escape(section)}\s*\.\s*{name}", s):
+            return n
+    return None
+
+
 def absolute(path: str | Path) -> Path:
     """:func:`pbx_bridge.defaults.absolute`, as a Path."""
     return Path(defaults.absolute(str(path)))
 
 
-def _url(value: str, name: str) -> str:
+def _url(value: str, where: str) -> str:
     u = urlparse(value)
     if u.scheme not in ("http", "https") or not u.netloc:
-        raise UsageError(f"{name} {value!r} is not an http(s) URL")
+        raise UsageError(f"{where} = {value!r}: not an http(s) URL")
     return value.rstrip("/")
 
 
@@ -154,6 +173,7 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     path = absolute(explicit) if explicit else DEFAULT_CONFIG
     doc: dict[str, Any] = {}
     source = "(none)"
+    text = ""
     if path.exists() or explicit:
         if not path.exists():
             raise InputError(str(path), "settings file does not exist "
@@ -178,7 +198,20 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     for name, table in (("amazon", amazon), ("paths", paths), ("pbx", pbx), ("ami", ami_t),
                         ("agi", agi_t)):
         if not isinstance(table, dict):
-            raise InputError(source, f"[{name}] must be a table")
+            raise UsageError(f"{_at(source, text, _key(name))}: {name} must be a table "
+                             f"([{name}] and its keys under it)")
+    tables = {"amazon": amazon, "paths": paths, "pbx": pbx, "ami": ami_t, "agi": agi_t}
+
+    def where(section: str, key: str) -> str:
+        """``FILE, line N: [section] key``: every value error names file, line and key."""
+        line = _line_of(text, section, key)
+        at = f"{source}, line {line}" if line else source
+        return f"{at}: [{section}] {key}"
+
+    def bad(section: str, key: str, why: str) -> UsageError:
+        shown = "" if key in ("client_secret", "refresh_token", "secret") else \
+            f" = {tables[section].get(key)!r}"  # a secret's value is never shown
+        return UsageError(f"{where(section, key)}{shown}: {why}")
 
     def get(key: str, table: dict[str, Any]) -> str | None:
         v = env.get(ENV[key]) if key in ENV else None
@@ -188,11 +221,24 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
         if raw is None:
             return None
         if not isinstance(raw, str):
-            raise InputError(source, f"{key} must be a string")
+            section = next(n for n, t in tables.items() if t is table)
+            raise bad(section, key, "must be a string")
         return raw or None
 
+    def text_value(section: str, key: str, why: str) -> str | None:
+        raw = tables[section].get(key)
+        if raw is not None and (not isinstance(raw, str) or not raw.strip()):
+            raise bad(section, key, why)
+        return raw
+
+    def url(key: str) -> str:
+        if env.get(ENV[key]):
+            return _url(env[ENV[key]], ENV[key])
+        return _url(get(key, amazon) or (DEFAULT_API_URL if key == "api_url" else
+                                         DEFAULT_TOKEN_URL), where("amazon", key))
+
     secret = get("client_secret", amazon)
-    secret_file = amazon.get("client_secret_file")
+    secret_file = text_value("amazon", "client_secret_file", "must be the path of a file")
     if not secret and secret_file:
         sf = Path(str(secret_file))
         _check_private(sf, "the client secret file")
@@ -202,55 +248,57 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
             raise InputError(str(sf), f"cannot read: {exc.strerror or exc}") from None
     refresh = get("refresh_token", amazon)
     timeout = amazon.get("timeout", 15.0)
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InputError(source, "timeout must be a positive number of seconds")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+            not 0 < timeout < float("inf"):
+        raise bad("amazon", "timeout", "must be a positive number of seconds, e.g. 15")
+    scope = text_value("amazon", "scope", "must be an OAuth scope, e.g. "
+                       f"\"{DEFAULT_SCOPE}\"")
     ami = None
+    for key in ("host", "username"):
+        text_value("ami", key, "must be a string")
+    if ami_t.get("secret") is not None and not isinstance(ami_t["secret"], str):
+        raise bad("ami", "secret", "must be a string")
     ami_secret = env.get("PBX_BRIDGE_AMI_SECRET") or ami_t.get("secret")
+    port = ami_t.get("port", 5038)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise bad("ami", "port", "must be a port number, 1..65535")
     if ami_t.get("username") and ami_secret:
-        port = ami_t.get("port", 5038)
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise InputError(source, "[ami] port must be 1..65535")
         ami = (str(ami_t.get("host", "127.0.0.1")), port, str(ami_t["username"]),
                Secret(str(ami_secret)))
-    agi_user = agi_t.get("user", "asterisk")
-    agi_group = agi_t.get("group")
-    if not isinstance(agi_user, str) or not agi_user:
-        raise InputError(source, "[agi] user must be a user name")
-    if agi_group is not None and (not isinstance(agi_group, str) or not agi_group):
-        raise InputError(source, "[agi] group must be a group name")
+    agi_user = text_value("agi", "user", "must be a user name") or "asterisk"
+    agi_group = text_value("agi", "group", "must be a group name")
     fastagi = None
     if agi_t.get("fastagi") is not None:
         from .commands.common import parse_listen
-        raw = agi_t["fastagi"]
-        if not isinstance(raw, str):
-            raise InputError(source, "[agi] fastagi must be \"HOST:PORT\", e.g. "
-                             "\"127.0.0.1:4573\"")
+        raw = text_value("agi", "fastagi", "must be \"HOST:PORT\", e.g. \"127.0.0.1:4573\"")
         try:
-            fastagi = parse_listen(raw, "[agi] fastagi")
+            fastagi = parse_listen(str(raw), "[agi] fastagi")
         except UsageError as exc:
-            raise InputError(source, str(exc)) from None
-    prop = pbx.get("property")
-    if prop is not None and (not isinstance(prop, str) or not prop.strip()):
-        raise InputError(source, "[pbx] property must be the property's unit id, e.g. "
-                         "\"amzn1.ask.unit.A1B2C3\"")
-    key_group = pbx.get("key_group", "asterisk")
-    if not isinstance(key_group, str) or not key_group.strip():
-        raise InputError(source, "[pbx] key_group must be a group name, e.g. \"asterisk\"")
+            raise UsageError(f"{where('agi', 'fastagi')}: {exc}") from None
+    prop = text_value("pbx", "property", "must be the property's unit id, e.g. "
+                      "\"amzn1.ask.unit.A1B2C3\"")
+    key_group = text_value("pbx", "key_group", "must be a group name, e.g. \"asterisk\"") \
+        or "asterisk"
     cli = pbx.get("asterisk_cli", "asterisk")
-    if not isinstance(cli, str) or not shlex.split(cli):
-        raise InputError(source, "[pbx] asterisk_cli must be a command, e.g. "
-                         "\"asterisk -C /etc/asterisk/asterisk.conf\"")
+    try:
+        words = shlex.split(cli) if isinstance(cli, str) else []
+    except ValueError as exc:  # an unclosed quote
+        raise bad("pbx", "asterisk_cli", f"{exc}") from None
+    if not words:
+        raise bad("pbx", "asterisk_cli", "must be a command, e.g. "
+                  "\"asterisk -C /etc/asterisk/asterisk.conf\"")
+    asterisk_dir = text_value("pbx", "asterisk_dir", "must be a folder, e.g. "
+                              "\"/etc/asterisk\"") or "/etc/asterisk"
     return Settings(
         ami=ami, agi_user=agi_user, agi_group=agi_group, fastagi=fastagi, property=prop,
-        asterisk_cli=tuple(shlex.split(cli)), key_group=key_group.strip(),
+        asterisk_cli=tuple(words), key_group=key_group.strip(),
         client_id=get("client_id", amazon),
         client_secret=Secret(secret) if secret else None,
         refresh_token=Secret(refresh) if refresh else None,
-        api_url=_url(get("api_url", amazon) or DEFAULT_API_URL, "api_url"),
-        token_url=_url(get("token_url", amazon) or DEFAULT_TOKEN_URL, "token_url"),
-        scope=str(amazon.get("scope") or DEFAULT_SCOPE),
+        api_url=url("api_url"), token_url=url("token_url"),
+        scope=scope or DEFAULT_SCOPE,
         state_dir=absolute(get("state_dir", paths) or DEFAULT_STATE_DIR),
-        asterisk_dir=absolute(str(pbx.get("asterisk_dir") or "/etc/asterisk")),
+        asterisk_dir=absolute(asterisk_dir),
         source=source,
         timeout=float(timeout),
     )

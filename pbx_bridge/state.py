@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import InputError
 from .fileio import atomic_write
+from .statedir import read_error
 
 
 class State:
@@ -15,14 +16,25 @@ class State:
         self.path = state_dir / "state.json"
 
     def read(self) -> dict[str, Any]:
+        """The state; {} when there is none yet. A file this user may not read is not
+        corrupt: only one that does not parse is worth moving away."""
         try:
-            doc = json.loads(self.path.read_text())
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
-            raise InputError(str(self.path), f"state file is unreadable ({exc}); move it "
-                             "away to start afresh") from None
-        return doc if isinstance(doc, dict) else {}
+        except OSError as exc:
+            raise read_error(self.path, exc, "the state file") from None
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            raise self._corrupt(f"it is not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise self._corrupt("it is JSON but not an object")
+        return doc
+
+    def _corrupt(self, why: str) -> InputError:
+        return InputError(str(self.path), f"the state file is corrupt: {why}; move it away "
+                          "to start afresh (the trunk id it held: pbx-bridge trunk list)")
 
     def write(self, doc: dict[str, Any]) -> None:
         try:

@@ -29,6 +29,34 @@ class Busy(PbxBridgeError):
     """Another pbx-bridge that writes the state is running (exit 1)."""
 
 
+def run_as_owner(state_dir: Path) -> str:
+    """The advice for a state dir this user may not read: who may."""
+    try:
+        import pwd
+        uid = os.stat(state_dir).st_uid
+        try:
+            who = f"user {pwd.getpwuid(uid).pw_name}"
+        except KeyError:
+            who = f"uid {uid}"
+        owner = f" (or as the owner of {state_dir}, {who})" if uid != 0 else \
+            f" (or as the owner of {state_dir})"
+    except OSError:  # its own parent is closed to us too
+        owner = f" (or as the owner of {state_dir})"
+    return "run as root" + owner
+
+
+def read_error(path: Path, exc: OSError, what: str, state_dir: Path | None = None
+               ) -> InputError:
+    """Why ``path`` (in the state dir) could not be read. Permission is not corruption: the
+    advice is to run as someone who may read it, never to move the file away (that would
+    lose the trunk id, the mappings or the backups)."""
+    where = state_dir or path.parent
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+        return InputError(str(path), f"cannot read {what}: permission denied; "
+                          f"{run_as_owner(where)}")
+    return InputError(str(path), f"cannot read {what}: {exc.strerror or exc}")
+
+
 def untrusted(path: Path, st: os.stat_result | None = None) -> str | None:
     """Why ``path`` cannot be trusted (owned by another user, or writable by group or
     others), or None. Symlinks are not followed."""
@@ -51,6 +79,9 @@ def prepare(state_dir: Path) -> Path:
         created = not state_dir.exists()
         state_dir.mkdir(parents=True, exist_ok=True)
         st = os.lstat(state_dir)
+    except PermissionError as exc:
+        raise InputError(str(state_dir), f"cannot create or enter the state dir: "
+                         f"{exc.strerror or exc}; {run_as_owner(state_dir)}") from None
     except OSError as exc:
         raise InputError(str(state_dir), f"cannot create the state dir: "
                          f"{exc.strerror or exc}") from None

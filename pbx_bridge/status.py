@@ -86,6 +86,14 @@ class Report:
     def success(self) -> bool:
         return not self.errors
 
+    def check_counts(self) -> dict[str, int]:
+        """Config checks by status: a warning is a warning, never a pass."""
+        counts = {"pass": 0, "warn": 0, "fail": 0}
+        for f in self.checks:
+            key = "fail" if f.status in (Status.FAIL, Status.ERROR) else f.status.value
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     # ------------------------------------------------------------ verdicts
 
     def problems(self, warn_days: float, crit_days: float) -> list[tuple[int, str]]:
@@ -154,6 +162,7 @@ class Report:
             "state": STATE_NAMES[worst(problems)], "success": self.success,
             "problems": [{"state": STATE_NAMES[s], "message": m} for s, m in problems],
             "checks": {f.id: f.status.value for f in self.checks},
+            "checkCounts": self.check_counts(),
             "certificate": {k: v.to_json(self.now) for k, v in
                             (("file", self.cert_file), ("served", self.cert_served)) if v},
             "trunk": {"id": self.trunk_id, "exists": self.trunk_exists,
@@ -231,10 +240,7 @@ def read_mappings(state_dir: Path, trunk_id: str) -> tuple[dict[str, str], float
     """The mappings the last ``rooms apply`` recorded (extension -> profile) and when it last
     succeeded, read-only: status never creates or changes the state database."""
     from .rooms.store import DB_NAME, open_readonly
-    path = state_dir / DB_NAME
-    if not path.exists():
-        return {}, None
-    db = open_readonly(path)  # also on a read-only state dir
+    db = open_readonly(state_dir / DB_NAME)  # also on a read-only state dir; none: empty
     try:
         rows = db.execute("SELECT extension, profile_id FROM mappings WHERE trunk_id = ?",
                           (trunk_id,)).fetchall()
@@ -543,10 +549,13 @@ def registry(report: Report) -> Any:
     def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, doc, labels, registry=reg)
 
-    check = gauge("pbx_bridge_check_ok", "1 when the preflight config check passes (a warning "
-                  "passes), 0 when it fails", ("check",))
+    check = gauge("pbx_bridge_check_ok", "1 when the preflight config check passes, 0 when it "
+                  "fails or warns", ("check",))
+    warned = gauge("pbx_bridge_check_warning", "1 when the preflight config check warns "
+                   "(not a failure, not a pass)", ("check",))
     for f in report.checks:
-        check.labels(f.id).set(0 if f.status in (Status.FAIL, Status.ERROR) else 1)
+        check.labels(f.id).set(int(f.status == Status.PASS))
+        warned.labels(f.id).set(int(f.status == Status.WARN))
     expiry = gauge("pbx_bridge_certificate_expiry_timestamp_seconds", "notAfter of the PBX "
                    "certificate: in the file the TLS transport names, and as Asterisk serves "
                    "it", ("source",))
@@ -617,8 +626,11 @@ def nagios(report: Report, problems: list[tuple[int, str]], warn_days: float,
         if len(problems) > 4:
             summary += f"; and {len(problems) - 4} more"
     else:
+        warns = [f.id for f in report.checks if f.status == Status.WARN]
         summary = (f"trunk {report.trunk_id} ACTIVE" if report.trunk_status == "ACTIVE"
-                   else "all checks pass")
+                   else "no check fails" if warns else "all checks pass")
+        if warns:
+            summary += f", {len(warns)} check warning(s) ({', '.join(warns)})"
         if report.cert_served:
             summary += (f", certificate valid {report.cert_served.days_left(report.now):.0f} "
                         "days")
@@ -631,8 +643,9 @@ def nagios(report: Report, problems: list[tuple[int, str]], warn_days: float,
                         f"{warn_days:g};{crit_days:g}")
     if report.mappings is not None:
         perf += [f"mappings_{k}={v}" for k, v in report.mappings.items()]
-    failed = sum(1 for f in report.checks if f.status in (Status.FAIL, Status.ERROR))
-    perf.append(f"checks_failed={failed};;1")
+    counts = report.check_counts()
+    perf.append(f"checks_passed={counts['pass']} checks_warned={counts['warn']} "
+                f"checks_failed={counts['fail']};;1")
     perf.append(f"time={report.duration:.3f}s")
     summary = summary.replace("|", "/").replace("\n", " ")
     return f"PBX-BRIDGE {STATE_NAMES[state]} - {summary} | {' '.join(perf)}", state
@@ -640,10 +653,12 @@ def nagios(report: Report, problems: list[tuple[int, str]], warn_days: float,
 
 def text(report: Report, problems: list[tuple[int, str]]) -> str:
     lines = [f"status: {STATE_NAMES[worst(problems)]}"]
-    failed = [f for f in report.checks if f.status in (Status.FAIL, Status.ERROR)]
-    lines.append(f"  config checks: {len(report.checks) - len(failed)} pass, "
-                 f"{len(failed)} fail" + (f" ({', '.join(f.id for f in failed)})"
-                                          if failed else ""))
+    failed = [f.id for f in report.checks if f.status in (Status.FAIL, Status.ERROR)]
+    warned = [f.id for f in report.checks if f.status == Status.WARN]
+    counts = report.check_counts()
+    lines.append(f"  config checks: {counts['pass']} pass, {counts['warn']} warn" +
+                 (f" ({', '.join(warned)})" if warned else "") + f", {counts['fail']} fail" +
+                 (f" ({', '.join(failed)})" if failed else ""))
     for label, info in (("certificate file", report.cert_file),
                         ("certificate served", report.cert_served)):
         if info is not None:

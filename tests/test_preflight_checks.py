@@ -63,6 +63,34 @@ def test_config_exec_is_a_warning(host, dns):
     assert f.status == Status.WARN and "#exec" in f.summary
 
 
+def test_config_text_output_lists_every_problem_with_its_line(host, dns):
+    """"2 config error(s) ... fix each listed problem" used to show only the first; the other
+    include, the #exec warning and the ignored line were only in --format json."""
+    from pbx_bridge.preflight.render import render_text
+    host.edit("pjsip.conf", "[global]", "#include missing_one.conf\n#include missing_two.conf\n"
+              "#exec /usr/local/bin/make-peers\nthis is not a setting\n[global]")
+    res = preflight(host, dns)
+    text = render_text(list(res.values()), colour=False)
+    pj = f"{host.root}/pjsip.conf"
+    for n, words in ((1, "missing_one.conf was listed as a #include"),
+                     (2, "missing_two.conf was listed as a #include"),
+                     (3, "#exec /usr/local/bin/make-peers is not run"),
+                     (4, "ignored: 'this is not a setting'")):
+        assert any(f"{pj}:{n}: " in line and words in line for line in text.splitlines()), \
+            (n, text)
+    assert "more: --format json" not in text
+
+
+def test_config_text_output_lists_ten_then_says_how_many_more(host, dns):
+    from pbx_bridge.preflight.render import render_text
+    host.edit("pjsip.conf", "[global]", "".join(f"not a setting {i}\n" for i in range(14)) +
+              "[global]")
+    text = render_text(list(preflight(host, dns).values()), colour=False)
+    listed = [ln for ln in text.splitlines() if f"{host.root}/pjsip.conf:" in ln]
+    assert len(listed) == 10 and f"{host.root}/pjsip.conf:10: " in listed[-1]
+    assert "and 4 more: --format json lists them all" in text
+
+
 def test_config_no_pjsip_conf_fails(tmp_path, dns):
     (tmp_path / "empty").mkdir()
     f = preflight(tmp_path / "empty", dns)["asterisk.config"]
@@ -203,6 +231,68 @@ def test_cert_dns_server_that_does_not_answer_skips(host):
     finally:
         s.close()
     assert f.status == Status.SKIP and "timed out" in f.summary
+
+
+@pytest.mark.parametrize("rcode", ["REFUSED", "SERVFAIL"])
+def test_cert_dns_resolver_that_refuses_is_could_not_run(host, rcode):
+    """A resolver that answers but will not look the name up knows nothing of the record."""
+    from dnslib import RCODE
+    from dnslib.server import DNSLogger, DNSServer
+
+    class Refuse:
+        def resolve(self, request, handler):
+            reply = request.reply()
+            reply.header.rcode = getattr(RCODE, rcode)
+            return reply
+    server = DNSServer(Refuse(), address="127.0.0.1", port=0,
+                       logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data",
+                                        prefix=False))
+    server.start_thread()
+    try:
+        class At:
+            port = server.server.server_address[1]
+        f = preflight(host, At)["cert.dns"]
+    finally:
+        server.stop()
+        server.server.server_close()
+    assert f.status == Status.SKIP and f.summary.startswith("DNS could not be asked: "), f
+    assert rcode in f.summary and not f.fix
+
+
+def test_cert_dns_resolver_the_kernel_cannot_reach_is_could_not_run(tmp_path):
+    """[Errno 101] Network is unreachable used to be a FAIL whose fix was "publish an A
+    record". In a network namespace of our own (loopback down), 127.0.0.1:53 and 10.9.9.9
+    are unreachable; the preflight says "not verified", never "publish"."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from helpers import ROOT
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare (util-linux) for a network namespace")
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr!r}")
+    h = make_host(tmp_path / "etc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    env["PBX_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
+    for server in ("127.0.0.1:53", "10.9.9.9:53"):
+        base = [sys.executable, "-m", "pbx_bridge", "preflight", "--asterisk-dir", str(h.etc),
+                "--firewall-rules", str(FW / "amazon-open.rules"), "--public-ip", PUBLIC_IP,
+                "--dns-server", server]
+        r = subprocess.run(["unshare", "-n", *base, "--format", "json"], capture_output=True,
+                           text=True, cwd=ROOT, env=env, timeout=60)
+        doc = json.loads(r.stdout)
+        f = next(x for x in doc["findings"] if x["id"] == "cert.dns")
+        assert f["status"] == "skip", f
+        assert "Network is unreachable" in f["summary"] and not f["fix"], f
+        assert r.returncode == 1 and doc["verdict"].startswith("not verified"), doc["verdict"]
+        t = subprocess.run(["unshare", "-n", *base], capture_output=True, text=True, cwd=ROOT,
+                           env=env, timeout=60)
+        assert t.returncode == 1 and "publish an A record" not in t.stdout, t.stdout
+        assert t.stdout.splitlines()[-1].startswith("not verified: 1 check could not run "
+                                                    "(cert.dns)"), t.stdout
 
 
 # ------------------------------------------------------------ ip.public
@@ -346,6 +436,20 @@ def test_amazon_ca_present_missing_or_without_amazon(tmp_path, dns):
     (h.root / "keys" / "ca.crt").unlink()
     f = preflight(h, dns)["amazon.ca"]
     assert f.status == Status.FAIL and f.where == f"{h.root}/pjsip.conf:16"
+
+
+def test_amazon_ca_fix_names_the_file_the_transport_already_uses(tmp_path, dns):
+    h = make_host(tmp_path / "c", amazon_ca=False)
+    (h.root / "keys" / "ca.crt").rename(h.root / "keys" / "trusted-roots.pem")
+    h.edit("pjsip.conf", "ca_list_file=/etc/asterisk/keys/ca.crt",
+           "ca_list_file=/etc/asterisk/keys/trusted-roots.pem")
+    f = preflight(h, dns)["amazon.ca"]
+    assert f.status == Status.WARN
+    assert "append them to /etc/asterisk/keys/trusted-roots.pem (the transport's " \
+        "ca_list_file)" in f.fix and "ca.crt" not in f.fix, f.fix
+    (h.root / "keys" / "trusted-roots.pem").unlink()  # named but missing: still that file
+    f = preflight(h, dns)["amazon.ca"]
+    assert f.status == Status.FAIL and "trusted-roots.pem" in f.fix and "ca.crt" not in f.fix
 
 
 # ------------------------------------------------------------ live.*

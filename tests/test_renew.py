@@ -198,13 +198,71 @@ def test_a_key_that_does_not_match_is_refused_before_anything_changes(site, tmp_
     before = (s.keys / "pbx.crt").read_bytes(), served(s.tls_port)
     bad = lineage(tmp_path / "bad", make_pki(days=90), key=make_pki().leaf)
     r = s.pb("renew-hook", "--lineage", str(bad))
-    assert r.returncode == 2 and "privkey.pem is not the key of the certificate" in r.stderr
+    assert r.returncode == 2 and "cert.key: the private key does not belong to the " \
+        "certificate" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert ((s.keys / "pbx.crt").read_bytes(), served(s.tls_port)) == before
     r = s.pb("renew-hook")
     assert r.returncode == 2 and "RENEWED_LINEAGE" in r.stderr
     r = s.pb("renew-hook", "--lineage", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def _lineage_of(folder: Path, chain: bytes, key) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fullchain.pem").write_bytes(chain)
+    (folder / "privkey.pem").write_bytes(key.key_pem())
+    return folder
+
+
+@pytest.mark.parametrize("case", ["ca-first", "expired", "not-yet-valid", "other-name",
+                                  "expired-intermediate"])
+def test_renew_hook_checks_the_lineage_as_preflight_does_before_changing_anything(
+        site, tmp_path, case):
+    """A fullchain with the CA first used to be installed: Asterisk served no TLS for a
+    moment, then the files came back with an error that named no cause. Each of preflight's
+    certificate checks (and the trunk's TLS name) now refuses it first: exit 2, the check
+    named, nothing installed, reloaded, sent or remembered."""
+    from helpers import FQDN
+    s = site
+    before = ((s.keys / "pbx.crt").read_bytes(), (s.keys / "pbx.key").read_bytes(),
+              served(s.tls_port), s.amazon_chain(), s.chain_updates())
+    state_before = (s.state / "state.json").read_text()
+    if case == "ca-first":
+        p = make_pki(days=90)
+        folder = _lineage_of(tmp_path / case, p.inter.pem() + p.leaf.pem(), p.leaf)
+        want = "cert.chain: chain out of order: certificate 1 (CN=Harbor Lab Intermediate CA"
+        fix = f"fix: rewrite the file leaf first: 1. CN={FQDN}"
+    elif case == "expired":
+        p = make_pki(days=-1, start_days=-90)
+        folder = lineage(tmp_path / case, p)
+        want, fix = "cert.valid: certificate expired on", "fix: renew the certificate"
+    elif case == "not-yet-valid":
+        p = make_pki(days=90, start_days=3)
+        folder = lineage(tmp_path / case, p)
+        want, fix = "cert.valid: certificate is not valid until", "check the host clock"
+    elif case == "other-name":
+        p = make_pki(fqdn="other.harbor-hotel.test", days=90)
+        folder = lineage(tmp_path / case, p)
+        want = (f"cert.name: the new certificate does not carry {FQDN} (the trunk's TLS "
+                "name; it has other.harbor-hotel.test")
+        fix = f"-d {FQDN}"
+    else:
+        from helpers import make_cert
+        root = make_cert("Harbor Lab Root CA", ca=True, days=3650)
+        inter = make_cert("Harbor Lab Intermediate CA", root, ca=True, days=-1,
+                          start_days=-400)
+        leaf = make_cert(FQDN, inter, sans=(FQDN,), days=60)
+        folder = _lineage_of(tmp_path / case, leaf.pem() + inter.pem(), leaf)
+        want, fix = "cert.valid: a chain certificate expired", "renew the certificate"
+    r = s.pb("renew-hook", "--lineage", str(folder))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"pbx-bridge: {folder}: refused, nothing was installed or "
+                               "changed: "), r.stderr
+    assert want in r.stderr and fix in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert ((s.keys / "pbx.crt").read_bytes(), (s.keys / "pbx.key").read_bytes(),
+            served(s.tls_port), s.amazon_chain(), s.chain_updates()) == before
+    assert (s.state / "state.json").read_text() == state_before  # not a pending renewal
 
 
 def test_amazon_failing_brings_the_old_files_back(site, tmp_path):

@@ -103,7 +103,8 @@ def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
     from .. import log
     if getattr(args, "json", False):
         import json
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        json.dump(doc, sys.stdout, indent=2)  # written as it is encoded, never whole
+        sys.stdout.write("\n")
     elif log.current() == "json":
         name = " ".join(str(getattr(args, k)) for k in ("command", "trunk_command",
                                                          "rooms_command") if getattr(args, k, None))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --h
 
     from ..asterisk_cli import Asterisk
     from ..generate.verify import Verdict
+    from ..preflight.snapshot import Snapshot
     from ..settings import Settings
 
 HELP = HELPS["renew-hook"]
@@ -56,12 +57,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 class Renewal:
     def __init__(self, chain_pem: bytes, key_pem: bytes, chain: tuple[str, ...],
-                 leaf_der: bytes, not_after: str) -> None:
+                 leaf_der: bytes, not_after: str, certs: tuple[Any, ...] = (),
+                 key: Any = None) -> None:
         self.chain_pem = chain_pem  # fullchain.pem as certbot wrote it
         self.key_pem = key_pem
         self.chain = chain  # the PEM blocks
         self.leaf_der = leaf_der
         self.not_after = not_after
+        self.certs = certs  # the parsed chain, in the file's order
+        self.key = key
 
 
 def read_lineage(folder: Path) -> Renewal:
@@ -89,16 +93,63 @@ def read_lineage(folder: Path) -> Renewal:
     except certs.CertError as exc:
         raise InputError(str(folder / "privkey.pem"), str(exc)) from None
     chain = tuple(certs.load_chain("".join(pems).encode()))
-    leaf = certs.leaf_of(chain, key)
-    if not certs.key_matches(leaf, key):
-        raise InputError(str(folder), "privkey.pem is not the key of the certificate in "
-                         "fullchain.pem; nothing was installed")
-    now = time.time()
-    if certs.not_after(leaf).timestamp() <= now or certs.not_before(leaf).timestamp() > now:
-        raise InputError(str(folder / "fullchain.pem"), f"the certificate is not valid now "
-                         f"({certs.describe(leaf)}); nothing was installed")
+    leaf = certs.leaf_of(chain, key)  # judged by check_lineage, before anything changes
     return Renewal(data["fullchain.pem"], data["privkey.pem"], pems,
-                   leaf.public_bytes(Encoding.DER), certs.not_after(leaf).isoformat())
+                   leaf.public_bytes(Encoding.DER), certs.not_after(leaf).isoformat(),
+                   chain, key)
+
+
+def tls_name(snap: "Snapshot", saved: str | None) -> tuple[str, str] | None:
+    """(the name the new certificate must carry, where it comes from): the saved trunk's TLS
+    name (Amazon checks the served certificate against it), else the name ``trunk create``
+    takes from the certificate installed now (its first non-wildcard SAN, else its CN);
+    None when neither is known."""
+    from .. import certs
+    from ..preflight.snapshot import Unknown
+    if saved:
+        return saved, "the trunk's TLS name"
+    leaf = None if isinstance(snap.cert, Unknown) else snap.cert.leaf()
+    if leaf is None:
+        return None
+    cn, sans = certs.names(leaf)
+    name = next((n for n in sans if not n.startswith("*.")), None) or cn
+    return (name, "the name of the certificate installed now") if name else None
+
+
+def check_lineage(snap: "Snapshot", renewal: Renewal, folder: "Path",
+                  saved_name: str | None) -> None:
+    """The preflight's own certificate checks (``cert.valid``, ``cert.key``, ``cert.chain``)
+    on the renewed lineage as if it were installed, and that it carries the TLS name
+    (:func:`tls_name`). Raises :class:`InputError` (exit 2) naming each check that fails, with
+    its fix, before anything is changed."""
+    from dataclasses import replace
+
+    from .. import certs
+    from ..asterisk_conf import Where
+    from ..findings import Status
+    from ..preflight.checks import check_cert_chain, check_cert_key, check_cert_valid
+    from ..preflight.snapshot import CertFacts
+    full = str(folder / "fullchain.pem")
+    facts = CertFacts(full, Where(full, 1), renewal.certs, str(folder / "privkey.pem"),
+                      Where(str(folder / "privkey.pem"), 1), renewal.key)
+    as_installed = replace(snap, cert=facts)
+    failed = []
+    for check in (check_cert_valid, check_cert_key, check_cert_chain):
+        f = check(as_installed)
+        if f.status in (Status.FAIL, Status.ERROR):
+            failed.append(f"{f.id}: {f.summary}" + (f" (fix: {f.fix})" if f.fix else ""))
+    want = tls_name(snap, saved_name)
+    leaf = facts.leaf()
+    if want and leaf is not None and not certs.carries(leaf, want[0]):
+        cn, sans = certs.names(leaf)
+        failed.append(f"cert.name: the new certificate does not carry {want[0]} ({want[1]}; "
+                      f"it has {', '.join(n for n in (*sans, cn) if n) or 'no name'}) (fix: "
+                      f"renew it for {want[0]}: certbot certonly --cert-name ... -d "
+                      f"{want[0]}, or change the trunk's name with pbx-bridge trunk update "
+                      "--fqdn)")
+    if failed:
+        raise InputError(str(folder), "refused, nothing was installed or changed: " +
+                         "; ".join(failed))
 
 
 def _served(host: str, port: int) -> bytes | None:
@@ -177,8 +228,15 @@ def run(args: argparse.Namespace) -> int:
     lineage = absolute(lineage)
     renewal = read_lineage(lineage)
     settings = load(args.config)
+    from pathlib import Path
+    from ..preflight.snapshot import Options, gather
     from ..state import State
     state = State(settings.state_dir)
+    asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
+    snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
+    saved = state.read().get("trunk")
+    check_lineage(snap, renewal, lineage, str(saved["name"]) if isinstance(saved, dict) and
+                  isinstance(saved.get("name"), str) and saved["name"] else None)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:  # intent first: a run killed from here on leaves the renewal remembered
         state.remember_renewal(str(lineage), renewal.not_after, "renew-hook was interrupted "
@@ -186,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     except PbxBridgeError:
         pass  # the failure, if it comes, says what it can
     try:
-        code = _install(args, settings, lineage, renewal)
+        code = _install(args, settings, lineage, renewal, snap)
     except RenewFailed as exc:
         # certbot calls a deploy hook once per renewal: remember this one, so that status
         # says it waits and how to finish it
@@ -203,13 +261,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
-             renewal: Renewal) -> int:
+             renewal: Renewal, snap: "Snapshot") -> int:
     from pathlib import Path
     from ..generate.plan import FileChange
-    from ..preflight.snapshot import Options, Unknown, gather
+    from ..preflight.snapshot import Unknown
     from .generate import _transaction
-    asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
-    snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
+    asterisk_dir = snap.options.asterisk_dir
     t = snap.transport
     if t is None or isinstance(snap.cert, Unknown) or snap.cert.key_path is None:
         why = snap.cert.reason if isinstance(snap.cert, Unknown) else \

@@ -16,7 +16,7 @@ from . import HELPS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from typing import Literal
+    from typing import Iterator, Literal
     from pathlib import Path
     from ..rooms.store import Store
     from ..rooms.sync import RoomPlan
@@ -242,22 +242,26 @@ def _plan(args: argparse.Namespace, ctx: Context, store: "Store") -> "RoomPlan":
 
 
 def _show(plan: "RoomPlan") -> str:
-    lines = [f"trunk {plan.trunk_id}: {plan.summary()}"]
+    return "\n".join(_show_lines(plan))
+
+
+def _show_lines(plan: "RoomPlan") -> "Iterator[str]":
+    from ..textwidth import ljust
+    yield f"trunk {plan.trunk_id}: {plan.summary()}"
     sign = {"create": "+", "update": "~", "delete": "-"}
     for c in plan.changes:
         detail = c.profile_id if c.action != "update" else \
             f"{c.old_profile_id} -> {c.profile_id}"
-        lines.append(f"  {sign[c.action]} {c.extension:<8} {c.room:<20} {detail}")
+        # padded by display width: a dash, a curly quote or a wide CJK name keeps the columns
+        yield f"  {sign[c.action]} {c.extension:<8} {ljust(c.room, 20)} {detail}"
     if plan.kept:
-        lines.append(f"  ({len(plan.kept)} mapping(s) at Amazon not in the map are kept: "
-                     "pbx-bridge did not create them; --prune deletes them)")
+        yield (f"  ({len(plan.kept)} mapping(s) at Amazon not in the map are kept: "
+               "pbx-bridge did not create them; --prune deletes them)")
     from ..rooms.sync import NEW_PROFILE
     new = [c for c in plan.changes if c.profile_id == NEW_PROFILE]
     if new:
-        lines.append(f"  ({len(new)} communication profile(s) would be created first: "
-                     f"{', '.join(c.room for c in new[:5])}" + (", ..." if len(new) > 5 else "")
-                     + ")")
-    return "\n".join(lines)
+        yield (f"  ({len(new)} communication profile(s) would be created first: "
+               f"{', '.join(c.room for c in new[:5])}" + (", ..." if len(new) > 5 else "") + ")")
 
 
 def _check_agi_access(path: Path, user: str, asterisk_dir: Path | None = None) -> None:
@@ -317,7 +321,14 @@ def run_plan(args: argparse.Namespace) -> int:
         plan = _plan(args, ctx, store)
     finally:
         store.close()
-    emit(args, plan.to_json(), _show(plan))
+    from .. import log
+    if args.json:  # one form only: 50,000 changes as JSON and as text do not both fit
+        emit(args, plan.to_json(), "")
+    elif log.current() == "json":
+        emit(args, plan.to_json(changes=False), _show(plan))
+    else:  # line by line: the whole text of a large plan is never held at once
+        for line in _show_lines(plan):
+            sys.stdout.write(line + "\n")
     return 0
 
 

@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         table = routes.load(settings.state_dir)
         obs.endpoint = args.endpoint or table.endpoint
         obs.mapped = args.to in table.rooms
+    except PermissionError as exc:  # not "none published": it is there, closed to us
+        from ..statedir import read_error
+        obs.routes_note = read_error(settings.state_dir / routes.ROUTES_NAME, exc,
+                                     "the published routes", settings.state_dir).reason
+        obs.mapped = False
     except (OSError, ValueError) as exc:
         obs.routes_note = f"no routes published in {settings.state_dir} ({exc})"
         obs.mapped = False
@@ -132,8 +137,16 @@ def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]
         import json
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    head = f"test call {obs.direction} {obs.to}: " + ("answered" if obs.answered else
-                                                      "not answered")
+    verdicts = ("the call works", "the call FAILED")
+    if obs.direction == "from-alexa" and not getattr(args, "ring", False):
+        # no call was placed: say what was checked, not "not answered"
+        head = (f"test call from-alexa {obs.to}: the running dialplan checked, no call placed "
+                "(--ring rings the phone)")
+        verdicts = (f"a call from Alexa to {obs.to} would be delivered",
+                    f"a call from Alexa to {obs.to} would NOT be delivered")
+    else:
+        head = f"test call {obs.direction} {obs.to}: " + ("answered" if obs.answered else
+                                                          "not answered")
     if doc["sip"]["code"]:
         head += f", SIP {doc['sip']['code']} {doc['sip']['reason'] or ''}".rstrip()
     if obs.answered and obs.direction == "to-alexa":
@@ -141,5 +154,5 @@ def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]
         head += f", TLS {yes[obs.tls]}, SRTP {yes[obs.srtp]}, codec {obs.codec or '?'}"
         if doc["rtp"]:
             head += f", RTP {doc['rtp']['sent']} sent / {doc['rtp']['received']} received"
-    sys.stdout.write(head + "\n" + render_text(findings, use_colour(sys.stdout),
-                                                ("the call works", "the call FAILED")) + "\n")
+    sys.stdout.write(head + "\n" + render_text(findings, use_colour(sys.stdout), verdicts)
+                     + "\n")

@@ -230,14 +230,10 @@ def _check_name(name: str, chain: tuple[str, ...], what: str) -> None:
         leaf = certs.leaf_of(certs.load_chain("".join(chain).encode()))
     except certs.CertError:
         return
+    if certs.carries(leaf, name):
+        return
     cn, sans = certs.names(leaf)
     carried = [n for n in (*sans, cn) if n]
-    want = name.lower().rstrip(".")
-    for n in carried:
-        n = n.lower().rstrip(".")
-        if n == want or (n.startswith("*.") and want.count(".") == n.count(".") and
-                         want.split(".", 1)[1] == n[2:]):
-            return
     raise UsageError(f"{what} {name} is not on the certificate (CN and SANs: "
                      f"{', '.join(carried) or 'none'}); use one of those names or a "
                      "certificate for this one")

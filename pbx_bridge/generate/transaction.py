@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Callable, Sequence
 from ..asterisk_cli import Asterisk, reload_hint
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write
-from ..statedir import prepare, untrusted
+from ..statedir import prepare, read_error, untrusted
 from .plan import FileChange
 from .verify import LogCapture, Verdict
 
@@ -175,6 +176,9 @@ class Transaction:
 
     def _trusted(self, path: Path) -> None:
         try:
+            if os.geteuid() != 0 and os.lstat(path).st_uid == 0:  # root's: not forged, ours
+                raise read_error(path, PermissionError(13, "Permission denied"),  # to leave
+                                 "the backups", self.root.parent)
             why = untrusted(path)
         except OSError as exc:
             raise ApplyFailed(f"{path}: {exc.strerror or exc}") from None
@@ -184,21 +188,31 @@ class Transaction:
 
     def backups(self) -> list[tuple[Path, dict[str, Any]]]:
         """Every backup in the state dir, newest first, each checked to be ours alone."""
-        if not self.root.is_dir():
+        try:
+            if not stat.S_ISDIR(os.stat(self.root).st_mode):
+                return []
+            folders = sorted(self.root.iterdir(), reverse=True)  # closed to us: say so
+            self._trusted(self.root)
+        except FileNotFoundError:
             return []
-        self._trusted(self.root)
+        except OSError as exc:
+            raise read_error(self.root, exc, "the backups", self.root.parent) from None
         out = []
-        for folder in sorted(self.root.iterdir(), reverse=True):
+        for folder in folders:
             if folder.name.startswith("."):
                 continue  # one being built, or left by a killed run: never a backup
             self._trusted(folder)
             mf = folder / "manifest.json"
-            if not mf.exists():
+            try:
+                raw = mf.read_bytes()
+            except FileNotFoundError:
                 continue  # killed before its manifest: nothing was written from it
+            except OSError as exc:  # unreadable is not absent: say so, skip nothing silently
+                raise read_error(mf, exc, "a backup's manifest", self.root.parent) from None
             self._trusted(mf)
             try:
-                manifest = json.loads(mf.read_text())
-            except (OSError, ValueError):
+                manifest = json.loads(raw)
+            except ValueError:
                 continue
             if isinstance(manifest, dict) and isinstance(manifest.get("files"), list):
                 out.append((folder, manifest))

@@ -21,7 +21,7 @@ from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, WILDCARD, transports
 from ..generate.render import TLS_CIPHERS
 from . import security
-from .snapshot import Located, Snapshot, Unknown
+from .snapshot import Located, NoAddress, Snapshot, Unknown
 
 
 def _w(where: Where | None) -> str | None:
@@ -303,21 +303,25 @@ def check_cert_dns(snap: Snapshot) -> Finding:
         return _skip(id_, "no name to look up (the certificate has no CN or SAN, or does not "
                      "parse); pass --fqdn")
     ip = snap.public_ip.value
-    answers = {n: (list(a) if not isinstance(a, Unknown) else a.reason)
+    answers = {n: (list(a) if isinstance(a, tuple) else a.reason)
                for n, a in snap.dns.items()}
     ev = {"public_ip": ip, "names": answers,
           "dns_server": ":".join(map(str, snap.options.dns_server))
           if snap.options.dns_server else "system"}
-    good = [n for n, a in snap.dns.items() if not isinstance(a, Unknown) and ip in a]
+    good = [n for n, a in snap.dns.items() if isinstance(a, tuple) and ip in a]
     if good:
         return Finding(id_, Status.PASS, f"{good[0]} resolves to {ip}", ev)
-    looked = [n for n, a in snap.dns.items() if not isinstance(a, Unknown)]
-    if not looked and all(isinstance(a, Unknown) and ("timed out" in a.reason or
-                                                      "not tried" in a.reason)
-                          for a in snap.dns.values()):
-        return _skip(id_, "DNS did not answer: " + "; ".join(
-            a.reason for a in snap.dns.values() if isinstance(a, Unknown)))
-    name = next(iter(snap.dns))
+    # Only DNS's own answer (no such name, no A record, another address) is a failure; a
+    # resolver that could not be asked (unreachable, refused, timed out, none answering)
+    # says nothing about the record: could not run. A wildcard is never looked up.
+    unasked = [a.reason for n, a in snap.dns.items()
+               if isinstance(a, Unknown) and not n.startswith("*.")]
+    if unasked:
+        return _skip(id_, "DNS could not be asked: " + "; ".join(unasked))
+    if not any(isinstance(a, (tuple, NoAddress)) for a in snap.dns.values()):
+        return _skip(id_, "; ".join(a.reason for a in snap.dns.values()
+                                    if isinstance(a, Unknown)))
+    name = next((n for n in snap.dns if not n.startswith("*.")), next(iter(snap.dns)))
     detail = "; ".join(f"{n} -> {', '.join(a)}" if isinstance(a, list) else str(a)
                        for n, a in answers.items())
     return Finding(id_, Status.FAIL, f"no certificate name resolves to {ip} ({detail})", ev, None,
@@ -569,9 +573,12 @@ def check_amazon_ca(snap: Snapshot) -> Finding:
     if t is None:
         return _skip(id_, "no TLS transport")
     ca = snap.ca_list
+    named = t.value("ca_list_file")  # the file the config already uses: the fix names it
+    target = named or "/etc/asterisk/keys/ca.crt"
     fix_block = ("download Amazon's root certificates (Amazon Root CA 1-4, from Amazon Trust "
-                 "Services), append them to the CA list file, and set on the transport:\n"
-                 "ca_list_file=/etc/asterisk/keys/ca.crt")
+                 f"Services) and append them to {target}" +
+                 (" (the transport's ca_list_file)" if named else
+                  ", and set on the transport:\nca_list_file=" + target))
     if isinstance(ca, Unknown):
         s = t.get("ca_list_file")
         return Finding(id_, Status.FAIL, ca.reason, {}, _w(s.where if s else t.where), fix_block)

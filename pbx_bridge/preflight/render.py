@@ -12,6 +12,24 @@ _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP
             Status.ERROR: "35"}
 
 
+MAX_PROBLEMS = 10  # listed in text; --format json has them all
+
+
+def _problems(f: Finding) -> list[str]:
+    """A finding's listed problems (``asterisk.config``'s), each ``severity file:line:
+    message``, when it is not a pass."""
+    raw = f.evidence.get("problems") if f.status not in (Status.PASS, Status.SKIP) else None
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for p in raw:
+        if isinstance(p, dict):
+            where = f"{p['where']}: " if p.get("where") else ""
+            out.append(f"{str(p.get('severity', 'problem')).ljust(7)} {where}"
+                       f"{p.get('message', '')}")
+    return out
+
+
 def render_json(findings: list[Finding]) -> str:
     ready, words = verdict(findings)
     doc = {"ok": ready, "verdict": words, "findings": [f.to_json() for f in findings]}
@@ -30,7 +48,15 @@ def render_text(findings: list[Finding], colour: bool,
             tag = f"\x1b[{_COLOURS[f.status]}m{tag}\x1b[0m"
         lines.append(f"{tag}  {f.id.ljust(width)}  {f.summary}")
         pad = " " * (width + 9)
-        if f.where and f.status not in (Status.PASS, Status.SKIP):
+        listed = _problems(f)
+        if listed:  # each problem with its file:line, not only the first
+            shown = listed[:MAX_PROBLEMS]
+            for p in shown:
+                lines.append(f"{pad}{p}")
+            if len(listed) > len(shown):
+                lines.append(f"{pad}and {len(listed) - len(shown)} more: --format json "
+                             "lists them all")
+        elif f.where and f.status not in (Status.PASS, Status.SKIP):
             lines.append(f"{pad}where: {f.where}")
         if f.fix and f.status in (Status.FAIL, Status.WARN, Status.ERROR):
             fix_lines = f.fix.split("\n")

@@ -36,6 +36,12 @@ class Unknown:
 
 
 @dataclass(frozen=True)
+class NoAddress:
+    """DNS answered that a name has no address (NXDOMAIN, no A record): known, not unknown."""
+    reason: str
+
+
+@dataclass(frozen=True)
 class Options:
     asterisk_dir: Path = Path("/etc/asterisk")
     endpoint: str | None = None
@@ -97,7 +103,9 @@ class Snapshot:
     ca_list: Union[Located[tuple[x509.Certificate, ...]], Unknown]
     public_ip: Union[Located[str], Unknown]
     host_ips: Union[tuple[str, ...], Unknown] = Unknown("not gathered")
-    dns: dict[str, Union[tuple[str, ...], Unknown]] = field(default_factory=dict)
+    # a name's A records, NoAddress when DNS said it has none, Unknown when no resolver
+    # could be asked
+    dns: dict[str, Union[tuple[str, ...], NoAddress, Unknown]] = field(default_factory=dict)
     firewall: Union[Ruleset, Unknown] = Unknown("not gathered")
     live: Union[TlsProbe, Unknown, None] = None
     weak_tls: Union[WeakProbe, None] = None  # --live: a handshake offering only weak suites
@@ -351,7 +359,7 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
     except LookupFailed as exc:
         host_ips = Unknown(str(exc))
     public_ip = _gather_public_ip(opts, transport, net, host_ips)
-    dns: dict[str, Union[tuple[str, ...], Unknown]] = {}
+    dns: dict[str, Union[tuple[str, ...], NoAddress, Unknown]] = {}
     if opts.dns and not isinstance(public_ip, Unknown):
         timed_out = False
         for name in cert_dns_names(cert, opts.fqdn):
@@ -363,7 +371,7 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
                 try:
                     dns[name] = tuple(net.resolve_a(name))
                 except LookupFailed as exc:
-                    dns[name] = Unknown(str(exc))
+                    dns[name] = NoAddress(str(exc)) if exc.answered else Unknown(str(exc))
                     timed_out = "timed out" in str(exc)
     live: Union[TlsProbe, Unknown, None] = None
     weak = None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError, PbxBridgeError
-from ..statedir import prepare
+from ..statedir import prepare, read_error
 from . import routes
 
 SCHEMA = """
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS pending (
 DB_NAME = "pbx-bridge.sqlite"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per room: 100,000 of them fit
 class Row:
     extension: str
     profile_id: str
@@ -62,7 +62,7 @@ class Row:
     confirmed_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per room: 100,000 of them fit
 class Pending:
     """A mapping write sent (or about to be) whose answer was not recorded yet."""
     extension: str
@@ -84,10 +84,14 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     (everything is in the main file), and one whose WAL holds commits (a writer was killed)
     is read from a private copy, so no committed change is missed. A missing database reads
     as empty."""
-    if not path.exists():
+    try:  # SQLite says only "unable to open database file": ask the kernel first
+        os.close(os.open(path, os.O_RDONLY))
+    except FileNotFoundError:
         db = sqlite3.connect(":memory:", check_same_thread=False)
         db.executescript(SCHEMA)
         return db
+    except OSError as exc:
+        raise read_error(path, exc, "the state database") from None
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
                              check_same_thread=False)

@@ -544,3 +544,17 @@ def csv_of(rows):
 
 def rows(n, start=0, profile="amzn1.alexa.unit.did.p"):
     return [(str(7100 + i), f"Room {100 + i}", f"{profile}{i}") for i in range(start, start + n)]
+
+
+def publish_routes(state: Path, rooms: dict[str, str],
+                   trunk: str = "amzn1.comms.network.siptrunk.t1") -> Path:
+    """A state dir whose published routes map each extension to its room name (as rooms
+    apply leaves it), for the AGI tests."""
+    from pbx_bridge.rooms.store import Store
+    s = Store(state)
+    s.set_meta(trunk_id=trunk, endpoint="alexa")
+    for ext, room in rooms.items():
+        s.record(trunk, ext, f"amzn1.alexa.unit.did.{ext}", room)
+    s.publish()
+    s.close()
+    return state

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, publish_routes
 
 
 def readme_install() -> str:
@@ -51,14 +51,7 @@ def test_readme_install_gives_an_agi_link_an_unprivileged_user_can_run():
         assert os.readlink(prefix / "opt" / "bin" / "python3") in (
             "/usr/bin/python3", "python3") or \
             Path(os.path.realpath(prefix / "opt" / "bin" / "python3")).is_relative_to("/usr")
-        state = prefix / "state"
-        from pbx_bridge.rooms.store import Store
-        s = Store(state)
-        s.set_meta(trunk_id="amzn1.comms.network.siptrunk.t1", endpoint="alexa")
-        s.record("amzn1.comms.network.siptrunk.t1", "7201", "amzn1.alexa.unit.did.a",
-                 "Room 201")
-        s.publish()
-        s.close()
+        state = publish_routes(prefix / "state", {"7201": "Room 201"})
         state.chmod(0o711)
         header = "agi_request: pbx-bridge\nagi_channel: Local/7201@x-00000001;2\n\n"
         r = subprocess.run(["runuser", "-u", "nobody", "--", str(prefix / "agi-bin" /

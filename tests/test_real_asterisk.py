@@ -425,14 +425,13 @@ include => from-internal-additional
 """
 
 
-@pytest.fixture(scope="module")
-def freepbx(tmp_path_factory, request):
-    home = tmp_path_factory.mktemp("freepbx")
+def freepbx_config(home: Path) -> tuple[Path, int, int]:
+    """The real FreePBX tree made bootable on loopback: (its etc, the AMI port, a free TLS
+    port). The carrier's address and FreePBX's UDP transport point at 127.0.0.1."""
     etc = freepbx_generate_tree(home / "etc")
     udp, ami_port, tls_port, dead = free_ports(4)
     for f in etc.glob("*.conf"):
         text = f.read_text(errors="replace")
-        # loopback only: the carrier's address and FreePBX's UDP transport
         new = text.replace("113.164.240.242:5060", f"127.0.0.1:{dead}") \
             .replace("113.164.240.242", "127.0.0.1").replace("bind=0.0.0.0:5060",
                                                             f"bind=127.0.0.1:{udp}")
@@ -446,6 +445,13 @@ def freepbx(tmp_path_factory, request):
         *free_udp_range()))
     base_files(etc, ami_port)
     _write_keys(home / "keys")
+    return etc, ami_port, tls_port
+
+
+@pytest.fixture(scope="module")
+def freepbx(tmp_path_factory, request):
+    home = tmp_path_factory.mktemp("freepbx")
+    etc, ami_port, tls_port = freepbx_config(home)
     ast = boot(etc, ami_port)
     request.addfinalizer(ast.stop)
     settings = home / "cli.toml"
@@ -526,8 +532,8 @@ def test_process_agi_as_nobody_reads_the_state_dir_the_dialplan_names(pbx, writt
     import shutil
     import tempfile
 
+    from helpers import publish_routes
     from pbx_bridge.rooms.routes import unreadable_by
-    from pbx_bridge.rooms.store import Store
     py = "/usr/bin/python3"
     if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists(py):
         pytest.skip("needs root, runuser and Debian's /usr/bin/python3 to run the AGI as "
@@ -545,12 +551,7 @@ def test_process_agi_as_nobody_reads_the_state_dir_the_dialplan_names(pbx, writt
     ext = pbx.etc / "extensions.conf"
     before_ext = ext.read_text()
     try:
-        s = Store(state)
-        s.set_meta(trunk_id="amzn1.comms.network.siptrunk.t1", endpoint="alexa")
-        s.record("amzn1.comms.network.siptrunk.t1", "7201", "amzn1.alexa.unit.did.a",
-                 "Room 201")
-        s.publish()
-        s.close()
+        publish_routes(state, {"7201": "Room 201"})
         # what an admin installs, on Debian's Python, run as Asterisk's (here: nobody) user,
         # whose default settings file it cannot read
         wrapper.write_text(f"#!/bin/sh\nexec runuser -u nobody -- env PYTHONPATH={ROOT} "

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP, freepbx_generate_tree
-from realasterisk import AMI_SECRET, AMI_USER, RealAsterisk, base_files, boot, free_ports, \
-    free_udp_range
-from test_real_asterisk import FREEPBX_EXTENSIONS, _write_keys, pb
+from helpers import PUBLIC_IP
+from realasterisk import AMI_SECRET, AMI_USER, RealAsterisk, boot
+from test_real_asterisk import freepbx_config, pb
 
 pytestmark = pytest.mark.asterisk
 
@@ -62,21 +61,7 @@ def site(tmp_path_factory, request) -> Site:
     """FreePBX's config on a running Asterisk, as test_real_asterisk's freepbx fixture builds
     it, its files recorded before anything is generated."""
     home = tmp_path_factory.mktemp("freepbx-doors")
-    etc = freepbx_generate_tree(home / "etc")
-    udp, ami_port, tls_port, dead = free_ports(4)
-    for f in etc.glob("*.conf"):
-        text = f.read_text(errors="replace")
-        new = text.replace("113.164.240.242:5060", f"127.0.0.1:{dead}") \
-            .replace("113.164.240.242", "127.0.0.1").replace("bind=0.0.0.0:5060",
-                                                            f"bind=127.0.0.1:{udp}")
-        if new != text:
-            f.write_text(new)
-    (etc / "extensions.conf").write_text(FREEPBX_EXTENSIONS)
-    (etc / "globals_custom.conf").write_text("")
-    (etc / "rtp_additional.conf").write_text("[general]\nrtpstart={}\nrtpend={}\n".format(
-        *free_udp_range()))
-    base_files(etc, ami_port)
-    _write_keys(home / "keys")
+    etc, ami_port, tls_port = freepbx_config(home)
     untouched = hashes(etc)
     ast = boot(etc, ami_port)
     request.addfinalizer(ast.stop)

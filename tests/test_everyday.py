@@ -172,16 +172,29 @@ def test_messages_never_land_on_the_progress_line(hotel, tmp_path):
 # ------------------------------------------------------------------ progress and Ctrl-C
 
 def test_interrupted_apply_says_how_far_it_got_and_a_rerun_finishes(hotel, tmp_path):
-    srv, tid, env = hotel(latency_ms=150)
+    import threading
+    srv, tid, env = hotel(latency_ms=20)
+    # the third write at "Amazon" waits until Ctrl-C was sent: the apply cannot have ended
+    # before it, however slow this machine is (a gate, not a longer sleep)
+    gate, writes = threading.Event(), []
+
+    def saved() -> None:  # the emulator's save(), after each change it made
+        writes.append(1)
+        if len(writes) == 3:
+            assert gate.wait(60)
+    srv.emulator.save = saved
     m = tmp_path / "m.csv"
     m.write_text(csv_of(rows(30)))
-    env = {**env, "PBX_BRIDGE_PROGRESS_EVERY": "0.3"}
+    env = {**env, "PBX_BRIDGE_PROGRESS_EVERY": "0"}  # a line at every step
     p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
                           str(m), "--yes", "--concurrency", "1"], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = p.stderr.readline()  # a progress line: no terminal, yet it reports
-    assert first.startswith("pbx-bridge: rooms apply: ") and "/30 done (" in first, first
-    p.send_signal(signal.SIGINT)
+    try:
+        first = p.stderr.readline()  # a progress line: no terminal, yet it reports
+        assert first.startswith("pbx-bridge: rooms apply: ") and "/30 done (" in first, first
+        p.send_signal(signal.SIGINT)
+    finally:
+        gate.set()
     rest = p.stderr.read()
     assert p.wait(60) == 130
     last = rest.strip().splitlines()[-1]

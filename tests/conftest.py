@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -9,6 +10,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import FQDN, PUBLIC_IP, DnsServer  # noqa: E402
+
+# Several tests press Ctrl-C on a command they started (SIGINT). A shell that starts the suite
+# in the background (`cmd &` without job control) leaves SIGINT ignored, and an ignored signal
+# stays ignored in every child: those commands would never see it. A handler (not an
+# ignore) is reset to the default at exec, so the commands get Python's KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 DEFAULT_RECORDS = {FQDN: [PUBLIC_IP], "elsewhere.harbor-hotel.test": ["52.95.110.1"]}
 

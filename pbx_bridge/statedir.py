@@ -88,6 +88,8 @@ def prepare(state_dir: Path) -> Path:
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(str(state_dir), "the state dir is not a directory")
     if st.st_uid != os.geteuid():
+        if st.st_uid == 0:  # never hand root's state (credentials, token) to another user
+            raise InputError(str(state_dir), "the state dir is root's: run pbx-bridge as root")
         raise InputError(str(state_dir), f"the state dir is owned by uid {st.st_uid}; run "
                          f"pbx-bridge as that user, or: chown {os.geteuid()} {state_dir}")
     if st.st_mode & stat.S_ISVTX:

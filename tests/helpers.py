@@ -205,6 +205,7 @@ def add_freepbx_trunk(d: Path, pki: Pki) -> None:
     # context, in the hand-edit file, refuses what did not come over TLS
     (d / "extensions.conf").write_text("#include extensions_additional.conf\n"
                                        "#include extensions_custom.conf\n")
+    (d / "globals_custom.conf").write_text("")  # FreePBX makes it; the public copy lacks it
     with open(d / "extensions_custom.conf", "a") as f:
         f.write("\n" + GOOD_EXTENSIONS.replace("from-internal,", "ext-local,"))
     (d / "pjsip.identify_custom.conf").write_text(
@@ -469,6 +470,7 @@ def freepbx_generate_tree(dest: Path) -> Path:
     # FreePBX's own extensions.conf includes the generated and the hand-edit dialplan
     (dest / "extensions.conf").write_text("#include extensions_additional.conf\n"
                                           "#include extensions_custom.conf\n")
+    (dest / "globals_custom.conf").write_text("")  # FreePBX makes it empty
     install_keys(dest)
     return dest
 

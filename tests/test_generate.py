@@ -487,3 +487,21 @@ def test_a_full_or_read_only_asterisk_dir_is_one_line_and_changes_nothing(tmp_pa
         assert hashes(etc) == before  # and no temporary file left
     finally:
         subprocess.run(["umount", "-l", str(etc)], capture_output=True)
+
+
+def test_freepbx_same_room_pattern_in_from_internal_custom_is_refused(tmp_path):
+    """Asterisk will not register our _7XXX beside an identical one ('already in use'):
+    phones would run the admin's line. Named, nothing written."""
+    etc = freepbx_generate_tree(tmp_path / "etc")
+    custom = etc / "extensions_custom.conf"
+    custom.write_text(custom.read_text().replace(
+        "[from-internal-custom]\n", "[from-internal-custom]\nexten => _7XXX,1,NoOp(mine)\n", 1))
+    r = gen(etc, tmp_path / "state", "--write")
+    assert r.returncode == 1 and "has 'exten => _7XXX'" in r.stderr, r.stderr
+    assert "extensions_custom.conf:2" in r.stderr
+
+
+def test_context_of_the_room_route_is_refused(tmp_path):
+    etc = plain_generate_tree(tmp_path / "etc")
+    r = gen(etc, tmp_path / "state", "--context", "pbx-bridge-to-alexa")
+    assert r.returncode == 2 and "pbx-bridge's route from the phones to the rooms" in r.stderr

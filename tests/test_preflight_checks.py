@@ -762,3 +762,37 @@ def test_firewall_fix_for_freepbx_names_the_services_not_trust(host, dns):
     assert f.status == Status.FAIL and "fwconsole firewall trust" not in f.fix
     assert "zone 'Other', and a Custom Service for TCP 5061 allowed for zone 'Other' only" \
         in f.fix, f.fix
+
+
+def test_config_a_missing_include_in_the_dialplan_fails(host, dns):
+    """Asterisk drops the whole extensions.conf for it: from-alexa and the room route gone."""
+    host.edit("extensions.conf", "[from-alexa]", "#include nope-missing.conf\n[from-alexa]")
+    f = preflight(host, dns, rules=None)["asterisk.config"]
+    assert f.status == Status.FAIL and "nope-missing.conf" in f.summary
+    assert f.where == f"{host.root}/extensions.conf:1"
+
+
+def test_a_key_only_root_may_read_is_not_a_failure_for_another_user(host, dns):
+    """A user who may not read the key (here: root without the capabilities that let it read
+    anything, as helpers' setpriv does) gets a skip that says to run as root, never 'put the
+    file at that path' for a key Asterisk reads fine."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+    from test_named_errors import NO_DAC, _cannot_drop_privileges
+    why = _cannot_drop_privileges()
+    if why:
+        pytest.skip(why)
+    key = host.root / "keys" / "pbx.key"
+    os.chown(key, 65534, 65534)  # another user's, 0600: closed to us without the override
+    r = subprocess.run([*NO_DAC, sys.executable, "-m", "pbx_bridge", "preflight",
+                        "--asterisk-dir", str(host.root), "--dns-server",
+                        f"127.0.0.1:{dns.port}", "--format", "json"], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    got = {f["id"]: f for f in json.loads(r.stdout)["findings"]}
+    t = got["tls.transport"]
+    assert t["status"] == "skip" and "run the check as root" in t["summary"], t
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False  # not verified

@@ -67,8 +67,11 @@ def _intersects(a: list[frozenset[str] | None], b: list[frozenset[str] | None]) 
 
 def shadows(theirs: str, ours: str) -> bool:
     """Whether extension ``theirs``, in the same context as ``ours`` (a room pattern), takes
-    some of ours' numbers: an exact extension ours matches, or a pattern that matches some
-    of the same numbers and is more specific."""
+    some of ours' numbers: an exact extension ours matches, the same pattern (Asterisk then
+    refuses to register ours: "already in use"), or a pattern that matches some of the same
+    numbers and is more specific."""
+    if theirs == ours:
+        return True
     mine = _positions(ours)
     if mine is None or any(s is None for s in mine):
         return theirs == ours
@@ -76,6 +79,6 @@ def shadows(theirs: str, ours: str) -> bool:
         return len(theirs) == len(mine) and all(ch in s for ch, s in zip(theirs, mine)
                                                 if s is not None)
     other = _positions(theirs)
-    if other is None or theirs == ours:
+    if other is None:
         return False
     return _intersects(other, mine) and _key(other) < _key(mine)

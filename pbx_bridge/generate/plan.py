@@ -178,8 +178,8 @@ def _freepbx_context_free(fs: FileSystem, c: TrunkConfig) -> None:
     """--context on FreePBX must be a context of ours: not one FreePBX generates (by name,
     or because the dialplan has it outside our block)."""
     from .render import reach_context
-    ours_default = c.context == "from-alexa"
-    if not ours_default and c.context.lower().startswith(FREEPBX_PREFIXES):
+    own_name = c.context.lower().startswith("from-alexa")  # pbx-bridge's own names
+    if not own_name and c.context.lower().startswith(FREEPBX_PREFIXES):
         raise Conflict(f"--context {c.context}: FreePBX generates contexts named so; ours "
                        "would be merged into one of FreePBX's. Use from-alexa (the default) "
                        "or a name of your own such as pbx-bridge-rooms")

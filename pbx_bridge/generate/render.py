@@ -61,6 +61,12 @@ class TrunkConfig:
     def __post_init__(self) -> None:
         for name in ("transport", "endpoint", "context"):
             checked_name(getattr(self, name), f"--{name.replace('_', '-')}")
+        if self.context == "pbx-bridge-to-alexa" or self.context == self.phones_context:
+            raise UsageError(f"--context {self.context}: that context is "
+                             + ("pbx-bridge's route from the phones to the rooms"
+                                if self.context == "pbx-bridge-to-alexa" else "the phones'")
+                             + "; calls from Alexa need a context of their own "
+                             "(default from-alexa)")
         if self.phones_context is not None:
             checked_name(self.phones_context, "--phones-context")
         try:

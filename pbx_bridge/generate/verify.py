@@ -186,6 +186,10 @@ def dialplan_problems(asterisk: Asterisk, c: TrunkConfig) -> list[str]:
             _, text = asterisk.rx(f"dialplan show {reach_context(c)}")
             if "Include =>" not in text:
                 out.append(f"the running dialplan has no [{reach_context(c)}]")
+            _, text = asterisk.rx("dialplan show from-internal-custom")
+            if f"'{c.room_pattern}' =>" not in text or "Goto(pbx-bridge-to-alexa" not in text:
+                out.append(f"the running dialplan's [from-internal-custom] does not send "
+                           f"{c.room_pattern} on to the rooms (another line took it?)")
     return out
 
 

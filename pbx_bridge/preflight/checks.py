@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Callable, Union
 
 from .. import certs
-from ..asterisk_conf import Section, Setting, Where
+from ..asterisk_conf import Config, Section, Setting, Where
 from ..firewall.commands import open_commands, port_span
 from ..firewall.model import Coverage, Ruleset, coverage
 from ..findings import Finding, Status
@@ -69,6 +69,12 @@ def _transport_block(snap: Snapshot) -> str:
 
 # ------------------------------------------------------------------ the checks
 
+def _configs(snap: Snapshot) -> tuple[Config, ...]:
+    """The config files read, each with its includes: PJSIP, RTP, modules, the dialplan."""
+    return (snap.pjsip, snap.rtp, snap.modules) + \
+        ((snap.dialplan,) if snap.dialplan is not None and snap.dialplan.found else ())
+
+
 def check_config(snap: Snapshot) -> Finding:
     id_ = "asterisk.config"
     if not snap.pjsip.found:
@@ -76,11 +82,11 @@ def check_config(snap: Snapshot) -> Finding:
             f"pjsip.conf not found in {snap.options.asterisk_dir}"
         return Finding(id_, Status.FAIL, why, {"asterisk_dir": str(snap.options.asterisk_dir)},
                        None, "point --asterisk-dir at the directory that holds pjsip.conf")
-    problems = [p for c in (snap.pjsip, snap.rtp, snap.modules) for p in c.problems]
-    files = [s.path for c in (snap.pjsip, snap.rtp, snap.modules) for s in c.sources]
+    problems = [p for c in _configs(snap) for p in c.problems]
+    files = [s.path for c in _configs(snap) for s in c.sources]
     evidence = {
         "files_read": len(files),
-        "lines": sum(c.line_count() for c in (snap.pjsip, snap.rtp, snap.modules)),
+        "lines": sum(c.line_count() for c in _configs(snap)),
         "freepbx": snap.freepbx,
         "problems": [{"severity": p.severity, "where": _w(p.where), "message": p.message}
                      for p in problems],
@@ -117,6 +123,9 @@ def check_tls_transport(snap: Snapshot) -> Finding:
     assert not isinstance(c, Unknown)
     ev.update(cert_file=c.path, priv_key_file=c.key_path)
     for err, where in ((c.cert_read_error, c.where), (c.key_read_error, c.key_where)):
+        if err and "Permission denied" in err:  # this user's limit, not Asterisk's problem
+            return Finding(id_, Status.SKIP, f"{err} (as uid {os.geteuid()}): run the check "
+                           "as root (Asterisk itself may well read it)", ev, _w(where))
         if err:
             return Finding(id_, Status.FAIL, f"transport {t.name}: {err}", ev, _w(where),
                            "put the file at that path, readable by the asterisk user "

@@ -109,8 +109,7 @@ class Snapshot:
     firewall: Union[Ruleset, Unknown] = Unknown("not gathered")
     live: Union[TlsProbe, Unknown, None] = None
     weak_tls: Union[WeakProbe, None] = None  # --live: a handshake offering only weak suites
-    # the dialplan (extensions.conf), read when the PBX has a transport other than TLS
-    dialplan: Union[Config, None] = None
+    dialplan: Union[Config, None] = None  # extensions.conf with its includes
     running_rtp: tuple[int, int] | None = None  # the RTP range the running Asterisk uses
 
 
@@ -392,9 +391,9 @@ def gather(opts: Options, fs: FileSystem | None = None, runner: Runner | None = 
                 running_rtp = (int(got["start"]), int(got["end"]))
         except (OSError, ValueError, subprocess.SubprocessError):
             pass  # not running, or not ours to ask: the config's range is judged
-    dialplan = None
-    if any(t.protocol not in ("tls", "wss") for t in pjsip.transports(pj)):
-        dialplan = read_config(fs, "extensions.conf")
+    # the dialplan: its problems count (a missing #include drops the whole file), and the
+    # trunk's context is judged when another transport could bring calls to it
+    dialplan = read_config(fs, "extensions.conf")
     return Snapshot(
         options=opts, now=certs.utc(clock.now()), freepbx=_is_freepbx(fs), pjsip=pj, rtp=rtp,
         modules=modules, transport=transport, endpoint=endpoint, cert=cert,

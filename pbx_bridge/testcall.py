@@ -63,6 +63,7 @@ class Observation:
     from_context: str | None = None  # --from-context: where the call started
     route_reached: bool | None = None  # it went through [pbx-bridge-to-alexa]
     route_ran: str | None = None  # else what ran first instead, as "Context Application"
+    not_routed: str | None = None  # the room route's Congestion ran: ALEXA_MAPPED as it was
 
 
 def parse_sip(value: str) -> tuple[int | None, str | None]:
@@ -271,6 +272,12 @@ class Caller:
         # not answered: Amazon's answer, from the dialplan, or the dialled channel's cause
         self.pump(2.0, lambda m: m.get("Event") == "Hangup" and
                   m.get("Uniqueid") == self.ids[1])
+        if any(m.get("Event") == "Newexten" and m.get("Context") == "pbx-bridge-to-alexa" and
+               m.get("Application") == "Congestion" for m in self.events):
+            mapped = [m.get("Value", "") for m in self.events if m.get("Event") == "VarSet"
+                      and m.get("Variable") == "ALEXA_MAPPED"]
+            obs.not_routed = mapped[-1] if mapped else "unset"
+            return  # the trunk was never dialled: nothing of Amazon's to judge
         for m in self.events:
             if m.get("Event") == "VarSet" and m.get("Variable") == "ALEXA_SIP" and \
                     m.get("Value"):
@@ -396,6 +403,15 @@ def diagnose(o: Observation) -> list[Finding]:
                            None, "pbx-bridge rooms apply --map FILE"))
     elif o.mapped:
         out.append(Finding("room.mapped", Status.PASS, f"{o.to} is mapped to a room"))
+    if o.not_routed is not None:
+        out.append(Finding(
+            "call.route", Status.FAIL, f"the dialplan did not route {o.to} to Amazon: its AGI "
+            f"left ALEXA_MAPPED {o.not_routed} and the call ended in Congestion()",
+            {"ALEXA_MAPPED": o.not_routed}, None,
+            "unset: the AGI did not run (is pbx-bridge in Asterisk's agi-bin, or the FastAGI "
+            "server up? Asterisk's log says); 0: it found no route for the room (its "
+            "'pbx-bridge agi:' line on Asterisk's console says why; pbx-bridge rooms apply)"))
+        return out
     out.append(_call_finding(o))
     if o.answered and not o.hung_up_early:
         out += _media_findings(o) if o.channel else [Finding(

@@ -713,3 +713,16 @@ def test_freepbx_from_alexa_reaches_no_feature_code_and_names_the_caller(freepbx
     finally:
         ami.close()
         assert _freepbx_generate(ast, etc, tls_port, "--write").returncode == 0
+
+
+def test_test_call_says_when_the_agi_did_not_route_the_room(pbx, written, routes):
+    """The AGI leaves ALEXA_MAPPED 0 (a room not in the routes): the call ends in the
+    route's Congestion() and never reaches the trunk, so test-call says that, not a fault of
+    Amazon's or the network's."""
+    r = pb(["test-call", "--to", "7299", "--timeout", "5", "--format", "json"],
+           pbx.env(ami=True), cwd=pbx.home)
+    doc = json.loads(r.stdout)
+    ids = [f["id"] for f in doc["findings"]]
+    route = next(f for f in doc["findings"] if f["id"] == "call.route")
+    assert r.returncode == 1 and route["status"] == "fail", doc["findings"]
+    assert "ALEXA_MAPPED 0" in route["summary"] and "call.connect" not in ids

@@ -237,3 +237,16 @@ def test_plan_and_status_during_an_apply_say_it_runs(hotel, tmp_path):
     finally:
         assert proc.wait(60) == 0
     assert holder(state) is None
+
+
+def test_room_names_that_would_spoof_caller_id_are_refused():
+    """A right-to-left override (or an invisible character) in a room name reorders or hides
+    what the front desk's phone shows; script marks stay allowed."""
+    for bad, code in (("\u202eRoom 101", "U+202E"), ("Room\u2066 2", "U+2066"),
+                      ("Ro\u200bom", "U+200B")):
+        with pytest.raises(MapErrors) as err:
+            parse(f"extension,room,comms_profile_id\n7101,{bad},amzn1.a.1\n", "rooms.csv")
+        assert code in str(err.value), err.value.problems
+    rows_ok = parse("extension,room,comms_profile_id\n7101,\u05d7\u05d3\u05e8 1\u200f,amzn1.a.1\n"
+                    "7102,Suite \U0001f468\u200d\U0001f469,amzn1.a.2\n", "rooms.csv")
+    assert len(rows_ok) == 2

@@ -135,7 +135,10 @@ def decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters, and the bidirectional embeddings, overrides and isolates (and invisible
+# U+200B, U+FEFF) that reorder or hide what a phone shows as caller-ID: "\u202eRoom" could
+# spoof another name. Marks scripts need (LRM, RLM, ZWJ, ZWNJ) stay allowed.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b\ufeff]")
 
 
 class _Problems(list[str]):

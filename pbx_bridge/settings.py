@@ -272,9 +272,9 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
         from .commands.common import parse_listen
         raw = text_value("agi", "fastagi", "must be \"HOST:PORT\", e.g. \"127.0.0.1:4573\"")
         try:
-            fastagi = parse_listen(str(raw), "[agi] fastagi")
-        except UsageError as exc:
-            raise UsageError(f"{where('agi', 'fastagi')}: {exc}") from None
+            fastagi = parse_listen(str(raw), "")
+        except UsageError as exc:  # "value: why": the value and key are said once
+            raise bad("agi", "fastagi", str(exc).split(": ", 1)[-1]) from None
     prop = text_value("pbx", "property", "must be the property's unit id, e.g. "
                       "\"amzn1.ask.unit.A1B2C3\"")
     key_group = text_value("pbx", "key_group", "must be a group name, e.g. \"asterisk\"") \

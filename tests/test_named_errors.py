@@ -174,3 +174,12 @@ def test_only_a_corrupt_state_file_is_to_be_moved_away(tmp_path, content, why):
     assert msg.startswith(f"{tmp_path}/state.json: the state file is corrupt: {why}")
     assert msg.endswith("move it away to start afresh (the trunk id it held: pbx-bridge "
                         "trunk list)")
+
+
+def test_a_bad_fastagi_address_is_said_once(tmp_path):
+    conf = tmp_path / "pbx-bridge.toml"
+    conf.write_text('[agi]\nfastagi = "nope"\n')
+    conf.chmod(0o600)
+    with pytest.raises(PbxBridgeError) as err:
+        load(str(conf), env={})
+    assert str(err.value) == f"{conf}, line 2: [agi] fastagi = 'nope': expected HOST:PORT"

@@ -143,7 +143,8 @@ def check_lineage(snap: "Snapshot", renewal: Renewal, folder: "Path",
     if want and leaf is not None and not certs.carries(leaf, want[0]):
         cn, sans = certs.names(leaf)
         failed.append(f"cert.name: the new certificate does not carry {want[0]} ({want[1]}; "
-                      f"it has {', '.join(n for n in (*sans, cn) if n) or 'no name'}) (fix: "
+                      f"it has {', '.join(dict.fromkeys(n for n in (*sans, cn) if n)) or 'no name'}"
+                      ") (fix: "
                       f"renew it for {want[0]}: certbot certonly --cert-name ... -d "
                       f"{want[0]}, or change the trunk's name with pbx-bridge trunk update "
                       "--fqdn)")

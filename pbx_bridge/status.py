@@ -145,8 +145,10 @@ class Report:
                     f"{v} {k}" for k, v in off.items()) + " ('pbx-bridge rooms apply')"))
         for name, up in self.services.items():
             if not up:
+                err = self.service_errors.get(name, "")
                 out.append((CRITICAL if name == "fastagi" else WARNING,
-                            f"{name} does not answer: {self.service_errors.get(name, '')}"))
+                            f"{name} is not what answers there: {err}" if " answered " in err
+                            else f"{name} does not answer: {err}"))
         lookup = self.agi_lookup
         if self.services.get("fastagi") and lookup is not None and lookup.problem:
             out.append((CRITICAL, f"fastagi answers but does not route mapped room "

@@ -269,6 +269,22 @@ def test_fastagi_and_ami_answer_or_not(site, tmp_path):
     agi.server_close()
     r = s.status("nagios", "--config", str(conf))
     assert r.returncode == 2 and "fastagi does not answer" in r.stdout
+    # something else on the port (a web server): said as such, not "does not answer"
+    import socket
+    web = socket.socket()
+    web.bind(("127.0.0.1", 0))
+    web.listen(1)
+
+    def serve() -> None:
+        conn, _ = web.accept()
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+        conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    conf.write_text(f"[agi]\nfastagi = \"127.0.0.1:{web.getsockname()[1]}\"\n")
+    r = s.status("nagios", "--config", str(conf))
+    web.close()
+    assert r.returncode == 2 and "fastagi is not what answers there: " in r.stdout, r.stdout
+    assert "'HTTP/1.0 200 OK'" in r.stdout
 
 
 def test_secrets_appear_nowhere(site, tmp_path):

@@ -85,6 +85,8 @@ class Asterisk:
         """Why we cannot talk to a running Asterisk, or None when we can."""
         raise NotImplementedError
 
+    note = ""  # a word on how Asterisk was reached, when not the way configured
+
     @property
     def runs(self) -> bool:
         """After :meth:`unavailable` gave a reason: whether Asterisk evidently runs all the

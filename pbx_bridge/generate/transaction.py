@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from ..asterisk_cli import Asterisk, reload_hint
 from ..errors import InputError, PbxBridgeError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, fsync_dir
 from ..statedir import prepare, read_error, untrusted
 from .plan import FileChange
 from .verify import LogCapture, Verdict
@@ -105,7 +105,7 @@ class Transaction:
 
     def _door_note(self, text: str) -> str:
         """``text``, after a word on how Asterisk was reached when AMI failed."""
-        note = getattr(self.asterisk, "note", "")
+        note = self.asterisk.note
         return f"{note}; {text}" if note else text
 
     def _unreachable(self, why: str, done: str, then: str) -> NotReloaded:
@@ -166,7 +166,7 @@ class Transaction:
                     "state": "writing", "command": self.command}
         atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), 0o600)
         os.rename(folder, final)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         self.last_backup = final
         return final, manifest
 
@@ -282,23 +282,11 @@ class Transaction:
                                         "reloads and checks the written change")
             return Outcome(folder, tuple(written), False,
                            f"{why}: files written, reload skipped")
-        verdict = None
-        with LogCapture(self.asterisk, self.log_record) as capture:
-            errors = self.asterisk.reload()
-            if not errors:
-                verdict = check(self.asterisk, capture.lines)
-        if errors or (verdict is not None and not verdict.ok and not verdict.restart_needed):
-            self._restore(folder, manifest)
-            self.asterisk.reload()
-            problem = "; ".join(errors) if errors else "; ".join(verdict.problems if verdict
-                                                                 else ())
-            raise ApplyFailed(f"Asterisk did not accept the new config ({problem}); every file "
-                              "was restored and Asterisk reloaded" + STALE_TRANSPORT)
-        assert verdict is not None
-        if verdict.restart_needed:
-            raise RestartNeeded(f"files written ({len(written)}; backup {folder.name}), but "
-                                f"{verdict.summary}: asterisk -rx 'core restart gracefully'")
-        self._mark(folder, manifest, "verified")
+        verdict = self._reload_checked(
+            folder, manifest, check,
+            lambda problem: f"Asterisk did not accept the new config ({problem}); every file "
+                            "was restored and Asterisk reloaded" + STALE_TRANSPORT,
+            f"files written ({len(written)}; backup {folder.name})")
         return Outcome(folder, tuple(written), True,
                        self._door_note(f"Asterisk reloaded; {verdict.summary}"))
 
@@ -359,24 +347,37 @@ class Transaction:
             if self.asterisk.runs:
                 raise self._unreachable(why, f"the change {folder.name} is written", "")
             return Outcome(folder, (), False, f"{why}: not reloaded")
-        with LogCapture(self.asterisk, self.log_record) as capture:
-            errors = self.asterisk.reload()
-            verdict = None if errors else check(self.asterisk, capture.lines)
-        if errors or (verdict is not None and not verdict.ok and not verdict.restart_needed):
-            self._restore(folder, manifest)
-            self.asterisk.reload()
-            problem = "; ".join(errors) if errors else "; ".join(verdict.problems if verdict
-                                                                 else ())
-            raise ApplyFailed(f"the interrupted change {folder.name} does not load ({problem});"
-                              " its files were restored and Asterisk reloaded")
-        assert verdict is not None
-        if verdict.restart_needed:
-            raise RestartNeeded(f"the change {folder.name} is written, but {verdict.summary}: "
-                                "asterisk -rx 'core restart gracefully'")
-        self._mark(folder, manifest, "verified")
+        verdict = self._reload_checked(
+            folder, manifest, check,
+            lambda problem: f"the interrupted change {folder.name} does not load ({problem}); "
+                            "its files were restored and Asterisk reloaded",
+            f"the change {folder.name} is written")
         return Outcome(folder, (), True, self._door_note(
             f"finished the interrupted change {folder.name}: Asterisk reloaded; "
             f"{verdict.summary}"))
+
+    def _reload_checked(self, folder: Path, manifest: dict[str, Any], check: Check,
+                        refused: Callable[[str], str], written: str) -> Verdict:
+        """Reload Asterisk and ``check`` what it loaded (its log lines of the reload at hand).
+        Refused: the backup's files go back, Asterisk is reloaded again, and ApplyFailed says
+        ``refused(why)``. Only a restart missing: the files stay, RestartNeeded says so after
+        ``written``. Else the backup is marked verified."""
+        verdict = None
+        with LogCapture(self.asterisk, self.log_record) as capture:
+            errors = self.asterisk.reload()
+            if not errors:
+                verdict = check(self.asterisk, capture.lines)
+        if errors or (verdict is not None and not verdict.ok and not verdict.restart_needed):
+            self._restore(folder, manifest)
+            self.asterisk.reload()
+            raise ApplyFailed(refused("; ".join(errors) if errors else
+                                      "; ".join(verdict.problems if verdict else ())))
+        assert verdict is not None
+        if verdict.restart_needed:
+            raise RestartNeeded(f"{written}, but {verdict.summary}: asterisk -rx 'core restart "
+                                "gracefully'")
+        self._mark(folder, manifest, "verified")
+        return verdict
 
     def _restore(self, folder: Path, manifest: dict[str, Any],
                  only: set[Path] | None = None) -> list[Path]:
@@ -526,17 +527,6 @@ def _current(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def _own_like(path: Path, entry: dict[str, Any]) -> None:

@@ -322,7 +322,8 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         amazon_cidrs=tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR]),
         room_pattern=args.room_pattern, amazon_sip=args.amazon_sip, agi=args.agi,
         state_dir=str(settings.state_dir) if args.agi == "process" else None)
-    plan = build(asterisk_dir, config, (snap.pjsip, snap.rtp, snap.modules))
+    assert snap.dialplan is not None  # gather reads it
+    plan = build(asterisk_dir, config, (snap.pjsip, snap.rtp, snap.modules, snap.dialplan))
     out = sys.stdout
     layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \
         "plain Asterisk (our own included files)"

@@ -174,7 +174,7 @@ FREEPBX_PREFIXES = ("ext-", "from-", "app-", "macro-", "sub-", "outrt-", "outbou
                     "followme-", "dialplan-", "func-", "bad-number", "default")
 
 
-def _freepbx_context_free(fs: FileSystem, c: TrunkConfig) -> None:
+def _freepbx_context_free(fs: FileSystem, ext: Config, c: TrunkConfig) -> None:
     """--context on FreePBX must be a context of ours: not one FreePBX generates (by name,
     or because the dialplan has it outside our block)."""
     from .render import reach_context
@@ -183,7 +183,6 @@ def _freepbx_context_free(fs: FileSystem, c: TrunkConfig) -> None:
         raise Conflict(f"--context {c.context}: FreePBX generates contexts named so; ours "
                        "would be merged into one of FreePBX's. Use from-alexa (the default) "
                        "or a name of your own such as pbx-bridge-rooms")
-    ext = read_config(fs, "extensions.conf")
     if not ext.found:
         ext = read_config(fs, "extensions_additional.conf")
     ours = _ours(ext)
@@ -194,13 +193,12 @@ def _freepbx_context_free(fs: FileSystem, c: TrunkConfig) -> None:
                            "the dialplan does not use")
 
 
-def _phones_reach_rooms(fs: FileSystem, context: str, c: TrunkConfig, refuse: bool
-                        ) -> str | None:
+def _phones_reach_rooms(fs: FileSystem, ext: Config, context: str, c: TrunkConfig,
+                        refuse: bool) -> str | None:
     """Whether a phone's call to a room extension, in ``context``, would reach the trunk:
     not when an extension of the context's own (outside our block) is exact for a room
     number or a more specific pattern. Conflict (``refuse``) or the sentence saying so."""
     from .patterns import shadows
-    ext = read_config(fs, "extensions.conf")
     if not ext.found:
         ext = read_config(fs, "extensions_custom.conf")
     ours = _ours(ext)
@@ -224,12 +222,13 @@ def _include_block(name: str) -> str:
 
 
 def build(asterisk_dir: Path, c: TrunkConfig,
-          read: tuple[Config, Config, Config] | None = None) -> Plan:
-    """The plan for ``c``. ``read`` is pjsip.conf, rtp.conf and modules.conf when the caller
-    has read them already (the preflight snapshot has)."""
+          read: tuple[Config, Config, Config, Config] | None = None) -> Plan:
+    """The plan for ``c``. ``read`` is pjsip.conf, rtp.conf, modules.conf and
+    extensions.conf when the caller has read them already (the preflight snapshot has)."""
     fs = FileSystem(asterisk_dir)
-    pj, rtp, modules = read or (read_config(fs, "pjsip.conf"), read_config(fs, "rtp.conf"),
-                                read_config(fs, "modules.conf"))
+    pj, rtp, modules, ext = read or (read_config(fs, "pjsip.conf"), read_config(fs, "rtp.conf"),
+                                     read_config(fs, "modules.conf"),
+                                     read_config(fs, "extensions.conf"))
     if not pj.found:
         raise Conflict(f"no pjsip.conf in {asterisk_dir}; is this an Asterisk config dir?")
     _check_conflicts(pj, c)
@@ -253,11 +252,10 @@ def build(asterisk_dir: Path, c: TrunkConfig,
         if c.context in FREEPBX_OUTBOUND or c.context.startswith("outrt-"):
             raise Conflict(f"--context {c.context} carries FreePBX's outbound routes: a guest's "
                            "Echo could dial the PSTN; use the generated from-alexa")
-        _freepbx_context_free(fs, c)
-        _phones_reach_rooms(fs, "from-internal-custom", c, refuse=True)
+        _freepbx_context_free(fs, ext, c)
+        _phones_reach_rooms(fs, ext, "from-internal-custom", c, refuse=True)
         wanted.append((d / "extensions_custom.conf", render.dialplan(c)))
     else:
-        ext = read_config(fs, "extensions.conf")
         ext_ours = _ours(ext)
         context_exists = any(sec.name == c.context and not _inside(ext_ours, sec.where)
                              for sec in ext.sections)
@@ -311,7 +309,7 @@ def build(asterisk_dir: Path, c: TrunkConfig,
                      f"{render.room_route(c)} (an 'include => pbx-bridge-to-alexa' would lose "
                      "to any pattern of that context's own that matches room numbers)")
         if c.phones_context:
-            why = _phones_reach_rooms(fs, c.phones_context, c, refuse=False)
+            why = _phones_reach_rooms(fs, ext, c.phones_context, c, refuse=False)
             if why:
                 notes.append(why)
     for label, named in (("certificate", c.cert_file), ("private key", c.priv_key_file),

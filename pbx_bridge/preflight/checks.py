@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Callable, Union
 
 from .. import certs
-from ..asterisk_conf import Config, Section, Setting, Where
+from ..asterisk_conf import Config, Setting, Where
 from ..firewall.commands import open_commands, port_span
 from ..firewall.model import Coverage, Ruleset, coverage
 from ..findings import Finding, Status
@@ -21,41 +21,9 @@ from ..net import TlsProbe
 from ..pjsip import TCP_PROTOCOLS, WILDCARD, transports
 from ..generate.render import TLS_CIPHERS
 from . import security
+from .fixes import edit_fix as _edit_fix, new_fix as _new_fix, skip as _skip, \
+    where_text as _w
 from .snapshot import Located, NoAddress, Snapshot, Unknown
-
-
-def _w(where: Where | None) -> str | None:
-    return str(where) if where is not None else None
-
-
-def _skip(id_: str, why: str) -> Finding:
-    return Finding(id_, Status.SKIP, why)
-
-
-# ------------------------------------------------------------------ fix helpers
-
-_GENERATED = {"pjsip.transports.conf", "pjsip.endpoint.conf", "pjsip.aor.conf",
-              "pjsip.identify.conf", "pjsip.auth.conf", "pjsip.registration.conf",
-              "rtp_additional.conf"}
-
-
-def _edit_fix(snap: Snapshot, section: Section, lines: list[str]) -> str:
-    """How to change settings of an existing section, in the file the user may edit."""
-    base = os.path.basename(section.where.file)
-    body = "\n".join(lines)
-    if snap.freepbx and base in _GENERATED:
-        custom = base.replace(".conf", "_custom_post.conf")
-        return (f"FreePBX regenerates {base}; add to {custom} (next to it):\n"
-                f"[{section.name}](+)\n{body}")
-    return f"in [{section.name}] at {section.where}, set:\n{body}"
-
-
-def _new_fix(snap: Snapshot, kind: str, block: str) -> str:
-    if snap.freepbx:
-        target = {"transport": "pjsip.transports_custom.conf",
-                  "endpoint": "pjsip.endpoint_custom.conf"}.get(kind, "pjsip_custom.conf")
-        return f"add to {target}:\n{block}"
-    return f"add to pjsip.conf:\n{block}"
 
 
 def _transport_block(snap: Snapshot) -> str:

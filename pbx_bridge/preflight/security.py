@@ -18,20 +18,8 @@ from typing import Any
 from ..asterisk_conf import Config, Section
 from ..findings import Finding, Status
 from ..pjsip import identify_matches, objects, parse_match, transports
+from .fixes import edit_fix as _edit, skip as _skip, where_text as _w
 from .snapshot import Snapshot, Unknown
-
-
-def _w(where: Any) -> str | None:
-    return str(where) if where is not None else None
-
-
-def _skip(id_: str, why: str) -> Finding:
-    return Finding(id_, Status.SKIP, why)
-
-
-def _edit(snap: Snapshot, section: Section, lines: list[str]) -> str:
-    from .checks import _edit_fix
-    return _edit_fix(snap, section, lines)
 
 
 # ------------------------------------------------------------------ security.identify

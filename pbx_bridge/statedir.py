@@ -115,6 +115,18 @@ def prepare(state_dir: Path) -> Path:
     return state_dir
 
 
+def _taken(fd: int, how: int) -> str | None:
+    """Take the lock on ``fd`` (``how``: LOCK_SH or LOCK_EX) without waiting: None when
+    taken, else what its holder wrote in it ("pid command", "" when nothing)."""
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    return None
+
+
 def holder(state_dir: Path) -> str | None:
     """Who holds the state dir's write lock now ("pid command"), or None: read-only, so a
     reader (rooms plan, status) can tell that what it reads is a moment of a run."""
@@ -124,11 +136,10 @@ def holder(state_dir: Path) -> str | None:
         return None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return None
-            text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            text = _taken(fd, fcntl.LOCK_SH)
+        except OSError:
+            return None
+        if text is not None:
             return text or "?"
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
@@ -149,16 +160,13 @@ def exclusive(state_dir: Path, command: str) -> Iterator[None]:
         raise InputError(str(path), f"cannot open the lock file: {exc.strerror or exc}") \
             from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+        busy = _taken(fd, fcntl.LOCK_EX)
+        if busy is not None:
+            holder = busy.split()
             pid = holder[0] if holder else "?"
             what = " ".join(holder[1:]) or "command"
             raise Busy(f"another pbx-bridge {what} is running (pid {pid}); wait for it to "
-                       f"finish (lock: {path})") from None
+                       f"finish (lock: {path})")
         try:  # who holds it, for the next one's message; a full disk only loses the note
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)

@@ -35,7 +35,7 @@ def build_parser(argv: list[str] | None = None) -> "argparse.ArgumentParser":
     import importlib
 
     from .commands import HELPS, MODULES
-    from .parser import Parser
+    from .commands.parser import Parser
     parser = Parser(prog="pbx-bridge", description="Link an Asterisk/FreePBX PBX to Alexa "
                     "Smart Properties: check the host, generate config, manage the trunk.")
     parser.add_argument("--version", action="version", version=f"pbx-bridge {__version__}")

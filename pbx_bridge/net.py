@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .doors import Runner
+from .host import Runner
 
 if TYPE_CHECKING:  # dnspython, socket and ssl: imported by the look-up and the probe using them
     import ssl

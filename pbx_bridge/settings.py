@@ -269,7 +269,7 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     agi_group = text_value("agi", "group", "must be a group name")
     fastagi = None
     if agi_t.get("fastagi") is not None:
-        from .commands.common import parse_listen
+        from .address import parse_listen
         raw = text_value("agi", "fastagi", "must be \"HOST:PORT\", e.g. \"127.0.0.1:4573\"")
         try:
             fastagi = parse_listen(str(raw), "")

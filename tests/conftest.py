@@ -40,7 +40,7 @@ def emulator():
     """Start emulators on loopback (config overrides as keyword arguments); all stopped after."""
     import io
 
-    from pbx_bridge.emulator import EmulatorConfig, start
+    from pbx_bridge.amazon.emulator import EmulatorConfig, start
     servers = []
 
     def make(**kw):

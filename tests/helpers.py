@@ -388,7 +388,7 @@ class RecordedRunner:
         return f"/usr/sbin/{name}" if any(k[0] == name for k in self.outputs) else None
 
     def run(self, argv, timeout: float = 10.0):
-        from pbx_bridge.doors import CommandResult
+        from pbx_bridge.host import CommandResult
         key = tuple(argv)
         self.calls.append(key)
         if key not in self.outputs:

@@ -172,7 +172,7 @@ class RealAsterisk:
             time.sleep(0.2)
 
     def ami(self):  # type: ignore[no-untyped-def]
-        from pbx_bridge.ami import AmiClient
+        from pbx_bridge.asterisk.ami import AmiClient
         from pbx_bridge.secret import Secret
         c = AmiClient("127.0.0.1", self.ami_port, AMI_USER, Secret(AMI_SECRET))
         c.connect()

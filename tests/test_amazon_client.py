@@ -82,7 +82,7 @@ def test_api_401_refreshes_once_and_retries(emulator, api_for):
     srv.emulator.tokens.clear()  # as if Amazon revoked every token
     assert api.list_trunks() == []
     # a server that refuses every token: refreshed once, then the 401 is the answer
-    from pbx_bridge.emulator import HttpError
+    from pbx_bridge.amazon.emulator import HttpError
 
     def refuse(header, need_scope):
         raise HttpError(401, "Unauthorized", "invalid access token")

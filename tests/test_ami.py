@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from helpers import DATA, SECRET, LoopbackServer, cli_env, pb
-from pbx_bridge.ami import AmiClient, AmiError, parse_message
+from pbx_bridge.asterisk.ami import AmiClient, AmiError, parse_message
 from pbx_bridge.secret import Secret
 
 

@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from helpers import DATA
-from pbx_bridge import pjsip
-from pbx_bridge.asterisk_conf import read_config
-from pbx_bridge.doors import FileSystem
+from pbx_bridge.asterisk import pjsip
+from pbx_bridge.asterisk.conf import read_config
+from pbx_bridge.host import FileSystem
 
 A22 = DATA / "asterisk-22" / "etc-asterisk"
 FPBX = DATA / "freepbx-real" / "etc-asterisk"
@@ -256,7 +256,7 @@ def test_fast_scan_reads_exactly_what_line_by_line_reading_reads(tmp_path, monke
     regex). 400 random files mixing every syntax the reader knows, and the real trees, read
     the same as when every line is read one by one (no runs kept as text)."""
     import random
-    from pbx_bridge import asterisk_conf
+    from pbx_bridge.asterisk import conf as asterisk_conf
     rng = random.Random(13)
     keys = ("type", "types", "x", "a", "k[x]", "key with space", "", "nosuch", "y", "match")
     cases = [(FPBX, "pjsip.conf"), (A22, "pjsip.conf"), (A22, "extensions.conf")]

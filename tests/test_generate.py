@@ -14,8 +14,8 @@ import pytest
 
 from helpers import (DATA, PUBLIC_IP, freepbx_generate_tree, host_runner, install_keys,
                      plain_generate_tree)
-from pbx_bridge.asterisk_cli import AsteriskCli
-from pbx_bridge.doors import Runner
+from pbx_bridge.asterisk.cli import AsteriskCli
+from pbx_bridge.host import Runner
 from pbx_bridge.generate.plan import build
 from pbx_bridge.generate.render import TrunkConfig
 from pbx_bridge.generate.transaction import ApplyFailed, Transaction

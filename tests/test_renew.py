@@ -112,7 +112,7 @@ class Site:
 def site(tmp_path_factory):
     import io
 
-    from pbx_bridge.emulator import EmulatorConfig, start
+    from pbx_bridge.amazon.emulator import EmulatorConfig, start
     servers = []
 
     def emulator(**kw):

@@ -522,7 +522,7 @@ def test_emulator_refuses_a_broken_state_file(tmp_path, content):
 
 
 def test_emulator_takes_an_empty_state_file_as_empty(tmp_path):
-    from pbx_bridge.emulator import EmulatorConfig, start
+    from pbx_bridge.amazon.emulator import EmulatorConfig, start
     st = tmp_path / "st.json"
     st.write_bytes(b"")
     server, _ = start(EmulatorConfig(state_file=st))

@@ -37,7 +37,7 @@ def test_display_width_counts_cells():
 
 def _show_call(capsys, ring: bool, reached: bool):
     from pbx_bridge.commands.test_call import _show
-    from pbx_bridge.testcall import Observation
+    from pbx_bridge.testcall.observation import Observation
     obs = Observation("from-alexa", "201", "alexa")
     findings = [Finding("dialplan.reach", Status.PASS if reached else Status.FAIL,
                         "a call from Alexa to 201 reaches [from-alexa] -> [internal] 201"
@@ -60,7 +60,7 @@ def test_from_alexa_without_ring_says_what_was_checked(capsys):
 # ------------------------------------------------------------------ status counts
 
 def _report():
-    from pbx_bridge.status import Report
+    from pbx_bridge.status.report import Report
     return Report(time.time(), checks=[
         Finding("tls.transport", Status.PASS, "ok"),
         Finding("cert.valid", Status.PASS, "ok"),
@@ -70,7 +70,7 @@ def _report():
 
 def test_status_never_counts_a_warning_as_a_pass():
     from prometheus_client import generate_latest
-    from pbx_bridge.status import nagios, registry, text
+    from pbx_bridge.status.report import nagios, registry, text
     rep = _report()
     problems = rep.problems(21, 7)
     assert "config checks: 2 pass, 1 warn (amazon.ca), 1 fail (security.key)" in \

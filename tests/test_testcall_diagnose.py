@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from helpers import DATA
 from pbx_bridge.findings import Status
-from pbx_bridge.testcall import (Observation, contact_address, diagnose, parse_channelstats,
-                                 parse_sip, report)
+from pbx_bridge.testcall.diagnose import diagnose, report
+from pbx_bridge.testcall.observation import (Observation, contact_address, parse_channelstats,
+                                             parse_sip)
 
 
 def answered(**kw) -> Observation:

@@ -9,7 +9,7 @@ import re
 from typing import Any, Callable, Iterator, Mapping as MappingT
 from urllib.parse import quote
 
-from ..doors import Clock
+from ..host import Clock
 from ..errors import UsageError
 from .errors import ApiError, NetworkError, error_fields
 from .http import Http, TransportError

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from ..doors import Clock
+from ..host import Clock
 from .errors import NetworkError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -9,7 +9,7 @@ import random
 import threading
 from pathlib import Path
 
-from ..doors import Clock
+from ..host import Clock
 from ..fileio import atomic_write
 from ..errors import PbxBridgeError
 from ..statedir import prepare, untrusted

@@ -21,7 +21,7 @@ HELPS = {
 
 # command -> the module that defines its parser (agi and fastagi share one)
 MODULES = {
-    'preflight': 'pbx_bridge.preflight.command',
+    'preflight': 'pbx_bridge.commands.preflight',
     'generate': 'pbx_bridge.commands.generate',
     'token': 'pbx_bridge.commands.token',
     'trunk': 'pbx_bridge.commands.trunk',

@@ -127,7 +127,7 @@ def run_fastagi(args: "argparse.Namespace") -> int:
 
     from ..agi.fastagi import FastAgiServer
     from ..errors import UsageError
-    from .common import parse_listen
+    from ..address import parse_listen
     host, port = parse_listen(args.listen)
     try:
         allow = [ipaddress.ip_network(c, strict=False)

@@ -6,30 +6,15 @@ import argparse
 import functools
 import sys
 
-from ..errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Any, Callable
     from ..amazon.client import PbxApi
     from ..amazon.token import TokenProvider
-    from ..doors import Clock
+    from ..host import Clock
     from ..settings import Settings
     from ..state import State
-
-
-def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) with HOST an IP address."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"{flag} {text}: expected HOST:PORT")
-    host = host.strip("[]")
-    try:
-        import ipaddress
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"{flag} {text}: {host!r} is not an IP address") from None
-    return host, int(port)
 
 
 def subcommands(p: argparse.ArgumentParser, dest: str) -> "argparse._SubParsersAction[Any]":
@@ -83,7 +68,7 @@ class Context:
 
 
 def context(args: argparse.Namespace, clock: "Clock | None" = None) -> Context:
-    from ..doors import Clock
+    from ..host import Clock
     from ..settings import load
     from ..state import State
     from ..amazon.client import PbxApi

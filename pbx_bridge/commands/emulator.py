@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import InputError, UsageError
-from .common import parse_listen
+from ..address import parse_listen
 
 from . import HELPS
 
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-    from ..emulator import EmulatorConfig, load_rooms, load_state, serve_forever
+    from ..amazon.emulator import EmulatorConfig, load_rooms, load_state, serve_forever
     host, port = parse_listen(args.listen)
     for name in ("throttle_rate", "error_rate", "cut_rate"):
         v = getattr(args, name)

@@ -18,10 +18,10 @@ if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --h
     from pathlib import Path
     from ..preflight.checks import RtpRange
     from ..preflight.snapshot import Snapshot
-    from ..asterisk_cli import Asterisk
+    from ..asterisk.cli import Asterisk
     from ..settings import Settings
     from ..generate.render import TrunkConfig
-    from ..generate.transaction import Check, Transaction
+    from ..generate.transaction import Check
     from ..generate.verify import Verdict  # noqa: F401
 
 HELP = HELPS["generate"]
@@ -86,36 +86,14 @@ def _range(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _transaction(settings: "Settings", asterisk_dir: Path, command: str = "generate"
-                 ) -> "Transaction":
-    from ..ami import AmiClient
-    from ..asterisk_cli import Asterisk, AsteriskAmi, AsteriskAmiOrCli, AsteriskCli
-    from ..doors import Runner
-    from ..generate.transaction import Transaction
-    asterisk: Asterisk = AsteriskCli(Runner(), settings.asterisk_cli)
-    if settings.ami is not None:  # reload over AMI when it is configured, else the CLI
-        host, port, user, secret = settings.ami
-        asterisk = AsteriskAmiOrCli(AsteriskAmi(AmiClient(host, port, user, secret)),
-                                    AsteriskCli(Runner(), settings.asterisk_cli))
-    delay = float(os.environ.get("PBX_BRIDGE_WRITE_PAUSE", "0") or 0)  # crash-safety tests
-
-    def pause(i: int) -> None:
-        if delay:
-            sys.stderr.write(f"wrote file {i + 1}\n")
-            sys.stderr.flush()
-            time.sleep(delay)
-    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group,
-                       command)
-
-
 def _rtp_range_is_ours_to_set(snap: "Snapshot", r: "Union[RtpRange, str]", start: int,
                               end: int) -> None:
     """Asterisk takes the first rtpstart/rtpend: a range written after someone else's is
     never used (the firewall would be opened for ports Asterisk does not use). Refuse."""
-    from ..generate.plan import Conflict, _inside, _ours
+    from ..generate.plan import Conflict, inside_blocks, ours_blocks
     from ..preflight.checks import FREEPBX_RTP_FIX
     if isinstance(r, str) or (r.start, r.end) == (start, end) or r.where is None or \
-            _inside(_ours(snap.rtp), r.where):
+            inside_blocks(ours_blocks(snap.rtp), r.where):
         return
     where = f"{r.where} sets {r.start}-{r.end}, which Asterisk uses (it takes the first range)"
     if snap.freepbx:
@@ -139,7 +117,7 @@ def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", aster
     from ..preflight.snapshot import Options, Unknown, gather
     from ..state import State
     from .common import context
-    from .renew import _wait_served
+    from ..renew.served import wait_served
     snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
     cert, t = snap.cert, snap.transport
     if t is None or isinstance(cert, Unknown) or isinstance(cert.chain, Unknown) or \
@@ -158,7 +136,7 @@ def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", aster
         if same_chain(trunk.certificate_chain, chain):
             return f"trunk {tid} at Amazon already holds the restored certificate chain"
         want = leaf.public_bytes(Encoding.DER)
-        if not reloaded or _wait_served(t.connect_host, t.port, want, 5.0) != want:
+        if not reloaded or wait_served(t.connect_host, t.port, want, 5.0) != want:
             raise ApplyFailed(f"rolled back, but Asterisk does not serve the restored "
                               f"certificate on {t.connect_host}:{t.port}, so Amazon keeps its "
                               f"chain; restart Asterisk, then run 'pbx-bridge trunk update'")
@@ -174,7 +152,7 @@ def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", aster
 def _list_backups(settings: "Settings", asterisk_dir: Path) -> int:
     """``--list-backups``: read-only, no lock (a backup being made is not listed yet)."""
     from ..generate.transaction import Transaction, made_by
-    from ..asterisk_cli import Asterisk
+    from ..asterisk.cli import Asterisk
     tx = Transaction(settings.state_dir, asterisk_dir, Asterisk())
     mine, others = tx.history()
     out = sys.stdout
@@ -208,7 +186,7 @@ def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from ..certs import CertError, load_chain
-    from ..doors import FileSystem
+    from ..host import FileSystem
     from ..generate.verify import loaded
     from ..net import Network
 
@@ -233,6 +211,7 @@ def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generate.transaction import open_transaction
     from pathlib import Path
     from ..settings import load
     from ..statedir import exclusive
@@ -243,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_backups:
         return _list_backups(settings, asterisk_dir)
     if args.rollback:
-        tx = _transaction(settings, asterisk_dir)
+        tx = open_transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --rollback"):
                 for line in tx.recover(undo=False):
@@ -281,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path) -> int:
     """Plan, show, and with --write (the state dir's lock held) finish an interrupted run,
     then write, reload and check."""
-    from ..doors import FileSystem
+    from ..generate.transaction import open_transaction
+    from ..host import FileSystem
     from ..generate.plan import build
     from ..generate.render import TrunkConfig
     from ..heap import tree_built
@@ -290,7 +270,7 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
     from ..preflight.snapshot import Located, Options, gather
     pending: list[str] = []
     if args.write:
-        tx0 = _transaction(settings, asterisk_dir)
+        tx0 = open_transaction(settings, asterisk_dir)
         try:
             pending = tx0.recover()
         finally:
@@ -299,7 +279,7 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         snap = gather(Options(asterisk_dir=asterisk_dir, public_ip=args.public_ip,
                               firewall=False, dns=False), fs=FileSystem(asterisk_dir))
     if isinstance(snap.public_ip, Located):
-        from .trunk import not_public
+        from ..trunk.local import not_public
         why = not_public(snap.public_ip.value)
         if why:
             sys.stderr.write(f"warning: public IP {why}: Amazon cannot reach the PBX there "
@@ -352,7 +332,7 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         warning = key_group_warning(settings.key_group, plan.changes)
         if warning:
             sys.stderr.write(warning + "\n")
-        tx = _transaction(settings, asterisk_dir)
+        tx = open_transaction(settings, asterisk_dir)
         try:
             outcome = tx.apply(plan.changes, reload=not args.no_reload,
                                check=_checker(plan.config, asterisk_dir))
@@ -363,7 +343,7 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")
         out.write(f"{outcome.reload_note}\n")
     elif args.write and not args.no_reload:
-        tx = _transaction(settings, asterisk_dir)
+        tx = open_transaction(settings, asterisk_dir)
         try:
             left = tx.unverified()
             if left is not None:  # written, never seen running: reload and check it now
@@ -379,8 +359,9 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
 def _check_running(settings: "Settings", config: "TrunkConfig", asterisk_dir: Path) -> None:
     """Nothing to write: does the running Asterisk run what is on disk? (After a "restart
     needed", a re-run must not say all is well until Asterisk was restarted.)"""
+    from ..generate.transaction import open_transaction
     from ..generate.transaction import ApplyFailed, RestartNeeded
-    tx = _transaction(settings, asterisk_dir)
+    tx = open_transaction(settings, asterisk_dir)
     try:
         why = tx.asterisk.unavailable()
         if why is not None:

@@ -20,13 +20,15 @@ from ..errors import InputError, PbxBridgeError, UsageError
 from .common import add_asterisk_dir, add_log_format, add_settings_args, emit, writes_state
 
 from . import HELPS
+from ..renew.lineage import Renewal, check_lineage, read_lineage
+from ..renew.served import restart, served, verdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Any
     from pathlib import Path
 
-    from ..asterisk_cli import Asterisk
+    from ..asterisk.cli import Asterisk
     from ..generate.verify import Verdict
     from ..preflight.snapshot import Snapshot
     from ..settings import Settings
@@ -53,147 +55,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "(default 120)")
     add_log_format(p)
     p.set_defaults(run=run)
-
-
-class Renewal:
-    def __init__(self, chain_pem: bytes, key_pem: bytes, chain: tuple[str, ...],
-                 leaf_der: bytes, not_after: str, certs: tuple[Any, ...] = (),
-                 key: Any = None) -> None:
-        self.chain_pem = chain_pem  # fullchain.pem as certbot wrote it
-        self.key_pem = key_pem
-        self.chain = chain  # the PEM blocks
-        self.leaf_der = leaf_der
-        self.not_after = not_after
-        self.certs = certs  # the parsed chain, in the file's order
-        self.key = key
-
-
-def read_lineage(folder: Path) -> Renewal:
-    """The renewed certificate, checked: it parses, the key is its key, it is valid now."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from .. import certs
-    from .trunk import read_chain
-    if not folder.is_dir():
-        raise InputError(str(folder), "lineage folder does not exist (--lineage, or "
-                         "RENEWED_LINEAGE from certbot)")
-    data = {}
-    for name in ("fullchain.pem", "privkey.pem"):
-        p = folder / name
-        try:
-            if not p.is_file():
-                raise InputError(str(p), "is missing (a certbot lineage holds fullchain.pem "
-                                 "and privkey.pem)")
-            data[name] = p.read_bytes()
-        except OSError as exc:
-            raise InputError(str(p), f"cannot read: {exc.strerror or exc}") from None
-    pems = read_chain(data["fullchain.pem"], str(folder / "fullchain.pem"))
-    try:
-        key = certs.load_key(data["privkey.pem"])
-    except certs.CertError as exc:
-        raise InputError(str(folder / "privkey.pem"), str(exc)) from None
-    chain = tuple(certs.load_chain("".join(pems).encode()))
-    leaf = certs.leaf_of(chain, key)  # judged by check_lineage, before anything changes
-    return Renewal(data["fullchain.pem"], data["privkey.pem"], pems,
-                   leaf.public_bytes(Encoding.DER), certs.not_after(leaf).isoformat(),
-                   chain, key)
-
-
-def tls_name(snap: "Snapshot", saved: str | None) -> tuple[str, str] | None:
-    """(the name the new certificate must carry, where it comes from): the saved trunk's TLS
-    name (Amazon checks the served certificate against it), else the name ``trunk create``
-    takes from the certificate installed now (its first non-wildcard SAN, else its CN);
-    None when neither is known."""
-    from .. import certs
-    from ..preflight.snapshot import Unknown
-    if saved:
-        return saved, "the trunk's TLS name"
-    leaf = None if isinstance(snap.cert, Unknown) else snap.cert.leaf()
-    if leaf is None:
-        return None
-    cn, sans = certs.names(leaf)
-    name = next((n for n in sans if not n.startswith("*.")), None) or cn
-    return (name, "the name of the certificate installed now") if name else None
-
-
-def check_lineage(snap: "Snapshot", renewal: Renewal, folder: "Path",
-                  saved_name: str | None) -> None:
-    """The preflight's own certificate checks (``cert.valid``, ``cert.key``, ``cert.chain``)
-    on the renewed lineage as if it were installed, and that it carries the TLS name
-    (:func:`tls_name`). Raises :class:`InputError` (exit 2) naming each check that fails, with
-    its fix, before anything is changed."""
-    from dataclasses import replace
-
-    from .. import certs
-    from ..asterisk_conf import Where
-    from ..findings import Status
-    from ..preflight.checks import check_cert_chain, check_cert_key, check_cert_valid
-    from ..preflight.snapshot import CertFacts
-    full = str(folder / "fullchain.pem")
-    facts = CertFacts(full, Where(full, 1), renewal.certs, str(folder / "privkey.pem"),
-                      Where(str(folder / "privkey.pem"), 1), renewal.key)
-    as_installed = replace(snap, cert=facts)
-    failed = []
-    for check in (check_cert_valid, check_cert_key, check_cert_chain):
-        f = check(as_installed)
-        if f.status in (Status.FAIL, Status.ERROR):
-            failed.append(f"{f.id}: {f.summary}" + (f" (fix: {f.fix})" if f.fix else ""))
-    want = tls_name(snap, saved_name)
-    leaf = facts.leaf()
-    if want and leaf is not None and not certs.carries(leaf, want[0]):
-        cn, sans = certs.names(leaf)
-        failed.append(f"cert.name: the new certificate does not carry {want[0]} ({want[1]}; "
-                      f"it has {', '.join(dict.fromkeys(n for n in (*sans, cn) if n)) or 'no name'}"
-                      ") (fix: "
-                      f"renew it for {want[0]}: certbot certonly --cert-name ... -d "
-                      f"{want[0]}, or change the trunk's name with pbx-bridge trunk update "
-                      "--fqdn)")
-    if failed:
-        raise InputError(str(folder), "refused, nothing was installed or changed: " +
-                         "; ".join(failed))
-
-
-def _served(host: str, port: int) -> bytes | None:
-    from ..net import Network
-    probe = Network(timeout=3.0).tls_sip_probe(host, port, options=False)
-    return probe.peer_cert_der if probe.connected else None
-
-
-def _wait_served(host: str, port: int, want: bytes, seconds: float) -> bytes | None:
-    """What Asterisk serves, waiting up to ``seconds`` for it to become ``want`` (a
-    transport restarts its listener a moment after the reload returns)."""
-    end = time.monotonic() + seconds
-    while True:
-        got = _served(host, port)
-        if got == want or time.monotonic() >= end:
-            return got
-        time.sleep(0.2)
-
-
-def _verdict(host: str, port: int, want: bytes, settle: float = 5.0) -> "Verdict":
-    from ..generate.verify import Verdict
-    got = _wait_served(host, port, want, settle)
-    if got == want:
-        return Verdict(True, False, (), f"Asterisk serves the new certificate on {host}:{port}")
-    if got is None:
-        return Verdict(False, False, (f"Asterisk serves no TLS on {host}:{port}",),
-                       f"Asterisk serves no TLS on {host}:{port}")
-    return Verdict(False, True, ("it still serves the old certificate",),
-                   f"Asterisk still serves the old certificate on {host}:{port}")
-
-
-def _restart(asterisk: "Asterisk", host: str, port: int, want: bytes, timeout: float) -> bool:
-    log.event("restart", message="restarting Asterisk (core restart gracefully) so that it "
-              "serves the new certificate")
-    asterisk.rx("core restart gracefully")
-    end = time.monotonic() + timeout
-    time.sleep(1.0)
-    while time.monotonic() < end:
-        ok, text = asterisk.rx("core waitfullybooted")
-        if "fully booted" in text.lower():
-            break
-        time.sleep(0.5)
-    return _wait_served(host, port, want, max(1.0, end - time.monotonic())) == want
 
 
 def _update_amazon(args: argparse.Namespace, settings: "Settings", renewal: Renewal
@@ -266,7 +127,7 @@ def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
     from pathlib import Path
     from ..generate.plan import FileChange
     from ..preflight.snapshot import Unknown
-    from .generate import _transaction
+    from ..generate.transaction import open_transaction
     asterisk_dir = snap.options.asterisk_dir
     t = snap.transport
     if t is None or isinstance(snap.cert, Unknown) or snap.cert.key_path is None:
@@ -291,13 +152,13 @@ def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
                  for p, new in ((cert_path, renewal.chain_pem), (key_path, renewal.key_pem))
                  if (old := current(p)) != new)
     files = ", ".join(str(c.path) for c in todo)
-    txn = _transaction(settings, asterisk_dir, "renew-hook")
+    txn = open_transaction(settings, asterisk_dir, "renew-hook")
     asterisk = txn.asterisk
     steps: list[str] = []
     backup = False  # whether this run backed up (and replaced) the old files
 
     def check(a: "Asterisk", lines: Any) -> "Verdict":
-        return _verdict(host, t.port, renewal.leaf_der)
+        return verdict(host, t.port, renewal.leaf_der)
 
     if todo:
         if asterisk.unavailable() is not None:
@@ -321,21 +182,21 @@ def _install(args: argparse.Namespace, settings: "Settings", lineage: "Path",
                     f"serves the old certificate on {host}:{t.port} after a reload: restart it "
                     "(asterisk -rx 'core restart gracefully', or renew-hook --restart), then "
                     "run renew-hook again to update Amazon") from None
-            if not _restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
+            if not restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
                 raise RenewFailed(f"Asterisk restarted but does not serve the new "
                                   f"certificate on {host}:{t.port}") from None
             steps.append(f"installed {files}; Asterisk "
                          "restarted and serves it")
             backup = True
     else:
-        served = _served(host, t.port)
-        if served != renewal.leaf_der:  # installed earlier but never loaded
+        serving = served(host, t.port)
+        if serving != renewal.leaf_der:  # installed earlier but never loaded
             errors = asterisk.reload() if asterisk.unavailable() is None else \
                 [str(asterisk.unavailable())]
-            v = _verdict(host, t.port, renewal.leaf_der)
+            v = verdict(host, t.port, renewal.leaf_der)
             if errors or not v.ok:
                 if v.restart_needed and args.restart and \
-                        _restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
+                        restart(asterisk, host, t.port, renewal.leaf_der, args.timeout):
                     steps.append("Asterisk restarted and serves the new certificate")
                 else:
                     raise RenewFailed(f"the files already hold the new certificate, but "

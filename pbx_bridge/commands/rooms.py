@@ -143,7 +143,7 @@ def _pbx_endpoints(args: argparse.Namespace, ctx: Context) -> list[str]:
     """The PJSIP endpoint names: over AMI, or from the config files."""
     from pathlib import Path
     if args.ami:
-        from ..ami import AmiClient
+        from ..asterisk.ami import AmiClient
         if ctx.settings.ami is None:
             raise UsageError("--ami needs [ami] username and secret in the settings file (or "
                              "PBX_BRIDGE_AMI_SECRET)")
@@ -154,9 +154,9 @@ def _pbx_endpoints(args: argparse.Namespace, ctx: Context) -> list[str]:
             return client.pjsip_endpoints()
         finally:
             client.close()
-    from .. import pjsip
-    from ..asterisk_conf import read_config
-    from ..doors import FileSystem
+    from ..asterisk import pjsip
+    from ..asterisk.conf import read_config
+    from ..host import FileSystem
     d = Path(args.asterisk_dir or ctx.settings.asterisk_dir)
     if not d.is_dir():
         raise InputError(str(d), "Asterisk config directory does not exist")

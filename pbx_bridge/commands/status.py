@@ -59,10 +59,10 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
     from .. import log
-    from ..status import (STATE_NAMES, Gatherer, Report, StatusOptions, nagios, registry, text,
-                          worst)
+    from ..status.gather import Gatherer, StatusOptions
+    from ..status.report import STATE_NAMES, Report, nagios, registry, text, worst
     from ..settings import load
-    from ..preflight.command import _dns_server
+    from ..address import parse_dns_server
     if args.json:
         args.format = "json"
     _check_args(args)
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         opts = StatusOptions(
             asterisk_dir=Path(args.asterisk_dir or settings.asterisk_dir),
             timeout=args.timeout, dns=args.dns,
-            dns_server=_dns_server(args.dns_server) if args.dns_server else None)
+            dns_server=parse_dns_server(args.dns_server) if args.dns_server else None)
         report = Gatherer(settings, opts).run()
     except PbxBridgeError as exc:  # no settings: still a status, of a host we cannot check
         if args.format == "text":

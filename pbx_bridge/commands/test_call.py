@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ..findings import Finding
-    from ..testcall import Observation
+    from ..testcall.observation import Observation
 
 HELP = HELPS["test-call"]
 
@@ -71,12 +71,14 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ami import AmiClient, AmiError
+    from ..asterisk.ami import AmiClient, AmiError
     from ..findings import Finding, Status
     from ..rooms import routes
-    from ..asterisk_cli import show_fields
+    from ..asterisk.cli import show_fields
     from ..settings import load
-    from ..testcall import Caller, Observation, diagnose, report
+    from ..testcall.call import Caller
+    from ..testcall.diagnose import diagnose, report
+    from ..testcall.observation import Observation
     _check(args)
     settings = load(args.config)
     obs = Observation("from-alexa" if args.from_alexa else "to-alexa", args.to,
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]") -> None:
     from ..preflight.render import render_text
-    from ..testcall import report
+    from ..testcall.diagnose import report
     doc = report(obs, findings)
     if args.format == "json":
         import json

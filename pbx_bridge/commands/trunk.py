@@ -15,6 +15,7 @@ from .common import (Context, add_asterisk_dir, add_settings_args, context, emit
                      writes_state)
 
 from . import HELPS
+from ..trunk.local import LocalTrunk, changes, check_name, from_snapshot, not_public, read_chain
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing loads only for the type checker (fast --help)
@@ -27,7 +28,6 @@ HELP = HELPS["trunk"]
 # The preflight checks that decide whether what we would send is right.
 GATE = ("tls.transport", "tls.version", "tls.port", "cert.valid", "cert.key", "cert.chain",
         "ip.public")
-_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.S)
 
 
 class TrunkFailed(PbxBridgeError):
@@ -100,48 +100,6 @@ def _peer(text: str) -> "Peer":
         return Peer(host, int(port), False)
 
 
-def read_chain(data: bytes, source: str) -> tuple[str, ...]:
-    from .. import certs
-    pems = tuple(m.group(0) for m in _PEM.finditer(data.decode("ascii", "replace")))
-    if not pems:
-        raise InputError(source, "holds no PEM certificate")
-    try:
-        for pem in pems:
-            certs.load_chain(pem.encode())
-    except certs.CertError as exc:
-        raise InputError(source, str(exc)) from None
-    return pems
-
-
-class LocalTrunk:
-    """What the PBX's config says the trunk should be (empty parts where it cannot tell)."""
-
-    def __init__(self, chain: tuple[str, ...], name: str | None,
-                 peers: "tuple[Peer, ...]") -> None:
-        self.chain = chain  # PEM, as in cert_file
-        self.name = name  # the certificate's first non-wildcard SAN, else its CN
-        self.peers = peers  # public IP and TLS port
-
-
-def from_snapshot(snap: "Snapshot") -> LocalTrunk:
-    from pathlib import Path
-    from .. import certs
-    from ..amazon.models import Peer
-    from ..preflight.snapshot import Located, Unknown
-    chain: tuple[str, ...] = ()
-    name = None
-    if not isinstance(snap.cert, Unknown) and snap.cert.cert_read_error is None:
-        chain = read_chain(Path(snap.cert.path).read_bytes(), snap.cert.path)
-        leaf = snap.cert.leaf()
-        if leaf is not None:
-            cn, sans = certs.names(leaf)
-            name = next((n for n in sans if not n.startswith("*.")), None) or cn
-    peers: tuple[Peer, ...] = ()
-    if snap.transport is not None and isinstance(snap.public_ip, Located):
-        peers = (Peer(snap.public_ip.value, snap.transport.port, True),)
-    return LocalTrunk(chain, name, peers)
-
-
 def _needs_config(args: argparse.Namespace) -> bool:
     return not (args.fqdn and args.cert_chain and args.peer)
 
@@ -151,7 +109,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple["TrunkSpec", list["
     from pathlib import Path
     from ..amazon.models import TrunkSpec
     from ..preflight.checks import run_checks
-    from ..preflight.command import _dns_server
+    from ..address import parse_dns_server
     from ..preflight.snapshot import Options, gather
     snap: Snapshot | None = None
     findings: list[Finding] = []
@@ -162,7 +120,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple["TrunkSpec", list["
         opts = Options(asterisk_dir=Path(args.asterisk_dir or ctx.settings.asterisk_dir),
                        public_ip=args.public_ip, fqdn=args.fqdn, firewall=False,
                        dns=False,
-                       dns_server=_dns_server(args.dns_server) if args.dns_server else None)
+                       dns_server=parse_dns_server(args.dns_server) if args.dns_server else None)
         snap = gather(opts)
         findings = [f for f in run_checks(snap) if f.id in GATE]
     local = from_snapshot(snap) if snap is not None else LocalTrunk((), None, ())
@@ -186,57 +144,13 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple["TrunkSpec", list["
     if missing:
         raise UsageError("cannot tell the trunk's " + "; ".join(missing))
     assert name is not None
-    _check_name(name, chain, "--fqdn" if args.fqdn else "the certificate's name")
+    check_name(name, chain, "--fqdn" if args.fqdn else "the certificate's name")
     for p in peers:
         why = not_public(p.host) if p.is_ip else None
         if why:
             raise UsageError(f"peer {p}: {why}; Amazon connects to the PBX's public address "
                              "(--peer PUBLIC_IP:PORT, or --public-ip)")
     return TrunkSpec(name, chain, peers), findings
-
-
-def not_public(ip: str) -> str | None:
-    """Why Amazon could never reach this address, or None for a public one. (The emulator
-    and tests use 54.240.196.10, public but never contacted; set
-    PBX_BRIDGE_ALLOW_PRIVATE_PEERS=1 to rehearse with a private address.)"""
-    import ipaddress
-    import os
-    if os.environ.get("PBX_BRIDGE_ALLOW_PRIVATE_PEERS") == "1":
-        return None
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return f"{ip!r} is not an IP address"
-    if addr.is_global and not addr.is_multicast:
-        return None
-    kinds = [("loopback", addr.is_loopback), ("link-local", addr.is_link_local),
-             ("multicast", addr.is_multicast), ("unspecified", addr.is_unspecified),
-             ("carrier-grade NAT (100.64.0.0/10)",
-              addr in ipaddress.ip_network("100.64.0.0/10")),
-             ("documentation", any(addr in ipaddress.ip_network(n) for n in
-                                   ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))),
-             ("private", addr.is_private)]
-    kind = next((k for k, hit in kinds if hit), "reserved")
-    return f"{ip} is a {kind} address, not a public one"
-
-
-def _check_name(name: str, chain: tuple[str, ...], what: str) -> None:
-    """The TLS name must be one the certificate carries: Amazon checks it against the
-    certificate the PBX serves."""
-    from .. import certs
-    if not chain:
-        return
-    try:
-        leaf = certs.leaf_of(certs.load_chain("".join(chain).encode()))
-    except certs.CertError:
-        return
-    if certs.carries(leaf, name):
-        return
-    cn, sans = certs.names(leaf)
-    carried = [n for n in (*sans, cn) if n]
-    raise UsageError(f"{what} {name} is not on the certificate (CN and SANs: "
-                     f"{', '.join(carried) or 'none'}); use one of those names or a "
-                     "certificate for this one")
 
 
 def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
@@ -376,19 +290,6 @@ def run_list(args: argparse.Namespace) -> int:
     emit(args, {"trunks": [t.to_json() for t in trunks], "saved": saved},
          "\n".join(lines) if lines else "no trunks")
     return 0
-
-
-def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
-    """Only the parts of the trunk that differ from what this PBX wants (a chain is the same
-    when it holds the same certificates, however the PEM is wrapped)."""
-    from ..certs import same_chain
-    out: dict[str, Any] = {}
-    if current.name != want.name or not same_chain(current.certificate_chain,
-                                                   want.certificate_chain):
-        out["tls"] = want.to_wire()["tls"]
-    if sorted(current.peers) != sorted(want.peers):
-        out["peers"] = want.to_wire()["peers"]
-    return out
 
 
 @writes_state("trunk update")

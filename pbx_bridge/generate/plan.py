@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..asterisk_conf import Config, Where, read_config
-from ..doors import FileSystem
+from ..asterisk.conf import Config, Where, read_config
+from ..host import FileSystem
 from ..errors import PbxBridgeError
-from ..pjsip import TCP_PROTOCOLS, transports
+from ..asterisk.pjsip import TCP_PROTOCOLS, transports
 from . import blocks, render
 from .render import TrunkConfig
 
@@ -72,7 +72,7 @@ def _read(path: Path) -> bytes | None:
         raise Conflict(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _ours(config: Config) -> dict[str, tuple[int, int]]:
+def ours_blocks(config: Config) -> dict[str, tuple[int, int]]:
     """Line ranges of our marked blocks, by file."""
     spans = {}
     for src in config.sources:
@@ -82,7 +82,7 @@ def _ours(config: Config) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def _inside(ours: dict[str, tuple[int, int]], where: Where) -> bool:
+def inside_blocks(ours: dict[str, tuple[int, int]], where: Where) -> bool:
     span = ours.get(where.file)
     return span is not None and span[0] <= where.line <= span[1]
 
@@ -92,9 +92,9 @@ def _check_conflicts(pj: Config, c: TrunkConfig) -> None:
         first = pj.errors[0]
         raise Conflict(f"pjsip.conf does not load as it is ({first}); fix that first "
                        "(pbx-bridge preflight lists every problem)")
-    ours = _ours(pj)
+    ours = ours_blocks(pj)
     for t in transports(pj):
-        if _inside(ours, t.where):
+        if inside_blocks(ours, t.where):
             continue
         if t.protocol in TCP_PROTOCOLS and t.port == c.port and \
                 (t.host in ("0.0.0.0", "::", "") or c.bind in ("0.0.0.0", "::") or
@@ -102,7 +102,7 @@ def _check_conflicts(pj: Config, c: TrunkConfig) -> None:
             raise Conflict(f"transport {t.name} at {t.where} already binds TCP port {c.port}; "
                            f"choose another --port, or remove that transport yourself")
     for sec in pj.sections:
-        if sec.is_template or _inside(ours, sec.where):
+        if sec.is_template or inside_blocks(ours, sec.where):
             continue
         kind = (sec.value("type") or "").lower()
         if (sec.name == c.transport and kind == "transport") or \
@@ -115,19 +115,19 @@ def _check_conflicts(pj: Config, c: TrunkConfig) -> None:
 def _rtp_header(rtp: Config) -> str:
     # Asterisk reads rtpstart/rtpend from the first [general]: append to it when the user's
     # config has one (ours, from an earlier run, does not count).
-    ours = _ours(rtp)
-    theirs = [s for s in rtp.named("general") if not _inside(ours, s.where)]
+    ours = ours_blocks(rtp)
+    theirs = [s for s in rtp.named("general") if not inside_blocks(ours, s.where)]
     return "[general](+)" if theirs else "[general]"
 
 
 def phone_contexts(pj: Config, c: TrunkConfig) -> list[tuple[str, int]]:
     """The contexts of the PBX's phones, most used first: every endpoint's ``context`` but
     ours and the trunks' (endpoints an ``identify`` matches by address)."""
-    ours = _ours(pj)
+    ours = ours_blocks(pj)
     trunks = {sec.value("endpoint") for sec in pj.of_type("identify")}
     counts: dict[str, int] = {}
     for sec in pj.of_type("endpoint"):
-        if sec.name == c.endpoint or sec.name in trunks or _inside(ours, sec.where):
+        if sec.name == c.endpoint or sec.name in trunks or inside_blocks(ours, sec.where):
             continue
         ctx = (sec.value("context") or "default").strip()
         counts[ctx] = counts.get(ctx, 0) + 1
@@ -135,8 +135,8 @@ def phone_contexts(pj: Config, c: TrunkConfig) -> list[tuple[str, int]]:
 
 
 def _phones_context(pj: Config, ext: Config, c: TrunkConfig) -> str:
-    ours = _ours(ext)
-    contexts = {sec.name for sec in ext.sections if not _inside(ours, sec.where)}
+    ours = ours_blocks(ext)
+    contexts = {sec.name for sec in ext.sections if not inside_blocks(ours, sec.where)}
     if c.phones_context is not None:
         if c.phones_context not in contexts:
             raise Conflict(f"--phones-context {c.phones_context}: the dialplan has no such "
@@ -185,9 +185,9 @@ def _freepbx_context_free(fs: FileSystem, ext: Config, c: TrunkConfig) -> None:
                        "or a name of your own such as pbx-bridge-rooms")
     if not ext.found:
         ext = read_config(fs, "extensions_additional.conf")
-    ours = _ours(ext)
+    ours = ours_blocks(ext)
     for sec in ext.sections:
-        if sec.name in (c.context, reach_context(c)) and not _inside(ours, sec.where):
+        if sec.name in (c.context, reach_context(c)) and not inside_blocks(ours, sec.where):
             raise Conflict(f"--context {c.context}: the dialplan already has [{sec.name}] at "
                            f"{sec.where}; ours would be merged into it. Give --context a name "
                            "the dialplan does not use")
@@ -201,10 +201,10 @@ def _phones_reach_rooms(fs: FileSystem, ext: Config, context: str, c: TrunkConfi
     from .patterns import shadows
     if not ext.found:
         ext = read_config(fs, "extensions_custom.conf")
-    ours = _ours(ext)
+    ours = ours_blocks(ext)
     for sec in ext.named(context):
         for s in sec.settings:
-            if s.key.lower() != "exten" or _inside(ours, s.where):
+            if s.key.lower() != "exten" or inside_blocks(ours, s.where):
                 continue
             name = s.value.split(",", 1)[0].strip()
             if shadows(name, c.room_pattern):
@@ -256,8 +256,8 @@ def build(asterisk_dir: Path, c: TrunkConfig,
         _phones_reach_rooms(fs, ext, "from-internal-custom", c, refuse=True)
         wanted.append((d / "extensions_custom.conf", render.dialplan(c)))
     else:
-        ext_ours = _ours(ext)
-        context_exists = any(sec.name == c.context and not _inside(ext_ours, sec.where)
+        ext_ours = ours_blocks(ext)
+        context_exists = any(sec.name == c.context and not inside_blocks(ext_ours, sec.where)
                              for sec in ext.sections)
         if not context_exists:
             c = replace(c, phones_context=_phones_context(pj, ext, c))

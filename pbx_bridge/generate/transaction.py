@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..asterisk_cli import Asterisk, reload_hint
+from ..asterisk.cli import Asterisk, reload_hint
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write, fsync_dir
 from ..statedir import prepare, read_error, untrusted
 from .plan import FileChange
 from .verify import LogCapture, Verdict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 class ApplyFailed(PbxBridgeError):
@@ -536,3 +540,28 @@ def _own_like(path: Path, entry: dict[str, Any]) -> None:
             os.chmod(path, int(entry.get("mode", 0o640)) & 0o777)  # chown may clear bits
         except (OSError, ValueError, TypeError):
             pass
+
+
+def open_transaction(settings: "Settings", asterisk_dir: Path, command: str = "generate"
+                     ) -> "Transaction":
+    """The transaction of a command that writes Asterisk's config: reload over AMI when
+    [ami] is configured, else through the CLI."""
+    import sys
+
+    from ..asterisk.ami import AmiClient
+    from ..asterisk.cli import Asterisk, AsteriskAmi, AsteriskAmiOrCli, AsteriskCli
+    from ..host import Runner
+    asterisk: Asterisk = AsteriskCli(Runner(), settings.asterisk_cli)
+    if settings.ami is not None:  # reload over AMI when it is configured, else the CLI
+        host, port, user, secret = settings.ami
+        asterisk = AsteriskAmiOrCli(AsteriskAmi(AmiClient(host, port, user, secret)),
+                                    AsteriskCli(Runner(), settings.asterisk_cli))
+    delay = float(os.environ.get("PBX_BRIDGE_WRITE_PAUSE", "0") or 0)  # crash-safety tests
+
+    def pause(i: int) -> None:
+        if delay:
+            sys.stderr.write(f"wrote file {i + 1}\n")
+            sys.stderr.flush()
+            time.sleep(delay)
+    return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group,
+                       command)

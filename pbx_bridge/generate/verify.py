@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..asterisk_cli import Asterisk, parse_show_endpoint, show_fields
+from ..asterisk.cli import Asterisk, parse_show_endpoint, show_fields
 from ..certs import CertError, key_matches, load_chain, load_key
-from ..doors import FileSystem
+from ..host import FileSystem
 from .render import TrunkConfig
 
 

@@ -13,12 +13,12 @@ from datetime import timedelta
 from typing import Any, Callable, Union
 
 from .. import certs
-from ..asterisk_conf import Config, Setting, Where
+from ..asterisk.conf import Config, Setting, Where
 from ..firewall.commands import open_commands, port_span
 from ..firewall.model import Coverage, Ruleset, coverage
 from ..findings import Finding, Status
 from ..net import TlsProbe
-from ..pjsip import TCP_PROTOCOLS, WILDCARD, transports
+from ..asterisk.pjsip import TCP_PROTOCOLS, WILDCARD, transports
 from ..generate.render import TLS_CIPHERS
 from . import security
 from .fixes import edit_fix as _edit_fix, new_fix as _new_fix, skip as _skip, \

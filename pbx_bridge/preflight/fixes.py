@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from ..asterisk_conf import Section, Where
+from ..asterisk.conf import Section, Where
 from ..findings import Finding, Status
 from .snapshot import Snapshot
 

@@ -15,9 +15,9 @@ import ipaddress
 import re
 from typing import Any
 
-from ..asterisk_conf import Config, Section
+from ..asterisk.conf import Config, Section
 from ..findings import Finding, Status
-from ..pjsip import identify_matches, objects, parse_match, transports
+from ..asterisk.pjsip import identify_matches, objects, parse_match, transports
 from .fixes import edit_fix as _edit, skip as _skip, where_text as _w
 from .snapshot import Snapshot, Unknown
 

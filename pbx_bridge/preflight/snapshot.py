@@ -12,16 +12,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Generic, TypeVar, Union
 
-from .. import certs, pjsip
-from ..asterisk_conf import Config, Section, Where, read_config
+from .. import certs
+from ..asterisk import pjsip
+from ..asterisk.conf import Config, Section, Where, read_config
 from ..defaults import DEFAULT_AMAZON_CIDR
-from ..doors import Clock, FileSystem, Runner
+from ..host import Clock, FileSystem, Runner
 from ..errors import InputError, UsageError
 from ..firewall.detect import combine, parse_ruleset, parser
 from ..firewall.model import Ruleset
 from ..firewall.values import RulesetSyntaxError
 from ..net import LookupFailed, Network, TlsProbe, WeakProbe
-from ..pjsip import Transport
+from ..asterisk.pjsip import Transport
 
 if TYPE_CHECKING:  # cryptography is imported when a certificate is read (certs.py)
     from cryptography import x509

@@ -155,8 +155,8 @@ def bench(exe: str, endpoints: int, rules: int, runs: int) -> int:
         doc = json.loads(r.stdout)
         statuses = {f["id"]: f["status"] for f in doc["findings"]}
 
-        from pbx_bridge.asterisk_conf import read_config
-        from pbx_bridge.doors import FileSystem
+        from pbx_bridge.asterisk.conf import read_config
+        from pbx_bridge.host import FileSystem
         from pbx_bridge.heap import tree_built
         fs = FileSystem(tree)
         lines = 0

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import PUBLIC_IP, SECRET, cli_env, make_pki  # noqa: E402
-from pbx_bridge.emulator import EmulatorConfig, start  # noqa: E402
+from pbx_bridge.amazon.emulator import EmulatorConfig, start  # noqa: E402
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from .doors import Runner
+from ..host import Runner
 
 if TYPE_CHECKING:
     from .ami import AmiClient

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from cryptography import x509
 
-from .fileio import atomic_write
+from ..fileio import atomic_write
 
 SCOPE = "amazon_communication::network:siptrunk"
 TRUNKS = "/v1/communications/network/siptrunk"

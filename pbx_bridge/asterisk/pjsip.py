@@ -6,7 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .asterisk_conf import Config, Section, Setting, Where
+from .conf import Config, Section, Setting, Where
 
 WILDCARD = ("0.0.0.0", "::", "")  # bind addresses that mean every address
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 8088, "wss": 8089}

@@ -6,13 +6,14 @@ import argparse
 import sys
 
 from ..defaults import DEFAULT_AMAZON_CIDR
+from ..address import parse_dns_server
 from ..errors import UsageError
 
-from ..commands import HELPS
+from . import HELPS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the checks' stack (cryptography, dnspython) loads only when preflight runs
-    from .snapshot import Options
+    from ..preflight.snapshot import Options
 
 HELP = HELPS["preflight"]
 
@@ -46,34 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
-def _dns_server(text: str) -> tuple[str, int]:
-    import ipaddress
-    host, port = text, 53
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, p = text.split(":")
-        port = _port(p, text)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"--dns-server {text}: give an IP address, optionally with :PORT") \
-            from None
-    return host, port
-
-
-def _port(p: str, whole: str) -> int:
-    if not p.isdigit() or not 0 < int(p) < 65536:
-        raise UsageError(f"--dns-server {whole}: {p!r} is not a port")
-    return int(p)
-
-
 def options_from(args: argparse.Namespace) -> "Options":
     import ipaddress
     from pathlib import Path
-    from .snapshot import Options
+    from ..preflight.snapshot import Options
     cidrs = tuple(args.amazon_cidr or [DEFAULT_AMAZON_CIDR])
     for c in cidrs:
         try:
@@ -92,7 +69,7 @@ def options_from(args: argparse.Namespace) -> "Options":
         asterisk_dir=Path(args.asterisk_dir), endpoint=args.endpoint, public_ip=args.public_ip,
         fqdn=args.fqdn, amazon_cidrs=cidrs,
         firewall_rules=Path(args.firewall_rules) if args.firewall_rules else None,
-        dns_server=_dns_server(args.dns_server) if args.dns_server else None, live=args.live,
+        dns_server=parse_dns_server(args.dns_server) if args.dns_server else None, live=args.live,
         key_group=args.key_group,
         asterisk_cli=("asterisk",) if args.live else None,  # --live: ask the running one
     )
@@ -100,9 +77,9 @@ def options_from(args: argparse.Namespace) -> "Options":
 
 def run(args: argparse.Namespace) -> int:
     from ..heap import tree_built
-    from .checks import run_checks, verdict
-    from .render import write
-    from .snapshot import gather
+    from ..preflight.checks import run_checks, verdict
+    from ..preflight.render import write
+    from ..preflight.snapshot import gather
     with tree_built():
         snap = gather(options_from(args))
     findings = run_checks(snap)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from .doors import FileSystem, NotRegularFile
+from ..host import FileSystem, NotRegularFile
 
 Severity = Literal["error", "warning"]
 

@@ -12,8 +12,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .errors import PbxBridgeError
-from .secret import Secret
+from ..errors import PbxBridgeError
+from ..secret import Secret
 
 Message = dict[str, str]
 

@@ -84,7 +84,7 @@ def check_lineage(snap: "Snapshot", renewal: Renewal, folder: "Path",
     from .. import certs
     from ..asterisk.conf import Where
     from ..findings import Status
-    from ..preflight.checks import check_cert_chain, check_cert_key, check_cert_valid
+    from ..preflight.cert import check_cert_chain, check_cert_key, check_cert_valid
     from ..preflight.snapshot import CertFacts
     full = str(folder / "fullchain.pem")
     facts = CertFacts(full, Where(full, 1), renewal.certs, str(folder / "privkey.pem"),

@@ -1,4 +1,5 @@
-"""The doors through which pbx-bridge touches the world: files, commands, network, clock.
+"""The host's doors: its files, the commands it runs, its clock. (The network's door is
+:mod:`pbx_bridge.net`, HTTP's :mod:`pbx_bridge.amazon.http`.)
 
 Library code receives these as arguments; tests pass real ones pointed at fixture trees and
 loopback servers instead of patching internals.

@@ -14,15 +14,12 @@ from . import HELPS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
-    from typing import Callable, Union
+    from typing import Union
     from pathlib import Path
-    from ..preflight.checks import RtpRange
-    from ..preflight.snapshot import Snapshot
-    from ..asterisk.cli import Asterisk
-    from ..settings import Settings
     from ..generate.render import TrunkConfig
-    from ..generate.transaction import Check
-    from ..generate.verify import Verdict  # noqa: F401
+    from ..preflight.media import RtpRange
+    from ..preflight.snapshot import Snapshot
+    from ..settings import Settings
 
 HELP = HELPS["generate"]
 
@@ -91,7 +88,7 @@ def _rtp_range_is_ours_to_set(snap: "Snapshot", r: "Union[RtpRange, str]", start
     """Asterisk takes the first rtpstart/rtpend: a range written after someone else's is
     never used (the firewall would be opened for ports Asterisk does not use). Refuse."""
     from ..generate.plan import Conflict, inside_blocks, ours_blocks
-    from ..preflight.checks import FREEPBX_RTP_FIX
+    from ..preflight.media import FREEPBX_RTP_FIX
     if isinstance(r, str) or (r.start, r.end) == (start, end) or r.where is None or \
             inside_blocks(ours_blocks(snap.rtp), r.where):
         return
@@ -182,34 +179,6 @@ def _list_backups(settings: "Settings", asterisk_dir: Path) -> int:
     return 0
 
 
-def _checker(config: "TrunkConfig", asterisk_dir: Path) -> "Check":
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from ..certs import CertError, load_chain
-    from ..host import FileSystem
-    from ..generate.verify import loaded
-    from ..net import Network
-
-    def handshake(host: str, port: int) -> tuple[str | None, str | None]:
-        probe = Network().tls_sip_probe(host, port)
-        if not probe.connected:
-            return probe.error or "no TLS 1.2 handshake", None
-        if probe.version != "TLSv1.2":
-            return f"it speaks {probe.version}, not TLS 1.2", None
-        try:
-            leaf = load_chain(FileSystem(asterisk_dir).host_path(config.cert_file)
-                              .read_bytes())[0].public_bytes(Encoding.DER)
-        except (OSError, CertError, IndexError):
-            return None, None
-        if probe.peer_cert_der is not None and probe.peer_cert_der != leaf:
-            return None, f"it serves another certificate than {config.cert_file}"
-        return None, None
-
-    def check(a: "Asterisk", log: Callable[[], list[str]]) -> "Verdict":
-        return loaded(a, config, handshake if a.local else None, log)
-    return check
-
-
 def run(args: argparse.Namespace) -> int:
     from ..generate.transaction import open_transaction
     from pathlib import Path
@@ -261,11 +230,12 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
     """Plan, show, and with --write (the state dir's lock held) finish an interrupted run,
     then write, reload and check."""
     from ..generate.transaction import open_transaction
+    from ..generate.verify import checker
     from ..host import FileSystem
     from ..generate.plan import build
     from ..generate.render import TrunkConfig
     from ..heap import tree_built
-    from ..preflight.checks import rtp_range
+    from ..preflight.media import rtp_range
     from ..defaults import DEFAULT_AMAZON_CIDR
     from ..preflight.snapshot import Located, Options, gather
     pending: list[str] = []
@@ -335,7 +305,7 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         tx = open_transaction(settings, asterisk_dir)
         try:
             outcome = tx.apply(plan.changes, reload=not args.no_reload,
-                               check=_checker(plan.config, asterisk_dir))
+                               check=checker(plan.config, asterisk_dir))
         finally:
             tx.asterisk.close()
         for path in outcome.written:
@@ -347,7 +317,7 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         try:
             left = tx.unverified()
             if left is not None:  # written, never seen running: reload and check it now
-                out.write(f"{tx.finish(*left, _checker(plan.config, asterisk_dir)).reload_note}"
+                out.write(f"{tx.finish(*left, checker(plan.config, asterisk_dir)).reload_note}"
                           "\n")
                 return 0
         finally:
@@ -360,6 +330,7 @@ def _check_running(settings: "Settings", config: "TrunkConfig", asterisk_dir: Pa
     """Nothing to write: does the running Asterisk run what is on disk? (After a "restart
     needed", a re-run must not say all is well until Asterisk was restarted.)"""
     from ..generate.transaction import open_transaction
+    from ..generate.verify import checker
     from ..generate.transaction import ApplyFailed, RestartNeeded
     tx = open_transaction(settings, asterisk_dir)
     try:
@@ -370,7 +341,7 @@ def _check_running(settings: "Settings", config: "TrunkConfig", asterisk_dir: Pa
                                   f"checked ({why}): fix [ami] or [pbx] asterisk_cli")
             sys.stdout.write(f"{why}: not checked\n")
             return
-        verdict = _checker(config, asterisk_dir)(tx.asterisk, list)
+        verdict = checker(config, asterisk_dir)(tx.asterisk, list)
     finally:
         tx.asterisk.close()
     if verdict.restart_needed:

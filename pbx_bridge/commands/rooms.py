@@ -140,30 +140,15 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _pbx_endpoints(args: argparse.Namespace, ctx: Context) -> list[str]:
-    """The PJSIP endpoint names: over AMI, or from the config files."""
+    """The PJSIP endpoint names: over AMI (``--ami``), or from the config files."""
     from pathlib import Path
-    if args.ami:
-        from ..asterisk.ami import AmiClient
-        if ctx.settings.ami is None:
-            raise UsageError("--ami needs [ami] username and secret in the settings file (or "
-                             "PBX_BRIDGE_AMI_SECRET)")
-        host, port, user, secret = ctx.settings.ami
-        client = AmiClient(host, port, user, secret)
-        client.connect()
-        try:
-            return client.pjsip_endpoints()
-        finally:
-            client.close()
-    from ..asterisk import pjsip
-    from ..asterisk.conf import read_config
-    from ..host import FileSystem
-    d = Path(args.asterisk_dir or ctx.settings.asterisk_dir)
-    if not d.is_dir():
-        raise InputError(str(d), "Asterisk config directory does not exist")
-    cfg = read_config(FileSystem(d), "pjsip.conf")
-    if not cfg.found:
-        raise InputError(str(d / "pjsip.conf"), "does not exist")
-    return [sec.name for sec in pjsip.objects(cfg, "endpoint")]
+
+    from ..rooms.discover import pbx_endpoints
+    if args.ami and ctx.settings.ami is None:
+        raise UsageError("--ami needs [ami] username and secret in the settings file (or "
+                         "PBX_BRIDGE_AMI_SECRET)")
+    return pbx_endpoints(Path(args.asterisk_dir or ctx.settings.asterisk_dir),
+                         ctx.settings.ami if args.ami else None)
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -262,46 +247,6 @@ def _show_lines(plan: "RoomPlan") -> "Iterator[str]":
     if new:
         yield (f"  ({len(new)} communication profile(s) would be created first: "
                f"{', '.join(c.room for c in new[:5])}" + (", ..." if len(new) > 5 else "") + ")")
-
-
-def _check_agi_access(path: Path, user: str, asterisk_dir: Path | None = None) -> None:
-    """Whether the AGI, run by Asterisk as ``user``, reads the routes just published: the
-    state dir the generated dialplan's process AGI names (it cannot read the settings), and
-    that file, as that user."""
-    from pathlib import Path
-
-    from .. import log
-    from ..defaults import DEFAULT_STATE_DIR
-    from ..rooms.routes import unreadable_by
-    named = _dialplan_state_dirs(asterisk_dir) if asterisk_dir is not None else set()
-    for d in sorted(named, key=str):
-        reads = Path(d or DEFAULT_STATE_DIR) / path.name
-        if reads != path:
-            how = f"names the state dir {d}" if d else \
-                f"names no state dir, so it reads the default {DEFAULT_STATE_DIR}"
-            log.event("agi-access", "warning", f"the dialplan's process AGI {how}, but the "
-                      f"routes are published in {path.parent}: calls will not find them; run "
-                      "'pbx-bridge generate --agi process --write' to name this one",
-                      user=user)
-    try:
-        why = unreadable_by(path, user)
-    except OSError as exc:
-        why = str(exc)
-    if why:
-        log.event("agi-access", "warning", f"the AGI user {user} ([agi] user) cannot read "
-                  f"the routes it needs: {why}", user=user)
-
-
-def _dialplan_state_dirs(asterisk_dir: Path) -> "set[str | None]":
-    """The state dirs named by the process AGI calls pbx-bridge wrote into the dialplan."""
-    from ..generate.render import agi_state_dirs
-    found: set[str | None] = set()
-    for name in ("extensions_pbx-bridge.conf", "extensions_custom.conf"):
-        try:
-            found |= agi_state_dirs((asterisk_dir / name).read_text(errors="replace"))
-        except OSError:
-            continue
-    return found
 
 
 def _publish(store: "Store", group: str | None) -> "tuple[Path | None, str | None]":
@@ -404,7 +349,8 @@ def _apply(args: argparse.Namespace, ctx: Context, store: "Store") -> int:
     if not_published and report.error is None:
         report.error = not_published
     if published is not None:
-        _check_agi_access(published, ctx.settings.agi_user, ctx.settings.asterisk_dir)
+        from ..agi.access import check_agi_access
+        check_agi_access(published, ctx.settings.agi_user, ctx.settings.asterisk_dir)
     doc = {**plan.to_json(), "done": len(report.done), "not_done": len(report.skipped),
            "error": report.error}
     if report.error:
@@ -434,6 +380,5 @@ def _apply(args: argparse.Namespace, ctx: Context, store: "Store") -> int:
          f"({plan.summary()}); {len(store.rows(plan.trunk_id))} mapping(s) recorded in "
          f"{store.path}")
     return 0
-
 
 

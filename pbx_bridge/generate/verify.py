@@ -274,3 +274,32 @@ def loaded(asterisk: Asterisk, c: TrunkConfig,
                    + f"), endpoint {c.endpoint} (sdes, identified by ip, "
                    f"{len(c.amazon_cidrs)} Amazon network(s) matched), the dialplan "
                    f"({c.room_pattern}), RTP {c.rtp_start}-{c.rtp_end}, res_srtp running")
+
+
+def checker(config: TrunkConfig, asterisk_dir: Path) -> "Callable[[Asterisk, Callable[[], list[str]]], Verdict]":
+    """How a written config is verified on the running Asterisk: what it loaded, and on this
+    host a TLS 1.2 handshake that serves the certificate in ``cert_file``."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..certs import CertError, load_chain
+    from ..host import FileSystem
+    from ..net import Network
+
+    def handshake(host: str, port: int) -> tuple[str | None, str | None]:
+        probe = Network().tls_sip_probe(host, port)
+        if not probe.connected:
+            return probe.error or "no TLS 1.2 handshake", None
+        if probe.version != "TLSv1.2":
+            return f"it speaks {probe.version}, not TLS 1.2", None
+        try:
+            leaf = load_chain(FileSystem(asterisk_dir).host_path(config.cert_file)
+                              .read_bytes())[0].public_bytes(Encoding.DER)
+        except (OSError, CertError, IndexError):
+            return None, None
+        if probe.peer_cert_der is not None and probe.peer_cert_der != leaf:
+            return None, f"it serves another certificate than {config.cert_file}"
+        return None, None
+
+    def check(a: Asterisk, log: Callable[[], list[str]]) -> Verdict:
+        return loaded(a, config, handshake if a.local else None, log)
+    return check

@@ -9,13 +9,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def install(tmp: Path) -> str:
-    """This checkout as a production host gets it: a wheel installed in a venv of its own
-    (its dependencies reached through a .pth, so nothing is downloaded but the build's)."""
+def install(tmp: Path, source: Path = ROOT) -> str:
+    """This checkout (or the tree at ``source``) as a production host gets it: a wheel installed
+    in a venv of its own (its dependencies reached through a .pth, so nothing is downloaded but
+    the build's)."""
     import sysconfig
     wheels = tmp / "wheel"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(ROOT)], check=True)
+                    str(source)], check=True)
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     vpy = venv / "bin" / "python"

@@ -1,0 +1,131 @@
+"""Start-up and preflight of two revisions side by side, in the same interleaved runs: did a
+change (a restructuring, a new import) make the everyday commands slower?
+
+    python tools/bench/compare_revs.py BASE [OTHER]     (OTHER: default the working tree)
+
+Each revision is built as a wheel into a venv of its own (as a production host gets it), then
+every round runs, in turn for each: the venv's bare interpreter, ``pbx-bridge --version``, the
+process AGI routing a mapped room, and ``preflight --format json`` on a FreePBX tree of 5,000
+endpoints with a 2,000-rule ruleset (loopback DNS). Load on the machine hits both alike.
+Prints the medians and OTHER minus BASE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from agi_bench import header_for  # noqa: E402
+from helpers import FQDN, PUBLIC_IP, DnsServer  # noqa: E402
+from pbx_bridge.rooms.store import Store  # noqa: E402
+from preflight_bench import build_rules, build_tree  # noqa: E402
+from wheel_venv import install  # noqa: E402
+
+
+def checkout(rev: str, dest: Path) -> Path:
+    """The tree of ``rev`` (git archive: no worktree left behind)."""
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+                          capture_output=True, check=True).stdout
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def run(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode not in (0, 1):  # preflight's "not ready" is 1
+        raise RuntimeError(f"{argv} exited {r.returncode}")
+    return (time.perf_counter() - t0) * 1000
+
+
+def agi(exe: str, state: Path) -> float:
+    head = header_for("10001")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([exe, "agi", "alexa-route", "10001", "--state-dir", str(state)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    assert p.stdin is not None and p.stdout is not None
+    p.stdin.write(head)
+    p.stdin.flush()
+    last = b""
+    while True:
+        line = p.stdout.readline()
+        if not line:
+            break
+        last = line
+        p.stdin.write(b"200 result=1\n")
+        p.stdin.flush()
+    assert last.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), last
+    p.wait(10)
+    return (time.perf_counter() - t0) * 1000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("base", help="the revision to compare against (e.g. HEAD~3)")
+    ap.add_argument("other", nargs="?", help="the other revision (default: the working tree)")
+    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--endpoints", type=int, default=5000)
+    ap.add_argument("--rules", type=int, default=2000)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pbx-bridge-compare-"))
+    labels = {"base": args.base, "other": args.other or "working tree"}
+    exes = {"base": install(tmp / "base", checkout(args.base, tmp / "src-base")),
+            "other": install(tmp / "other", checkout(args.other, tmp / "src-other")
+                             if args.other else ROOT)}
+    state = tmp / "state"
+    store = Store(state)
+    store.set_meta(trunk_id="T", endpoint="alexa")
+    for i in range(3000):
+        store.record("T", str(10000 + i), f"amzn1.alexa.unit.did.{i}", f"Room {i}", ours=True)
+    store.publish()
+    store.close()
+    build_tree(tmp / "etc-asterisk", args.endpoints)
+    build_rules(tmp / "rules.v4", args.rules)
+    dns = DnsServer({FQDN: [PUBLIC_IP]})
+    try:
+        cases = {
+            "bare interpreter": lambda e: run([str(Path(e).parent / "python"), "-c", "pass"]),
+            "--version": lambda e: run([e, "--version"]),
+            "process AGI alexa-route": lambda e: agi(e, state),
+            f"preflight, {args.endpoints} endpoints": lambda e: run(
+                [e, "preflight", "--asterisk-dir", str(tmp / "etc-asterisk"),
+                 "--firewall-rules", str(tmp / "rules.v4"), "--dns-server", dns.address,
+                 "--format", "json"]),
+        }
+        got = {(c, k): [] for c in cases for k in exes}
+        for c, f in cases.items():  # warm the page cache
+            for e in exes.values():
+                f(e)
+        for i in range(args.rounds):
+            for c, f in cases.items():
+                order = list(exes.items()) if i % 2 == 0 else list(exes.items())[::-1]
+                for k, e in order:
+                    got[(c, k)].append(f(e))
+    finally:
+        dns.stop()
+    print(f"medians of {args.rounds} interleaved rounds (ms); base = {labels['base']}, "
+          f"other = {labels['other']}")
+    print(f"{'':28} {'base':>9} {'other':>9} {'other-base':>11}")
+    for c in cases:
+        b, o = (statistics.median(got[(c, k)]) for k in ("base", "other"))
+        print(f"{c:28} {b:9.1f} {o:9.1f} {o - b:+11.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,11 +10,12 @@ import argparse
 import re
 import sys
 
-from ..errors import InputError, PbxBridgeError, UsageError
+from ..errors import InputError, UsageError
 from .common import (Context, add_asterisk_dir, add_settings_args, context, emit, subcommands,
                      writes_state)
 
 from . import HELPS
+from ..trunk.lifecycle import TrunkFailed, create_or_adopt
 from ..trunk.local import LocalTrunk, changes, check_name, from_snapshot, not_public, read_chain
 
 TYPE_CHECKING = False
@@ -28,10 +29,6 @@ HELP = HELPS["trunk"]
 # The preflight checks that decide whether what we would send is right.
 GATE = ("tls.transport", "tls.version", "tls.port", "cert.valid", "cert.key", "cert.chain",
         "ip.public")
-
-
-class TrunkFailed(PbxBridgeError):
-    pass
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -165,34 +162,25 @@ def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
 
 # ---------------------------------------------------------------- waiting
 
-def wait_active(ctx: Context, trunk_id: str, timeout: float, quiet: bool) -> Trunk:
+
+def wait_active(ctx: Context, trunk_id: str, timeout: float) -> Trunk:
+    """Wait for ACTIVE, showing each poll: on a terminal one line rewritten, else one log
+    line per poll (for the journal)."""
     from .. import log
-    start = ctx.clock.monotonic()
-    delay = 1.0
-    tty = sys.stderr.isatty() and not quiet
-    while True:
-        trunk = ctx.api.get_trunk(trunk_id)
-        status = trunk.status or "(no status)"
-        elapsed = ctx.clock.monotonic() - start
+    from ..trunk.lifecycle import wait_active as wait
+    tty = sys.stderr.isatty()
+
+    def show(status: str, elapsed: float) -> None:
         if tty:
             log.progress(f"trunk {trunk_id}: {status} after {elapsed:.0f} s")
-        elif not quiet:  # no terminal: one line per poll, for the journal
+            if status == "ACTIVE":  # the last state stays on its line
+                sys.stderr.write("\n")
+                log.clear_line()
+        else:
             log.event("trunk-wait", message=f"trunk {trunk_id}: {status} after "
                       f"{elapsed:.0f} s", trunk=trunk_id, status=status,
                       elapsed=round(elapsed, 1))
-        if status == "ACTIVE":
-            if tty:  # the last state stays on its line
-                sys.stderr.write("\n")
-                log.clear_line()
-            return trunk
-        if status == "FAILED":
-            raise TrunkFailed(f"trunk {trunk_id} FAILED at Amazon; check the certificate "
-                              "chain, TLS name and peers, then 'pbx-bridge trunk update'")
-        if elapsed + delay > timeout:
-            raise TrunkFailed(f"trunk {trunk_id} still {status} after {elapsed:.0f} s "
-                              "(--timeout); run 'pbx-bridge trunk show' later")
-        ctx.clock.sleep(delay)
-        delay = min(delay * 1.5, 30.0)
+    return wait(ctx.api, ctx.clock, trunk_id, timeout, show)
 
 
 # ---------------------------------------------------------------- commands
@@ -209,50 +197,16 @@ def _check_timeout(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be a positive number of seconds")
 
 
-def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
-    """One trunk per PBX: Amazon's trunk with this TLS name is adopted when it is identical
-    and refused when it differs; the saved trunk is never replaced while Amazon has it."""
-    from ..amazon.errors import ApiError
-    saved = ctx.state.trunk_id
-    named = [(t, changes(t, spec)) for t in ctx.api.list_trunks() if t.name == spec.name]
-    same = [t for t, diff in named if not diff]
-    if saved is not None and not any(t.trunk_id == saved for t in same):
-        try:
-            current = ctx.api.get_trunk(saved)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            current = None  # gone at Amazon: a new one may take its place
-        if current is not None:
-            raise TrunkFailed(f"this PBX already has trunk {saved} ({current.name}, "
-                              f"{current.status}), saved in {ctx.state.path}; change it with "
-                              f"'pbx-bridge trunk update', or delete it first ('pbx-bridge "
-                              "trunk delete --yes')")
-    if same:
-        return same[0], "adopted"
-    if named:
-        t, diff = named[0]
-        what = []  # the name is the same: "tls" differs by the chain
-        if "peers" in diff:
-            what.append(f"peers {', '.join(map(str, t.peers)) or '-'}")
-        if "tls" in diff:
-            what.append("another certificate chain")
-        raise TrunkFailed(f"Amazon already has trunk {t.trunk_id} for {spec.name} "
-                          f"({'; '.join(what) or 'different'}); make it match with "
-                          f"'pbx-bridge trunk update {t.trunk_id}', or delete it first")
-    return ctx.api.create_trunk(spec), "created"
-
-
 @writes_state("trunk create")
 def run_create(args: argparse.Namespace) -> int:
     _check_timeout(args)
     ctx = context(args)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
-    trunk, action = _create_or_adopt(ctx, spec)
+    trunk, action = create_or_adopt(ctx.api, ctx.state, spec)
     _save(ctx, trunk)
     if args.wait:
-        trunk = wait_active(ctx, trunk.trunk_id, args.timeout, quiet=False)
+        trunk = wait_active(ctx, trunk.trunk_id, args.timeout)
     elif trunk.status is None:
         trunk = ctx.api.get_trunk(trunk.trunk_id)
     emit(args, {"action": action, **trunk.to_json()},
@@ -307,7 +261,7 @@ def run_update(args: argparse.Namespace) -> int:
         return 0
     trunk = ctx.api.update_trunk(tid, spec)  # the whole trunk: PUT replaces it
     if args.wait:
-        trunk = wait_active(ctx, tid, args.timeout, quiet=False)
+        trunk = wait_active(ctx, tid, args.timeout)
     emit(args, {"action": "updated", "changed": sorted(diff), **trunk.to_json()},
          f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
     return 0

@@ -42,7 +42,7 @@ def copy_of_package(tmp_path: Path) -> Path:
 def test_the_layers_are_kept():
     r = lint_imports(ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "2 kept, 0 broken" in r.stdout
+    assert "3 kept, 0 broken" in r.stdout
 
 
 @needs_linter
@@ -66,6 +66,42 @@ def test_an_upward_import_breaks_the_contract(tmp_path, module, planted, broken)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "each layer imports only the layers below it BROKEN" in r.stdout
     assert broken in r.stdout
+
+
+@needs_linter
+def test_a_module_without_a_layer_is_refused(tmp_path):
+    root = copy_of_package(tmp_path)
+    (root / "pbx_bridge" / "newthing.py").write_text("from .commands import common\n")
+    r = lint_imports(root)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "must be declared as a layer" in " ".join(r.stdout.split())
+    assert "pbx_bridge.newthing" in r.stdout
+
+
+@needs_linter
+def test_a_command_importing_another_is_refused(tmp_path):
+    root = copy_of_package(tmp_path)
+    target = root / "pbx_bridge" / "commands" / "status.py"
+    target.write_text(target.read_text() + "\n\ndef _planted() -> None:\n"
+                      "    from .trunk import desired\n")
+    r = lint_imports(root)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "pbx_bridge.commands.status -> pbx_bridge.commands.trunk" in r.stdout
+
+
+def test_modules_are_imported_by_name_only_where_the_contract_expects():
+    """import-linter cannot see ``importlib.import_module("...")``: the one such import is
+    cli.py's, of the command modules named in commands.MODULES (a layer below it)."""
+    from pbx_bridge.commands import MODULES
+    by_name = []
+    for path in sorted((ROOT / "pbx_bridge").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and (
+                    getattr(node.func, "attr", None) == "import_module" or
+                    getattr(node.func, "id", None) in ("import_module", "__import__")):
+                by_name.append(str(path.relative_to(ROOT)))
+    assert by_name == ["pbx_bridge/cli.py"]
+    assert all(m.startswith("pbx_bridge.commands.") for m in MODULES.values())
 
 
 def private_imports(package: Path) -> list[str]:

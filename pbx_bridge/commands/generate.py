@@ -16,7 +16,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib load only for the type checker (fast --help)
     from typing import Union
     from pathlib import Path
-    from ..generate.render import TrunkConfig
     from ..preflight.media import RtpRange
     from ..preflight.snapshot import Snapshot
     from ..settings import Settings
@@ -100,52 +99,6 @@ def _rtp_range_is_ours_to_set(snap: "Snapshot", r: "Union[RtpRange, str]", start
                    "edit your lines), or leave --rtp-range out")
 
 
-def _amazon_after_rollback(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path,
-                           restored: list[Path], reloaded: bool) -> str | None:
-    """A rollback that put an older certificate back (after renew-hook) must put its chain
-    back at Amazon too, once Asterisk serves it, or the next call fails TLS. Raises
-    ApplyFailed, naming `pbx-bridge trunk update`, when that cannot be done."""
-    from pathlib import Path
-
-    from ..amazon.models import TrunkSpec
-    from ..certs import same_chain
-    from ..errors import PbxBridgeError
-    from ..generate.transaction import ApplyFailed
-    from ..preflight.snapshot import Options, Unknown, gather
-    from ..state import State
-    from .common import context
-    from ..renew.served import wait_served
-    snap = gather(Options(asterisk_dir=asterisk_dir, firewall=False, dns=False))
-    cert, t = snap.cert, snap.transport
-    if t is None or isinstance(cert, Unknown) or isinstance(cert.chain, Unknown) or \
-            not cert.chain or Path(cert.path).resolve() not in {p.resolve() for p in restored}:
-        return None
-    from cryptography.hazmat.primitives.serialization import Encoding
-    chain = tuple(c.public_bytes(Encoding.PEM).decode() for c in cert.chain)
-    leaf = cert.leaf() or cert.chain[0]
-    undone = "; Amazon may still hold the renewed chain: run 'pbx-bridge trunk update' "
-    try:
-        tid = State(settings.state_dir).trunk_id
-        if tid is None:
-            return None
-        ctx = context(args)
-        trunk = ctx.api.get_trunk(tid)
-        if same_chain(trunk.certificate_chain, chain):
-            return f"trunk {tid} at Amazon already holds the restored certificate chain"
-        want = leaf.public_bytes(Encoding.DER)
-        if not reloaded or wait_served(t.connect_host, t.port, want, 5.0) != want:
-            raise ApplyFailed(f"rolled back, but Asterisk does not serve the restored "
-                              f"certificate on {t.connect_host}:{t.port}, so Amazon keeps its "
-                              f"chain; restart Asterisk, then run 'pbx-bridge trunk update'")
-        ctx.api.update_trunk(tid, TrunkSpec(trunk.name or "", chain, trunk.peers))
-    except ApplyFailed:
-        raise
-    except PbxBridgeError as exc:
-        raise ApplyFailed(f"rolled back the certificate files, but Amazon was not updated "
-                          f"({exc})" + undone + "once it answers") from None
-    return f"trunk {tid}: the restored certificate chain sent to Amazon"
-
-
 def _list_backups(settings: "Settings", asterisk_dir: Path) -> int:
     """``--list-backups``: read-only, no lock (a backup being made is not listed yet)."""
     from ..generate.transaction import Transaction, made_by
@@ -213,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
                          (f" (--rollback again undoes {left[0][0].name}; "
                           "--list-backups lists them)\n" if left else
                           ": the files are as before the oldest backup\n"))
-        amazon = _amazon_after_rollback(args, settings, asterisk_dir, restored,
-                                        reloaded=note.startswith("Asterisk reloaded"))
+        from ..renew.restore import chain_after_rollback
+        from .common import context
+        amazon = chain_after_rollback(settings, asterisk_dir, restored,
+                                      note.startswith("Asterisk reloaded"),
+                                      lambda: context(args).api)
         if amazon:
             sys.stdout.write(f"{amazon}\n")
         return 0
@@ -322,33 +278,6 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
                 return 0
         finally:
             tx.asterisk.close()
-        _check_running(settings, plan.config, asterisk_dir)
+        from ..generate.transaction import check_running
+        sys.stdout.write(check_running(settings, plan.config, asterisk_dir) + "\n")
     return 0
-
-
-def _check_running(settings: "Settings", config: "TrunkConfig", asterisk_dir: Path) -> None:
-    """Nothing to write: does the running Asterisk run what is on disk? (After a "restart
-    needed", a re-run must not say all is well until Asterisk was restarted.)"""
-    from ..generate.transaction import open_transaction
-    from ..generate.verify import checker
-    from ..generate.transaction import ApplyFailed, RestartNeeded
-    tx = open_transaction(settings, asterisk_dir)
-    try:
-        why = tx.asterisk.unavailable()
-        if why is not None:
-            if tx.asterisk.runs:
-                raise ApplyFailed(f"nothing to write, but Asterisk runs and could not be "
-                                  f"checked ({why}): fix [ami] or [pbx] asterisk_cli")
-            sys.stdout.write(f"{why}: not checked\n")
-            return
-        verdict = checker(config, asterisk_dir)(tx.asterisk, list)
-    finally:
-        tx.asterisk.close()
-    if verdict.restart_needed:
-        raise RestartNeeded(f"nothing to write, but {verdict.summary}: asterisk -rx 'core "
-                            "restart gracefully'")
-    if not verdict.ok:
-        raise ApplyFailed("nothing to write, but the running Asterisk does not match the "
-                          f"config: {verdict.summary}; reload it (asterisk -rx 'module reload "
-                          "res_pjsip.so') and look at its log")
-    sys.stdout.write(f"{verdict.summary}\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Callable
 
 from .model import Ruleset
@@ -28,21 +27,24 @@ def detect_format(text: str) -> str | None:
     return None
 
 
-# each format's parser, as (module, function): only the one a ruleset needs is imported
-PARSERS = {
-    "iptables-save": ("iptables", "parse_iptables_save"),
-    "nft": ("nft", "parse_nft_text"),
-    "nft-json": ("nft", "parse_nft_json"),
-    "ufw": ("frontends", "parse_ufw"),
-    "firewalld": ("frontends", "parse_firewalld"),
-}
-
-
 def parser(fmt: str) -> Callable[[str, str], Ruleset]:
-    module, function = PARSERS[fmt]
-    parse: Callable[[str, str], Ruleset] = getattr(
-        import_module(f".{module}", __package__), function)
-    return parse
+    """The parser of a format; only the module a ruleset needs is imported."""
+    if fmt == "iptables-save":
+        from .iptables import parse_iptables_save
+        return parse_iptables_save
+    if fmt == "nft":
+        from .nft import parse_nft_text
+        return parse_nft_text
+    if fmt == "nft-json":
+        from .nft import parse_nft_json
+        return parse_nft_json
+    if fmt == "ufw":
+        from .frontends import parse_ufw
+        return parse_ufw
+    if fmt == "firewalld":
+        from .frontends import parse_firewalld
+        return parse_firewalld
+    raise KeyError(fmt)
 
 
 def parse_ruleset(text: str, source: str) -> Ruleset:

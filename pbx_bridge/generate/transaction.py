@@ -29,6 +29,7 @@ from .verify import LogCapture, Verdict
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..settings import Settings
+    from .render import TrunkConfig
 
 
 class ApplyFailed(PbxBridgeError):
@@ -565,3 +566,29 @@ def open_transaction(settings: "Settings", asterisk_dir: Path, command: str = "g
             time.sleep(delay)
     return Transaction(settings.state_dir, asterisk_dir, asterisk, pause, settings.key_group,
                        command)
+
+
+def check_running(settings: "Settings", config: TrunkConfig, asterisk_dir: Path) -> str:
+    """Nothing to write: does the running Asterisk run what is on disk? (After a "restart
+    needed", a re-run must not say all is well until Asterisk was restarted.) The verdict's
+    words; ApplyFailed or RestartNeeded when it does not."""
+    from .verify import checker
+    tx = open_transaction(settings, asterisk_dir)
+    try:
+        why = tx.asterisk.unavailable()
+        if why is not None:
+            if tx.asterisk.runs:
+                raise ApplyFailed(f"nothing to write, but Asterisk runs and could not be "
+                                  f"checked ({why}): fix [ami] or [pbx] asterisk_cli")
+            return f"{why}: not checked"
+        verdict = checker(config, asterisk_dir)(tx.asterisk, list)
+    finally:
+        tx.asterisk.close()
+    if verdict.restart_needed:
+        raise RestartNeeded(f"nothing to write, but {verdict.summary}: asterisk -rx 'core "
+                            "restart gracefully'")
+    if not verdict.ok:
+        raise ApplyFailed("nothing to write, but the running Asterisk does not match the "
+                          f"config: {verdict.summary}; reload it (asterisk -rx 'module reload "
+                          "res_pjsip.so') and look at its log")
+    return verdict.summary

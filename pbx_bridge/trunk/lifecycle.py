@@ -76,3 +76,17 @@ def create_or_adopt(api: "PbxApi", state: "State", spec: "TrunkSpec") -> "tuple[
                           f"({'; '.join(what) or 'different'}); make it match with "
                           f"'pbx-bridge trunk update {t.trunk_id}', or delete it first")
     return api.create_trunk(spec), "created"
+
+
+def send_chain(api: "PbxApi", trunk_id: str, chain: tuple[str, ...], what: str
+               ) -> tuple[str, bool]:
+    """Give Amazon's trunk this certificate chain, unless it holds it already: (what happened,
+    whether it was sent). ``what`` names the chain in the message."""
+    from ..amazon.models import TrunkSpec
+    from ..certs import same_chain
+    trunk = api.get_trunk(trunk_id)
+    if same_chain(trunk.certificate_chain, chain):
+        return f"trunk {trunk_id} already holds this chain", False
+    # the whole trunk, as Amazon holds it with the new chain: PUT replaces it
+    api.update_trunk(trunk_id, TrunkSpec(trunk.name or "", chain, trunk.peers))
+    return f"trunk {trunk_id}: {what} sent to Amazon", True

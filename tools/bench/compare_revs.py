@@ -7,13 +7,17 @@ Each revision is built as a wheel into a venv of its own (as a production host g
 every round runs, in turn for each: the venv's bare interpreter, ``pbx-bridge --version``, the
 process AGI routing a mapped room, and ``preflight --format json`` on a FreePBX tree of 5,000
 endpoints with a 2,000-rule ruleset (loopback DNS). Load on the machine hits both alike.
-Prints the medians and OTHER minus BASE.
+Prints the medians and OTHER minus BASE. With ``--instructions``, also each case once under
+valgrind's callgrind (PYTHONHASHSEED=0): instruction counts, repeatable whatever else the
+machine is doing.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +46,17 @@ def checkout(rev: str, dest: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(dest, filter="data")
     return dest
+
+
+def instructions(argv: list[str], stdin: bytes = b"") -> int:
+    """Instructions the whole process ran (callgrind's "I refs")."""
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                        *argv], input=stdin, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": "0"})
+    for line in r.stderr.decode(errors="replace").splitlines():
+        if "I   refs:" in line:
+            return int(line.split(":")[1].replace(",", ""))
+    raise RuntimeError(f"no instruction count from {argv}: {r.stderr[-500:]!r}")
 
 
 def run(argv: list[str]) -> float:
@@ -81,8 +96,17 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--endpoints", type=int, default=5000)
     ap.add_argument("--rules", type=int, default=2000)
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count each case's instructions once under callgrind")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pbx-bridge-compare-"))
+    try:
+        return compare(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, tmp: Path) -> int:
     labels = {"base": args.base, "other": args.other or "working tree"}
     exes = {"base": install(tmp / "base", checkout(args.base, tmp / "src-base")),
             "other": install(tmp / "other", checkout(args.other, tmp / "src-other")
@@ -124,6 +148,25 @@ def main() -> int:
     for c in cases:
         b, o = (statistics.median(got[(c, k)]) for k in ("base", "other"))
         print(f"{c:28} {b:9.1f} {o:9.1f} {o - b:+11.1f}")
+    if args.instructions:
+        dns = DnsServer({FQDN: [PUBLIC_IP]})
+        try:
+            argvs = {"bare interpreter": lambda e: ([str(Path(e).parent / "python"), "-c",
+                                                     "pass"], b""),
+                     "--version": lambda e: ([e, "--version"], b""),
+                     "process AGI alexa-route": lambda e: (
+                         [e, "agi", "alexa-route", "10001", "--state-dir", str(state)],
+                         header_for("10001") + b"200 result=1\n" * 5),
+                     f"preflight, {args.endpoints} endpoints": lambda e: (
+                         [e, "preflight", "--asterisk-dir", str(tmp / "etc-asterisk"),
+                          "--firewall-rules", str(tmp / "rules.v4"), "--dns-server",
+                          dns.address, "--format", "json"], b"")}
+            print("instructions (millions, callgrind, once each)")
+            for c, f in argvs.items():
+                b, o = (instructions(*f(exes[k])) / 1e6 for k in ("base", "other"))
+                print(f"{c:28} {b:9.1f} {o:9.1f} {o - b:+11.1f} ({(o - b) / b:+.2%})")
+        finally:
+            dns.stop()
     return 0
 
 

@@ -6,7 +6,6 @@ run as the asterisk user without access to the settings file's secrets.
 
 from __future__ import annotations
 
-import os
 import sys
 
 TYPE_CHECKING = False
@@ -40,32 +39,6 @@ def add_parsers(sub: "argparse._SubParsersAction") -> None:  # type: ignore[type
     f.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="seconds to wait for each line from Asterisk")
     f.set_defaults(run=run_fastagi)
-
-
-def state_dir(explicit: str | None) -> tuple[str, str]:
-    """--state-dir (the generated dialplan passes it), else $PBX_BRIDGE_STATE_DIR, else the
-    settings file's (read only when this user may read it: the asterisk user usually may
-    not), else the default. With a note saying so when the default was taken for want of
-    the settings, which a miss then explains."""
-    from ..defaults import DEFAULT_CONFIG, DEFAULT_STATE_DIR, absolute
-    if explicit:
-        return absolute(explicit), ""
-    if os.environ.get("PBX_BRIDGE_STATE_DIR"):
-        return absolute(os.environ["PBX_BRIDGE_STATE_DIR"]), ""
-    config = os.environ.get("PBX_BRIDGE_CONFIG") or DEFAULT_CONFIG
-    if os.access(config, os.R_OK):
-        from ..errors import PbxBridgeError
-        from ..settings import load
-        try:
-            return str(load(None).state_dir), ""
-        except PbxBridgeError as exc:
-            return DEFAULT_STATE_DIR, f"the settings could not be used ({exc}): the default " \
-                f"state dir was read; pass --state-dir"
-    if os.path.exists(config):
-        return DEFAULT_STATE_DIR, (f"{config} is not readable by uid {os.getuid()}: the "
-                                   "default state dir was read; pass --state-dir (pbx-bridge "
-                                   "generate --agi process writes it into the dialplan)")
-    return DEFAULT_STATE_DIR, ""
 
 
 def agi_fast(argv: list[str]) -> int | None:
@@ -111,13 +84,14 @@ def run_agi(args: "argparse.Namespace") -> int:
 
 def _agi(route: str, words: list[str], state: str | None, timeout: float) -> int:
     from ..agi.session import FdChannel, TableSource, converse
+    from ..agi.where import state_dir as agi_state_dir
 
     def log(line: str) -> None:
         sys.stderr.write(f"pbx-bridge agi: {line}\n")
         sys.stderr.flush()
 
     ch = FdChannel(sys.stdin.buffer, sys.stdout.buffer, timeout)
-    converse(ch, route, words, TableSource(*state_dir(state)), log)
+    converse(ch, route, words, TableSource(*agi_state_dir(state)), log)
     return 0  # the call goes on whatever happened; the log line says what
 
 
@@ -135,7 +109,8 @@ def run_fastagi(args: "argparse.Namespace") -> int:
     except ValueError as exc:
         raise UsageError(f"--allow: {exc}") from None
     try:
-        where, note = state_dir(args.state_dir)
+        from ..agi.where import state_dir as agi_state_dir
+        where, note = agi_state_dir(args.state_dir)
         if note:
             sys.stderr.write(f"pbx-bridge fastagi: {note}\n")
         server = FastAgiServer((host, port), Path(where), allow, args.timeout)

@@ -127,11 +127,6 @@ def run_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-def _room_key(name: str) -> str:
-    parts = name.split()
-    return (parts[-1] if parts else name).casefold()
-
-
 def pattern_regex(pattern: str) -> re.Pattern[str]:
     if pattern.count("{room}") != 1:
         raise UsageError("--pattern must contain {room} once, e.g. '7{room}'")
@@ -156,19 +151,12 @@ def run_import(args: argparse.Namespace) -> int:
     ctx = context(args)
     _property(args, ctx)
     names = _pbx_endpoints(args, ctx)
-    units = {_room_key(u.name): u for u in ctx.api.list_units(args.property)}
-    rows = []
-    unmatched = []
-    for name in names:
-        m = rx.match(name)
-        if not m or not name.isdigit():
-            continue
-        unit = units.get(m.group("room").casefold())
-        if unit is None:
-            unmatched.append(name)
-            continue
-        rows.append((name, unit.name, ctx.api.get_profile(unit.unit_id) or ""))
-    rows.sort()
+    from ..rooms.discover import match_rooms, room_key
+    listed = ctx.api.list_units(args.property)
+    matched, unmatched = match_rooms(names, rx, listed)
+    units = {room_key(u.name): u for u in listed}
+    rows = sorted((name, unit.name, ctx.api.get_profile(unit.unit_id) or "")
+                  for name, unit in matched)
     if not rows:
         digits = [n for n in names if n.isdigit()]
         matching = [n for n in digits if rx.match(n)]

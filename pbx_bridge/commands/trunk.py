@@ -14,9 +14,10 @@ from ..errors import InputError, UsageError
 from .common import (Context, add_asterisk_dir, add_settings_args, context, emit, subcommands,
                      writes_state)
 
-from . import HELPS
 from ..trunk.lifecycle import TrunkFailed, create_or_adopt
-from ..trunk.local import LocalTrunk, changes, check_name, from_snapshot, not_public, read_chain
+from ..trunk.local import (LocalTrunk, blocking, changes, check_name, from_snapshot,
+                           gate_findings, not_public, read_chain)
+from . import HELPS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing loads only for the type checker (fast --help)
@@ -26,9 +27,6 @@ if TYPE_CHECKING:  # typing loads only for the type checker (fast --help)
     from ..preflight.snapshot import Snapshot
 
 HELP = HELPS["trunk"]
-# The preflight checks that decide whether what we would send is right.
-GATE = ("tls.transport", "tls.version", "tls.port", "cert.valid", "cert.key", "cert.chain",
-        "ip.public")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -119,7 +117,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple["TrunkSpec", list["
                        dns=False,
                        dns_server=parse_dns_server(args.dns_server) if args.dns_server else None)
         snap = gather(opts)
-        findings = [f for f in run_checks(snap) if f.id in GATE]
+        findings = gate_findings(run_checks(snap))
     local = from_snapshot(snap) if snap is not None else LocalTrunk((), None, ())
     missing = []
     if args.cert_chain:
@@ -151,8 +149,7 @@ def desired(args: argparse.Namespace, ctx: Context) -> tuple["TrunkSpec", list["
 
 
 def _gate(args: argparse.Namespace, findings: list["Finding"]) -> None:
-    from ..findings import Status
-    bad = [f for f in findings if f.status in (Status.FAIL, Status.ERROR)]
+    bad = blocking(findings)
     if bad and not args.skip_preflight:
         lines = "\n".join(f"  {f.id}: {f.summary}" + (f" ({f.where})" if f.where else "")
                           for f in bad)

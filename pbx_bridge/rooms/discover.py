@@ -3,10 +3,15 @@ running Asterisk, or from the config files."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import InputError
 from ..secret import Secret
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..amazon.models import Unit
 
 
 def pbx_endpoints(asterisk_dir: Path, ami: "tuple[str, int, str, Secret] | None") -> list[str]:
@@ -30,3 +35,28 @@ def pbx_endpoints(asterisk_dir: Path, ami: "tuple[str, int, str, Secret] | None"
     if not cfg.found:
         raise InputError(str(asterisk_dir / "pjsip.conf"), "does not exist")
     return [sec.name for sec in pjsip.objects(cfg, "endpoint")]
+
+
+def room_key(name: str) -> str:
+    """A room's number as the PBX names it: the last word of the unit's name ("Room 101")."""
+    parts = name.split()
+    return (parts[-1] if parts else name).casefold()
+
+
+def match_rooms(names: list[str], pattern: "re.Pattern[str]", units: "list[Unit]"
+                ) -> "tuple[list[tuple[str, Unit]], list[str]]":
+    """The numeric extensions whose ``room`` part (``pattern``) names a unit: (extension,
+    unit) pairs, and the extensions that match the pattern but no unit."""
+    by_key = {room_key(u.name): u for u in units}
+    matched: list[tuple[str, Unit]] = []
+    unmatched = []
+    for name in names:
+        m = pattern.match(name)
+        if not m or not name.isdigit():
+            continue
+        unit = by_key.get(m.group("room").casefold())
+        if unit is None:
+            unmatched.append(name)
+        else:
+            matched.append((name, unit))
+    return matched, unmatched

@@ -15,6 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing loads only for the type checker (fast --help)
     from typing import Any
     from ..amazon.models import Peer, Trunk, TrunkSpec
+    from ..findings import Finding
     from ..preflight.snapshot import Snapshot
 
 
@@ -118,3 +119,20 @@ def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
     if sorted(current.peers) != sorted(want.peers):
         out["peers"] = want.to_wire()["peers"]
     return out
+
+
+# The preflight checks that decide whether what we would send is right.
+GATE = ("tls.transport", "tls.version", "tls.port", "cert.valid", "cert.key", "cert.chain",
+        "ip.public")
+
+
+def gate_findings(findings: "list[Finding]") -> "list[Finding]":
+    """The preflight's findings that decide whether what ``trunk create|update`` would send
+    is right."""
+    return [f for f in findings if f.id in GATE]
+
+
+def blocking(findings: "list[Finding]") -> "list[Finding]":
+    """Those that stop ``trunk create|update`` (unless --skip-preflight)."""
+    from ..findings import Status
+    return [f for f in findings if f.status in (Status.FAIL, Status.ERROR)]

@@ -39,6 +39,12 @@ def test_no_command_is_usage():
     assert r.returncode == 2 and "usage" in r.stderr
 
 
+def test_agi_without_a_route_asks_only_for_the_route():
+    r = cli("agi")  # ARG is optional: the usage error names only what is missing
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-1].endswith("the following arguments are required: ROUTE")
+
+
 @pytest.mark.parametrize("args,msg", [
     (["preflight", "--asterisk-dir", "/nonexistent/asterisk"], "does not exist"),
     (["preflight", "--asterisk-dir", str(DATA / "asterisk-22" / "etc-asterisk" / "pjsip.conf")],

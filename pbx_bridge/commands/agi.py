@@ -23,7 +23,7 @@ def add_parsers(sub: "argparse._SubParsersAction") -> None:  # type: ignore[type
                        "(sets ALEXA_MAPPED, ALEXA_ROOM, ALEXA_DIAL), alexa-caller (sets "
                        "ALEXA_ROOM and the caller name).")
     a.add_argument("route", metavar="ROUTE")
-    a.add_argument("args", nargs="*", metavar="ARG")
+    a.add_argument("args", nargs="*", metavar="ARG", default=[])
     a.add_argument("--state-dir", metavar="DIR", help="default: $PBX_BRIDGE_STATE_DIR, the "
                    "settings file's, or /var/lib/pbx-bridge")
     a.add_argument("--timeout", type=float, default=5.0, metavar="S",

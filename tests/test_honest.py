@@ -187,11 +187,25 @@ def test_excel_windows_1252_map_reaches_the_routes_as_written(hotel, tmp_path):
 @pytest.mark.parametrize("data", [
     ("\ufeff" + f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n").encode(),
     f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode(),
-    f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode("cp1252")])
+    f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode("cp1252"),
+    # UTF-16 with its BOM, little- and big-endian (Excel's and Notepad's "Unicode")
+    f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode("utf-16"),
+    "\ufeff".encode("utf-16-be") +
+    f"extension,room,comms_profile_id\n7301,{ROOM},amzn1.x.p1\n".encode("utf-16-be")])
 def test_utf8_with_or_without_bom_and_cp1252_read_the_same(tmp_path, data):
-    from pbx_bridge.rooms.mapfile import read
+    from pbx_bridge.rooms.mapfile import decode, read
     (tmp_path / "m.csv").write_bytes(data)
     assert [r.room for r in read(tmp_path / "m.csv")] == [ROOM]
+    assert decode(data).lstrip("\ufeff").splitlines()[1] == f"7301,{ROOM},amzn1.x.p1"
+
+
+def test_a_tab_separated_map_is_told_how_to_save_it(tmp_path):
+    from pbx_bridge.rooms.mapfile import MapErrors, read
+    (tmp_path / "m.txt").write_bytes(  # Excel's "Unicode Text": UTF-16, tabs
+        "extension\troom\tcomms_profile_id\n7301\tRoom 301\t\n".encode("utf-16"))
+    with pytest.raises(MapErrors) as e:
+        read(tmp_path / "m.txt")
+    assert "separated by tabs" in str(e.value) and "NUL" not in str(e.value)
 
 
 def test_control_characters_and_semicolons_are_refused_with_the_line(tmp_path):

@@ -88,8 +88,13 @@ def read(path: Path) -> list[Room]:
 
 
 def _encoding(f: BinaryIO, path: Path) -> str:
-    """What :func:`decode` would pick, found by streaming the file (nothing kept): UTF-8
-    (with or without BOM), else Windows-1252, else Latin-1. A NUL byte is no text."""
+    """What :func:`decode` would pick, found by streaming the file (nothing kept): UTF-16 when
+    it starts with its BOM (Excel's "Unicode Text", Notepad's "Unicode"), else UTF-8 (with or
+    without BOM), else Windows-1252, else Latin-1. A NUL byte is no text."""
+    start = f.read(2)
+    f.seek(0)
+    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
     decoders = {enc: codecs.getincrementaldecoder(enc)() for enc in ("utf-8-sig", "cp1252")}
     offset = 0
     while True:
@@ -124,7 +129,13 @@ def _lines(text: io.TextIOWrapper, path: Path) -> Iterator[str]:
 def decode(raw: bytes) -> str:
     """UTF-8 (with or without the BOM Excel writes for "CSV UTF-8"), else Windows-1252, what
     Excel writes for plain "CSV" on Western Windows (its curly quotes and dashes are C1 bytes
-    in Latin-1, which is how they used to reach the front desk's caller-ID as garbage)."""
+    in Latin-1, which is how they used to reach the front desk's caller-ID as garbage);
+    UTF-16 when it starts with its BOM."""
+    if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -167,6 +178,9 @@ def parse(text: "str | Iterable[str]", name: str) -> list[Room]:
         if first.count(";") >= 2 and "," not in first:
             hint = (" (this file is separated by ';', as Excel writes CSV where the decimal "
                     "mark is a comma: save it with ',' separators, or replace ';' by ',')")
+        elif first.count("\t") >= 2 and "," not in first:
+            hint = (" (this file is separated by tabs, as Excel's \"Unicode Text\" is: save it "
+                    "as \"CSV UTF-8 (Comma delimited)\")")
         raise MapErrors(name, [f"line 1: the header must be {','.join(HEADER)}{hint}"])
     seen_ext: dict[str, int] = {}
     seen_profile: dict[str, int] = {}

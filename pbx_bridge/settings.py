@@ -49,7 +49,7 @@ class Settings:
     scope: str
     state_dir: Path
     asterisk_dir: Path
-    source: str  # the settings file used, or "(none)"
+    source: str  # the settings file used, or which one was looked for (absent)
     timeout: float = 15.0
     ami: tuple[str, int, str, Secret] | None = None  # host, port, username, secret
     agi_user: str = "asterisk"  # who runs the AGI: rooms apply checks it can read the routes
@@ -172,7 +172,7 @@ def load(config: str | None = None, env: Mapping[str, str] | None = None) -> Set
     explicit = config or env.get("PBX_BRIDGE_CONFIG")
     path = absolute(explicit) if explicit else DEFAULT_CONFIG
     doc: dict[str, Any] = {}
-    source = "(none)"
+    source = f"a settings file ({DEFAULT_CONFIG} does not exist; --config)"
     text = ""
     if path.exists() or explicit:
         if not path.exists():

@@ -15,6 +15,7 @@ import json
 import os
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from realasterisk import free_udp_range
 from test_test_call import finding, make_pair
@@ -38,9 +39,9 @@ def lab(tmp_path_factory, request):
     return pair, relay
 
 
-def call(lab, what: str) -> dict:
+def call(lab, what: str, *extra: str) -> dict:
     pair, relay = lab
-    code, doc, err = pair.test_call("--to", "7202", "--hold", HOLD)
+    code, doc, err = pair.test_call("--to", "7202", "--hold", HOLD, *extra)
     assert doc.get("answered"), (code, doc, err)
     q = doc["quality"]
     print(f"\n{what} (seed {SEED}; relay RTP passed/dropped {relay.counts}): "
@@ -53,7 +54,8 @@ def call(lab, what: str) -> dict:
 
 def test_a_clean_call_has_no_loss_and_a_good_mos(lab):
     lab[1].set()
-    doc = call(lab, "clean")
+    prom = lab[0].home / "test_call.prom"
+    doc = call(lab, "clean", "--textfile", str(prom))
     q = doc["quality"]
     for d in ("to_amazon", "from_amazon"):
         assert q[d]["loss_pct"] == 0 and q[d]["reports"] >= 2, q[d]
@@ -65,6 +67,14 @@ def test_a_clean_call_has_no_loss_and_a_good_mos(lab):
             } == dict.fromkeys(("quality.loss", "quality.jitter", "quality.rtt",
                                 "quality.mos"), "pass")
     assert doc["ok"]
+    # the same figures as Prometheus metrics, for the rules in asterisk/prometheus/
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(prom.read_text())
+               for s in fam.samples}
+    assert samples[("pbx_bridge_test_call_success", ())] == 1
+    assert samples[("pbx_bridge_test_call_loss_ratio", (("direction", "to_amazon"),))] == 0
+    assert samples[("pbx_bridge_test_call_mos_estimate", (("direction", "call"),))] == \
+        pytest.approx(q["mos"], abs=0.01)
 
 
 def test_loss_toward_amazon_is_reported_in_that_direction(lab):

@@ -171,7 +171,8 @@ def legs(codec: str | None, rtcp_all: Mapping[str, float], rtt: Mapping[str, flo
         else:
             got = _int(rtcp_all.get("rxcount"))
             lost = blocks[-1].cumulative_lost if blocks else _int(rtcp_all.get("lp"))
-            s = amazon_sent
+            # what its sequence numbers say it sent; its own sender report's count lags
+            s = got + lost if got is not None and lost is not None else amazon_sent
             score = mes.get("avgrxmes", rtcp_all.get("txmes")) if got else None
             if loss is None and got is not None and lost is not None and got + lost > 0:
                 loss = 100.0 * lost / (got + lost)

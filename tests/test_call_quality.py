@@ -24,7 +24,10 @@ from udprelay import TO_AMAZON, TO_PBX, Impairment, Relay
 pytestmark = pytest.mark.asterisk
 SEED = int(os.environ.get("PBX_BRIDGE_TEST_SEED", "25"))
 RELAY = "127.0.0.3"
-HOLD = "10"  # about nine RTCP reports each way at the lab's 1 s interval
+# RTCP reports come every second in the lab: 6 s is five or so each way, enough for the loss
+# (exact between the first and the last); the jitter estimate settles over seconds, and is
+# read on the later half of the reports, so those calls hold 12 s
+HOLD, JITTER_HOLD = "6", "12"
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +42,9 @@ def lab(tmp_path_factory, request):
     return pair, relay
 
 
-def call(lab, what: str, *extra: str) -> dict:
+def call(lab, what: str, *extra: str, hold: str = HOLD) -> dict:
     pair, relay = lab
-    code, doc, err = pair.test_call("--to", "7202", "--hold", HOLD, *extra)
+    code, doc, err = pair.test_call("--to", "7202", "--hold", hold, *extra)
     assert doc.get("answered"), (code, doc, err)
     q = doc["quality"]
     print(f"\n{what} (seed {SEED}; relay RTP passed/dropped {relay.counts}): "
@@ -59,7 +62,7 @@ def test_a_clean_call_has_no_loss_and_a_good_mos(lab):
     q = doc["quality"]
     for d in ("to_amazon", "from_amazon"):
         assert q[d]["loss_pct"] == 0 and q[d]["reports"] >= 2, q[d]
-        assert q[d]["sent"] > 200 and q[d]["received"] > 200
+        assert q[d]["sent"] > 150 and q[d]["received"] > 150
         assert q[d]["mes"] is not None and q[d]["rtt_ms"] is not None
     assert q["mos"] >= 4.0 and q["mos_estimated"] is True
     assert 0 <= doc["timing"]["pdd_ms"] <= doc["timing"]["answer_ms"] < 10000
@@ -102,7 +105,7 @@ def test_loss_toward_the_pbx_is_reported_in_that_direction(lab):
 
 def test_jitter_toward_amazon_is_reported_in_that_direction(lab):
     lab[1].set(to_amazon=Impairment(delay=(10, 190)))
-    doc = call(lab, "100 +/- 90 ms jitter toward Amazon")
+    doc = call(lab, "100 +/- 90 ms jitter toward Amazon", hold=JITTER_HOLD)
     q = doc["quality"]
     assert q["to_amazon"]["jitter_ms"] >= 30 and q["from_amazon"]["jitter_ms"] < 30, q
     f = finding(doc, "quality.jitter")
@@ -112,7 +115,7 @@ def test_jitter_toward_amazon_is_reported_in_that_direction(lab):
 
 def test_jitter_toward_the_pbx_is_reported_in_that_direction(lab):
     lab[1].set(to_pbx=Impairment(delay=(10, 190)))  # 100 +/- 90 ms: RFC 3550 reads ~60 ms
-    doc = call(lab, "100 +/- 90 ms jitter toward the PBX")
+    doc = call(lab, "100 +/- 90 ms jitter toward the PBX", hold=JITTER_HOLD)
     q = doc["quality"]
     assert q["from_amazon"]["jitter_ms"] >= 30, q
     assert q["to_amazon"]["jitter_ms"] < 30, q

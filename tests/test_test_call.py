@@ -420,11 +420,16 @@ def test_no_ami_is_exit_2_naming_the_settings(pair):
     bad.write_text(pair.settings.read_text().replace('secret = "ami-s3cret"',
                                                      'secret = "wrong"'))
     bad.chmod(0o600)
-    code, doc, _ = pair.test_call("--to", "7201", settings=bad)
+    prom = pair.home / "no-ami.prom"
+    code, doc, _ = pair.test_call("--to", "7201", "--textfile", str(prom), settings=bad)
     assert code == 2 and not doc["ok"]
     f = finding(doc, "ami.connect")
     assert "login as pbxbridge failed" in f["summary"] and str(bad) in f["fix"]
     assert "wrong" not in json.dumps(doc)
+    # a daily test call that could not even be placed is a failed one in its metrics
+    metrics = prom.read_text()
+    assert "pbx_bridge_test_call_success 0.0" in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.connect"} 1.0' in metrics
     closed = pair.home / "closed.toml"
     closed.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
                                                         f"port = {free_ports(1)[0]}"))

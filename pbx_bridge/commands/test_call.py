@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
                           "username": user}, settings.source,
                           f"check [ami] host, port, username and secret in {settings.source} "
                           "and that manager.conf enables AMI for that user")
+        if args.textfile:  # a daily call that could not be placed is a failed one
+            _write_metrics(args.textfile, obs, [finding], started, time.monotonic() - t0)
         _show(args, obs, [finding])
         return 2
     caller = Caller(ami)

@@ -94,8 +94,8 @@ def parse_values(text: str | None) -> dict[str, float]:
 def block_of(event: Mapping[str, str], ssrc: int | None, at: float) -> Block | None:
     """The report block of an ``RTCPSent``/``RTCPReceived`` event about the stream ``ssrc``
     (any, when None), or None."""
-    for i in range(int(event.get("ReportCount", "0") or 0) if
-                   (event.get("ReportCount") or "").isdigit() else 0):
+    count = event.get("ReportCount", "")
+    for i in range(int(count) if count.isdigit() else 0):
         p = f"Report{i}"
         try:
             source = int(event.get(p + "SourceSSRC", ""), 0)

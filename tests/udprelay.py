@@ -9,6 +9,14 @@ toward one side: ``loss_every=20`` drops exactly one packet of every 20, at a pl
 block drawn from the seeded generator (5 %, whatever stretch a report covers);
 ``delay=(10, 190)`` holds each packet for a uniform random 10-190 ms (100 +/- 90 ms), so
 packets arrive unevenly and out of order, as over a congested link.
+
+Each side starts sending to the address it was told, so Amazon's first packets go to the PBX
+directly; both use symmetric RTP (and Amazon's side no strict RTP), so each turns to the
+relay as soon as packets come from it. The first ``after`` (15) packets of each way pass
+untouched, so that a delayed or reordered start cannot keep a side from learning the relay
+(seen: with the delay from the first packet, the PBX locked onto Amazon's direct address
+and the media left the relay). The tests check the relay's counts: the media went through
+it both ways.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ AMAZON_ROOMS = """\
 ; answers and echoes: a working call
 exten => 7201,1,Answer()
  same => n,Echo()
+; answers and plays a tone of its own: a stream that does not depend on what it receives
+exten => 7202,1,Answer()
+ same => n,Milliwatt()
 ; answers and sends nothing: one-way audio
 exten => 7300,1,Answer()
  same => n,Wait(60)
@@ -63,6 +66,7 @@ aors=pbx
 media_encryption={media_encryption}
 direct_media=no
 rtp_symmetric=yes
+{endpoint_extra}
 
 [pbx]
 type=identify
@@ -111,6 +115,7 @@ class Pair:
     settings: Path
     amazon_dir: Path
     amazon_tls: int
+    endpoint_extra: str = ""  # more lines for Amazon's endpoint (media_address=...)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
@@ -131,7 +136,7 @@ class Pair:
         """Reconfigure Amazon's side (an endpoint change reloads)."""
         (self.amazon_dir / "pjsip.conf").write_text(AMAZON_PJSIP.format(
             tls=self.amazon_tls, keys=self.home / "keys", pbx_tls=self.pbx_tls,
-            media_encryption=media_encryption))
+            media_encryption=media_encryption, endpoint_extra=self.endpoint_extra))
         self.amazon.cli("module reload res_pjsip.so")
         self.amazon.wait_for("pjsip show endpoint pbx",
                              rf"media_encryption\s+:\s+{media_encryption}")
@@ -186,8 +191,12 @@ def pair(tmp_path_factory, request):
     return make_pair(tmp_path_factory, request)
 
 
-def make_pair(tmp_path_factory, request) -> Pair:
-    """The PBX as generate --write configured it, and Amazon's side: booted, qualified."""
+def make_pair(tmp_path_factory, request, rtcp_ms: int = 1000, endpoint_extra: str = "",
+              amazon_rtp: tuple[int, int] | None = None, amazon_rtp_extra: str = "") -> Pair:
+    """The PBX as generate --write configured it, and Amazon's side: booted, qualified. Both
+    send RTCP every ``rtcp_ms`` (Asterisk's default, 5 s, would leave a short test call
+    without a report); ``endpoint_extra`` goes into Amazon's endpoint, ``amazon_rtp`` is its
+    RTP port range and ``amazon_rtp_extra`` more lines of its rtp.conf."""
     home = tmp_path_factory.mktemp("testcall")
     keys = home / "keys"
     keys.mkdir()
@@ -203,13 +212,19 @@ def make_pair(tmp_path_factory, request) -> Pair:
     etc.mkdir()
     (etc / "pjsip.conf").write_text(PBX_PJSIP.format(udp=udp))
     (etc / "extensions.conf").write_text(PBX_EXTENSIONS)
-    base_files(etc, pbx_ami, free_udp_range())
     amazon_dir = home / "amazon"
     amazon_dir.mkdir()
+    for d, (start, end), extra in ((etc, free_udp_range(), ""),
+                                   (amazon_dir, amazon_rtp or free_udp_range(),
+                                    amazon_rtp_extra)):
+        (d / "rtp.conf").write_text(f"[general]\nrtpstart={start}\nrtpend={end}\n"
+                                    f"rtcpinterval={rtcp_ms}\n{extra}")
+    base_files(etc, pbx_ami)
     (amazon_dir / "pjsip.conf").write_text(AMAZON_PJSIP.format(
-        tls=amazon_tls, keys=keys, pbx_tls=pbx_tls, media_encryption="sdes"))
+        tls=amazon_tls, keys=keys, pbx_tls=pbx_tls, media_encryption="sdes",
+        endpoint_extra=endpoint_extra))
     (amazon_dir / "extensions.conf").write_text(AMAZON_ROOMS)
-    base_files(amazon_dir, amazon_ami, free_udp_range())
+    base_files(amazon_dir, amazon_ami)
     pbx = boot(etc, pbx_ami)
     request.addfinalizer(pbx.stop)  # also when the set-up below fails
     amazon = boot(amazon_dir, amazon_ami)
@@ -217,7 +232,8 @@ def make_pair(tmp_path_factory, request) -> Pair:
     settings = home / "pbx-bridge.toml"
     settings.write_text(pbx.settings_toml(home / "state", etc, ami=True))
     settings.chmod(0o600)
-    p = Pair(pbx, amazon, home, settings, amazon_dir, amazon_tls, pbx_tls=pbx_tls)
+    p = Pair(pbx, amazon, home, settings, amazon_dir, amazon_tls, endpoint_extra,
+             pbx_tls=pbx_tls)
     r = subprocess.run([*PB, "generate", "--asterisk-dir", "etc", "--public-ip", PUBLIC_IP,
                         "--bind", "127.0.0.1", "--port", str(pbx_tls),
                         "--local-net", "127.0.0.0/8", "--cert", "keys/pbx.crt",
@@ -229,7 +245,7 @@ def make_pair(tmp_path_factory, request) -> Pair:
     from pbx_bridge.rooms.store import Store
     s = Store(home / "state")
     s.set_meta(trunk_id="amzn1.comms.network.siptrunk.t1", endpoint="alexa")
-    for ext in ("7201", "7300", "7403", "7408"):  # 7404 deliberately not mapped
+    for ext in ("7201", "7202", "7300", "7403", "7408"):  # 7404 deliberately not mapped
         s.record("amzn1.comms.network.siptrunk.t1", ext, f"amzn1.alexa.unit.did.{ext}",
                  f"Room {ext[1:]}")
     s.publish()
@@ -239,22 +255,38 @@ def make_pair(tmp_path_factory, request) -> Pair:
 
 
 def test_a_working_call_is_tls_srtp_with_rtp_both_ways(pair):
-    code, doc, err = pair.test_call("--to", "7201", "--hold", "2")
+    code, doc, err = pair.test_call("--to", "7201", "--hold", "3")
     assert code == 0, (doc, err)
     assert doc["ok"] and doc["direction"] == "to-alexa" and doc["answered"]
     assert doc["sip"] == {"code": 200, "reason": "OK"}
     assert doc["tls"] is True and doc["srtp"] is True and doc["codec"] in ("ulaw", "alaw")
-    assert doc["rtp"]["sent"] > 40 and doc["rtp"]["received"] > 40  # 50 packets/s, 2 s
-    assert [f["status"] for f in doc["findings"]] == ["pass"] * 6
+    assert doc["rtp"]["sent"] > 100 and doc["rtp"]["received"] > 100  # 50 packets/s, 3 s
+    # RTCP every second here: the quality figures are measured, and good
+    assert [f["status"] for f in doc["findings"]] == ["pass"] * 10, doc["findings"]
+    assert doc["quality"]["mos"] >= 4.0 and doc["timing"]["answer_ms"] is not None
     assert channels_up(pair.pbx) == 0  # hung up after the hold
     # the text report, and --direct dials the trunk endpoint itself
-    r = subprocess.run([*PB, "test-call", "--to", "7201", "--direct", "--hold", "1"],
+    r = subprocess.run([*PB, "test-call", "--to", "7201", "--direct", "--hold", "3"],
                        capture_output=True, text=True, cwd=pair.home, env=pair.env(),
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("test call to-alexa 7201: answered, SIP 200 OK, TLS yes, "
                                "SRTP yes, codec ")
-    assert "the call works: 6 pass" in r.stdout
+    lines = r.stdout.splitlines()
+    assert lines[1].startswith("post-dial delay ") and ", answered after " in lines[1]
+    assert lines[2].startswith("to Amazon:   ") and lines[3].startswith("from Amazon: ")
+    assert "% lost, jitter " in lines[2] and "(estimate)" in lines[3]
+    assert "the call works: 10 pass" in r.stdout
+
+
+def test_a_short_hold_says_the_quality_was_not_measured(pair):
+    """No RTCP report from Amazon can come in 0.2 s: the figures toward it are unknown, and
+    unknown is not a pass (skip, with how to measure them)."""
+    code, doc, _ = pair.test_call("--to", "7201", "--hold", "0.2")
+    assert code == 0 and doc["answered"]
+    f = finding(doc, "quality.mos")
+    assert f["status"] == "skip" and "--hold 15" in f["summary"]
+    assert doc["quality"]["to_amazon"]["loss_pct"] is None
 
 
 def test_404_unmapped_room(pair):
@@ -388,11 +420,16 @@ def test_no_ami_is_exit_2_naming_the_settings(pair):
     bad.write_text(pair.settings.read_text().replace('secret = "ami-s3cret"',
                                                      'secret = "wrong"'))
     bad.chmod(0o600)
-    code, doc, _ = pair.test_call("--to", "7201", settings=bad)
+    prom = pair.home / "no-ami.prom"
+    code, doc, _ = pair.test_call("--to", "7201", "--textfile", str(prom), settings=bad)
     assert code == 2 and not doc["ok"]
     f = finding(doc, "ami.connect")
     assert "login as pbxbridge failed" in f["summary"] and str(bad) in f["fix"]
     assert "wrong" not in json.dumps(doc)
+    # a daily test call that could not even be placed is a failed one in its metrics
+    metrics = prom.read_text()
+    assert "pbx_bridge_test_call_success 0.0" in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.connect"} 1.0' in metrics
     closed = pair.home / "closed.toml"
     closed.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
                                                         f"port = {free_ports(1)[0]}"))

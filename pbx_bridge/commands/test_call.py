@@ -40,14 +40,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "dial EXT in this dialplan context (e.g. from-internal), so that what "
                    "shadows the route to the rooms shows (default: pbx-bridge-to-alexa)")
     p.add_argument("--ring", action="store_true", help="--from-alexa: really ring EXT")
-    p.add_argument("--hold", type=float, default=3.0, metavar="SECONDS",
-                   help="keep an answered call up this long (default 3)")
+    p.add_argument("--hold", type=float, default=12.0, metavar="SECONDS",
+                   help="keep an answered call up this long (default 12: RTCP reports, "
+                   "which the quality figures rest on, come every few seconds)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="how long to let it ring (default 30)")
     p.add_argument("--endpoint", metavar="NAME", help="the trunk endpoint (default: the one "
                    "the routes name, else alexa)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (colour only on a terminal, never with NO_COLOR) or json")
+    p.add_argument("--max-loss", type=float, default=1.0, metavar="PERCENT",
+                   help="packet loss in either direction from which it is a finding "
+                   "(default 1)")
+    p.add_argument("--max-jitter", type=float, default=30.0, metavar="MS",
+                   help="RTCP jitter from which it is a finding (default 30)")
+    p.add_argument("--max-rtt", type=float, default=300.0, metavar="MS",
+                   help="round-trip time from which it is a finding (default 300)")
+    p.add_argument("--min-mos", type=float, default=3.6, metavar="MOS",
+                   help="estimated MOS under which the call fails (default 3.6)")
+    p.add_argument("--textfile", metavar="PATH", help="also write the call as Prometheus "
+                   "metrics to PATH (a *.prom file in node_exporter's textfile collector "
+                   "directory), atomically")
     p.set_defaults(run=run)
 
 
@@ -68,6 +81,18 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--hold must be 0..600 seconds")
     if not 0 < args.timeout <= 600:
         raise UsageError("--timeout must be more than 0 and at most 600 seconds")
+    if not (0 <= args.max_loss <= 100 and 0 <= args.max_jitter and 0 <= args.max_rtt and
+            1 <= args.min_mos <= 5):
+        raise UsageError("--max-loss is 0..100 %, --max-jitter and --max-rtt 0 or more ms, "
+                         "--min-mos 1..5")
+    if args.textfile:
+        from pathlib import Path
+        if not args.textfile.endswith(".prom"):
+            raise UsageError(f"--textfile {args.textfile}: node_exporter's textfile collector "
+                             "reads only files ending in .prom")
+        if not Path(args.textfile).parent.is_dir():
+            raise UsageError(f"--textfile {args.textfile}: the folder "
+                             f"{Path(args.textfile).parent} does not exist")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
     from ..testcall.call import Caller
     from ..testcall.diagnose import diagnose, report
     from ..testcall.observation import Observation
+    from ..testcall.quality import Limits
+    import time
     _check(args)
+    started, t0 = time.time(), time.monotonic()
+    limits = Limits(args.max_loss, args.max_jitter, args.max_rtt, args.min_mos)
     settings = load(args.config)
     obs = Observation("from-alexa" if args.from_alexa else "to-alexa", args.to,
                       args.endpoint or "alexa")
@@ -107,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
                           "username": user}, settings.source,
                           f"check [ami] host, port, username and secret in {settings.source} "
                           "and that manager.conf enables AMI for that user")
+        if args.textfile:  # a daily call that could not be placed is a failed one
+            _write_metrics(args.textfile, obs, [finding], started, time.monotonic() - t0)
         _show(args, obs, [finding])
         return 2
     caller = Caller(ami)
@@ -126,9 +157,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         caller.hang_up_all()  # also on Ctrl-C: never leave a channel up
         ami.close()
-    findings = diagnose(obs)
+    findings = diagnose(obs, limits)
+    if args.textfile:
+        _write_metrics(args.textfile, obs, findings, started, time.monotonic() - t0)
     _show(args, obs, findings)
     return 0 if report(obs, findings)["ok"] else 1
+
+
+def _write_metrics(path: str, obs: "Observation", findings: "list[Finding]", started: float,
+                   duration: float) -> None:
+    from prometheus_client import write_to_textfile
+    from ..testcall.metrics import registry
+    try:
+        write_to_textfile(path, registry(obs, findings, started, duration))
+    except OSError as exc:
+        raise UsageError(f"--textfile {path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]") -> None:
@@ -156,5 +199,23 @@ def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]
         head += f", TLS {yes[obs.tls]}, SRTP {yes[obs.srtp]}, codec {obs.codec or '?'}"
         if doc["rtp"]:
             head += f", RTP {doc['rtp']['sent']} sent / {doc['rtp']['received']} received"
-    sys.stdout.write(head + "\n" + render_text(findings, use_colour(sys.stdout), verdicts)
-                     + "\n")
+    lines = [head]
+    timing = doc["timing"]
+    if timing["pdd_ms"] is not None:
+        lines.append(f"post-dial delay {timing['pdd_ms']:.0f} ms" + (
+            f", answered after {timing['answer_ms']:.0f} ms"
+            if timing["answer_ms"] is not None else ""))
+    q = doc["quality"]
+    if q:
+        for name, said in (("to_amazon", "to Amazon:  "), ("from_amazon", "from Amazon:")):
+            leg = q[name]
+            lines.append(f"{said} {_n(leg['sent'])} sent, {_n(leg['received'])} received, "
+                         f"{_n(leg['loss_pct'])} % lost, jitter {_n(leg['jitter_ms'])} ms, "
+                         f"RTT {_n(leg['rtt_ms'])} ms, MES {_n(leg['mes'])}, "
+                         f"MOS {_n(leg['mos'])} (estimate)")
+    sys.stdout.write("\n".join(lines) + "\n" + render_text(
+        findings, use_colour(sys.stdout), verdicts) + "\n")
+
+
+def _n(v: object) -> str:
+    return "?" if v is None else str(v)

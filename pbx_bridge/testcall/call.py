@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..asterisk.ami import AmiActionFailed, AmiClient, AmiError, Message
 from ..asterisk.cli import show_fields
+from . import quality
 from .observation import (CAUSE_TO_SIP, NO_CONNECTION_CAUSES, Observation, contact_address,
                           parse_channelstats, parse_sip)
 
@@ -68,6 +69,7 @@ class Caller:
         self.ids = (f"pbxb-{tag}-1", f"pbxb-{tag}-2")  # the originated channel's uniqueids
         self.channels: dict[str, str] = {}  # uniqueid -> channel name, of ours, still up
         self.events: list[Message] = []
+        self.times: list[float] = []  # when each of self.events reached us (self.clock)
 
     def cli(self, command: str) -> str:
         return self.ami.command(command)[1]
@@ -96,6 +98,7 @@ class Caller:
 
     def _track(self, m: Message) -> None:
         self.events.append(m)
+        self.times.append(self.clock())
         uid, name, ev = m.get("Uniqueid", ""), m.get("Channel", ""), m.get("Event")
         if ev == "Newchannel" and uid in self.ids:
             self.channels[uid] = name
@@ -187,6 +190,9 @@ class Caller:
             obs.channel = self._pjsip_channel()
             if obs.channel is None:  # diagnose says so: no media checks without it
                 return
+            obs.pdd_ms, obs.answer_ms = quality.timing(zip(self.times, self.events),
+                                                       obs.channel)
+            obs.hold = hold
             self.pump(hold, lambda m: m.get("Event") == "Hangup" and
                       m.get("Channel") == obs.channel)
             if obs.channel not in self.channels.values():
@@ -199,10 +205,14 @@ class Caller:
             stats = parse_channelstats(self.cli("pjsip show channelstats"), obs.channel)
             if stats is not None:
                 obs.rtp_sent, obs.rtp_received = stats
+            obs.quality = self.media_quality(obs.channel, obs.codec)
             return
         # not answered: Amazon's answer, from the dialplan, or the dialled channel's cause
         self.pump(2.0, lambda m: m.get("Event") == "Hangup" and
                   m.get("Uniqueid") == self.ids[1])
+        trunk = self._pjsip_channel()
+        if trunk is not None:
+            obs.pdd_ms = quality.timing(zip(self.times, self.events), trunk)[0]
         if any(m.get("Event") == "Newexten" and m.get("Context") == "pbx-bridge-to-alexa" and
                m.get("Application") == "Congestion" for m in self.events):
             mapped = [m.get("Value", "") for m in self.events if m.get("Event") == "VarSet"
@@ -225,6 +235,29 @@ class Caller:
             where = contact_address(obs.contact)
             if where:
                 obs.reach = probe_tls(where[0], where[1], cafile) or "reachable"
+
+    def media_quality(self, channel: str, codec: str | None) -> dict[str, quality.Leg]:
+        """Both directions of the media so far: Asterisk's RTCP figures for the channel and
+        the report blocks its RTCPSent/RTCPReceived events carried during the hold."""
+        rtcp = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all)"))
+        rtt = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all_rtt)"))
+        mes = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all_mes)"))
+        ours, theirs = _ssrc(rtcp.get("ssrc")), _ssrc(rtcp.get("themssrc"))
+        received, sent, amazon_sent = [], [], None
+        for at, m in zip(self.times, self.events):
+            if m.get("Channel") != channel:
+                continue
+            if m.get("Event") == "RTCPReceived":
+                b = quality.block_of(m, ours, at)
+                if b is not None:
+                    received.append(b)
+                if m.get("SentPackets", "").isdigit():
+                    amazon_sent = int(m["SentPackets"])
+            elif m.get("Event") == "RTCPSent":
+                b = quality.block_of(m, theirs, at)
+                if b is not None:
+                    sent.append(b)
+        return quality.legs(codec, rtcp, rtt, mes, received, sent, amazon_sent)
 
     def _pjsip_channel(self) -> str | None:
         for m in self.events:
@@ -293,6 +326,10 @@ class Caller:
                                        Extension=exten)
         except AmiActionFailed:  # "Did not find extension ..."
             return []
+
+
+def _ssrc(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def _flag(value: str | None) -> bool | None:

@@ -7,9 +7,10 @@ from typing import Any
 
 from ..findings import Finding, Status
 from .observation import NO_CONNECTION_CAUSES, Observation
+from .quality import DIRECTIONS, FROM_AMAZON, SAID, TO_AMAZON, Leg, Limits
 
 
-def diagnose(o: Observation) -> list[Finding]:
+def diagnose(o: Observation, limits: Limits = Limits()) -> list[Finding]:
     """Each step of the call as a finding, with the fix for what broke."""
     out: list[Finding] = []
     if o.endpoint_loaded is False:
@@ -51,7 +52,7 @@ def diagnose(o: Observation) -> list[Finding]:
         return out
     out.append(_call_finding(o))
     if o.answered and not o.hung_up_early:
-        out += _media_findings(o) if o.channel else [Finding(
+        out += _media_findings(o) + _quality_findings(o, limits) if o.channel else [Finding(
             "media.rtp", Status.WARN, "answered, but the trunk channel was not seen: TLS, "
             "SRTP and RTP were not checked", {}, None, "asterisk -rx 'core show channels' "
             "during a call")]
@@ -151,6 +152,75 @@ def _media_findings(o: Observation) -> list[Finding]:
     return out
 
 
+# Why one figure is off, by the direction(s) it is off in: the likely cause and what to do.
+LOSS_FIX = {
+    TO_AMAZON: "packets leave the PBX but not all reach Amazon: the way out (the uplink "
+               "saturated, a firewall or NAT rate-limiting or timing out UDP, the "
+               "provider's shaping); give RTP priority (DSCP EF) and check the egress "
+               "firewall's RTP rule and conntrack limits",
+    FROM_AMAZON: "packets from Amazon do not all reach Asterisk: the way in (the inbound "
+                 "firewall or NAT, conntrack table full, the downlink saturated) or an "
+                 "overloaded host; open the RTP range to Amazon and check 'conntrack -S'",
+    "both": "loss both ways: the access link itself (saturated, faulty, Wi-Fi or a VPN "
+            "on the path); test the line without the PBX's traffic",
+}
+JITTER_FIX = {
+    TO_AMAZON: "packets to Amazon queue on the way out: the uplink is saturated "
+               "(bufferbloat); shape it below its rate and give RTP priority (DSCP EF)",
+    FROM_AMAZON: "packets from Amazon arrive unevenly: queueing on the downlink, Wi-Fi or "
+                 "a VPN on the path, or a host too busy to read them in time",
+    "both": "uneven delivery both ways: a congested or wireless access link; shape the "
+            "line and give RTP priority",
+}
+RTT_FIX = ("a long or congested path: the PBX far from Amazon's SIP region, traffic "
+           "hairpinned through a VPN or proxy, or queueing (see the jitter)")
+
+
+def _quality_findings(o: Observation, lim: Limits) -> list[Finding]:
+    q = o.quality
+    if not q:
+        return []
+    unknown = ("no RTCP report covered it during the " + (f"{o.hold:g} s " if o.hold else "")
+               + "hold (they come every few seconds, 5 s is usual): hold longer (--hold 15); "
+               "the AMI user needs read=reporting (or all) for Asterisk's RTCP events")
+
+    def figures(attr: str) -> dict[str, Any]:
+        return {d: getattr(q[d], attr) for d in DIRECTIONS if d in q}
+
+    def judge(id_: str, attr: str, limit: float, unit: str, what: str,
+              fixes: dict[str, str] | str, worse_high: bool = True) -> Finding:
+        vals = figures(attr)
+        bad = [d for d, v in vals.items() if v is not None and
+               (v >= limit if worse_high else v < limit)]
+        ev = {**vals, "limit": limit}
+        shown = ", ".join(f"{SAID[d]} {_fmt(v)}{unit}" for d, v in vals.items())
+        if bad:
+            which = bad[0] if len(bad) == 1 else "both"
+            fix = fixes if isinstance(fixes, str) else fixes[which]
+            where = " and ".join(SAID[d] for d in bad)
+            return Finding(id_, Status.WARN if worse_high else Status.FAIL,
+                           f"{what} {where} {'at or over' if worse_high else 'under'} "
+                           f"{limit:g}{unit}: {shown}", ev, None, fix)
+        if any(v is None for v in vals.values()):
+            gone = " and ".join(SAID[d] for d, v in vals.items() if v is None)
+            return Finding(id_, Status.SKIP, f"{what} {gone} not known: {unknown}", ev)
+        return Finding(id_, Status.PASS, f"{what} under {limit:g}{unit}: {shown}"
+                       if worse_high else f"{what} {limit:g} or more: {shown}", ev)
+
+    mos = judge("quality.mos", "mos", lim.mos, "", "estimated MOS (E-model)",
+                "the guest hears a degraded call: the loss, jitter and round-trip findings "
+                "say which direction and why", worse_high=False)
+    return [judge("quality.loss", "loss_pct", lim.loss_pct, " %", "packet loss",
+                  LOSS_FIX),
+            judge("quality.jitter", "jitter_ms", lim.jitter_ms, " ms", "jitter", JITTER_FIX),
+            judge("quality.rtt", "rtt_ms", lim.rtt_ms, " ms", "round-trip time", RTT_FIX),
+            mos]
+
+
+def _fmt(v: float | None) -> str:
+    return "?" if v is None else f"{v:.2f}" if 0 < abs(v) < 10 and v != int(v) else f"{v:.0f}"
+
+
 def _diagnose_inbound(o: Observation) -> list[Finding]:
     if o.not_reached:
         return [Finding("dialplan.reach", Status.FAIL, f"a call from Alexa to {o.to} goes "
@@ -183,4 +253,28 @@ def report(o: Observation, findings: list[Finding]) -> dict[str, Any]:
             "tls": o.tls, "srtp": o.srtp, "codec": o.codec,
             "rtp": None if o.rtp_sent is None or o.rtp_received is None else
             {"sent": o.rtp_sent, "received": o.rtp_received},
+            "timing": {"pdd_ms": _ms(o.pdd_ms), "answer_ms": _ms(o.answer_ms)},
+            "quality": quality_json(o),
             "findings": [f.to_json() for f in findings]}
+
+
+def quality_json(o: Observation) -> dict[str, Any] | None:
+    """Per direction, and the call's MOS: the lower of the two (an estimate)."""
+    if not o.quality:
+        return None
+    mos = call_mos(o)
+    return {"hold_s": o.hold, **{d: o.quality[d].to_json() for d in DIRECTIONS
+                                 if d in o.quality},
+            "mos": None if mos is None else round(mos, 2), "mos_estimated": True}
+
+
+def call_mos(o: Observation) -> float | None:
+    """The call's estimated MOS: the worse direction's, when both are known."""
+    legs: list[Leg] = list(o.quality.values())
+    if not legs or any(leg.mos is None for leg in legs):
+        return None
+    return min(leg.mos for leg in legs if leg.mos is not None)
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)

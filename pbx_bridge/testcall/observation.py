@@ -4,7 +4,9 @@ says about it. Filled by :mod:`.call`, judged by :mod:`.diagnose`."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .quality import Leg
 
 
 # Q.850 causes Asterisk's chan_pjsip gives for Amazon's SIP answers, when the SIP answer
@@ -48,6 +50,10 @@ class Observation:
     route_reached: bool | None = None  # it went through [pbx-bridge-to-alexa]
     route_ran: str | None = None  # else what ran first instead, as "Context Application"
     not_routed: str | None = None  # the room route's Congestion ran: ALEXA_MAPPED as it was
+    pdd_ms: float | None = None  # post-dial delay: INVITE to the first answer but 100
+    answer_ms: float | None = None  # INVITE to 200 OK
+    hold: float | None = None  # how long the answered call was held (s)
+    quality: dict[str, Leg] = field(default_factory=dict)  # per direction (quality.DIRECTIONS)
 
 
 def parse_sip(value: str) -> tuple[int | None, str | None]:

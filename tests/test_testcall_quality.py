@@ -1,0 +1,211 @@
+"""test-call's quality figures and their findings: pure functions, fed what a real Asterisk
+22.10.1 reported during a call with 5 % of the RTP dropped toward Amazon
+(data/testcall/rtcp-loss-toward-amazon.json, recorded on test_call_quality.py's lab), and
+the metrics test-call --textfile writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers import DATA, ROOT
+from pbx_bridge.findings import Status
+from pbx_bridge.testcall.diagnose import diagnose, report
+from pbx_bridge.testcall.metrics import registry
+from pbx_bridge.testcall.observation import Observation
+from pbx_bridge.testcall.quality import (FROM_AMAZON, TO_AMAZON, Leg, Limits, block_of,
+                                         estimated_mos, legs, loss_from, parse_values, timing)
+
+RECORDED = json.loads((DATA / "testcall" / "rtcp-loss-toward-amazon.json").read_text())
+
+
+def recorded_legs() -> dict[str, Leg]:
+    ch, got = RECORDED["channel"], RECORDED["getvar"]
+    rtcp = parse_values(got["rtcp,all"])
+    ours, theirs = int(rtcp["ssrc"]), int(rtcp["themssrc"])
+    ev = [e for e in RECORDED["events"] if e.get("Channel") == ch]
+    received = [b for e in ev if e["Event"] == "RTCPReceived"
+                if (b := block_of(e, ours, e["at"])) is not None]
+    sent = [b for e in ev if e["Event"] == "RTCPSent"
+            if (b := block_of(e, theirs, e["at"])) is not None]
+    amazon = [int(e["SentPackets"]) for e in ev if e["Event"] == "RTCPReceived"]
+    return legs("ulaw", rtcp, parse_values(got["rtcp,all_rtt"]),
+                parse_values(got["rtcp,all_mes"]), received, sent, amazon[-1])
+
+
+def test_what_asterisk_reported_of_a_call_losing_5_percent_toward_amazon():
+    q = recorded_legs()
+    to, back = q[TO_AMAZON], q[FROM_AMAZON]
+    assert 3.0 <= to.loss_pct <= 7.0 and back.loss_pct == 0  # type: ignore[operator]
+    assert to.reports >= 3 and back.reports >= 3
+    assert to.sent == 299 and to.lost == 12 and to.received == 287
+    assert back.received == 297 and back.sent is not None
+    assert to.rtt_ms == back.rtt_ms and 0 < to.rtt_ms < 10  # type: ignore[operator]
+    # Asterisk's MES: the outgoing stream's from Amazon's reports (tx), ours of what we got
+    assert to.mes == pytest.approx(83.3, abs=0.1) and back.mes == pytest.approx(88.07, abs=0.1)
+    assert to.mos < back.mos and to.mos >= 3.9  # type: ignore[operator]
+
+
+def test_parsers_of_the_channel_function_and_the_rtcp_events():
+    assert parse_values("minrtt=000.000564;     maxrtt=000.003784;  x=y;") == \
+        {"minrtt": 0.000564, "maxrtt": 0.003784}
+    assert parse_values(None) == {}
+    e = {"Event": "RTCPReceived", "ReportCount": "1", "Report0SourceSSRC": "0x7c45633d",
+         "Report0FractionLost": "12", "Report0CumulativeLost": "30",
+         "Report0HighestSequence": "5", "Report0SequenceNumberCycles": "1",
+         "Report0IAJitter": "80", "Report0LSR": "123"}
+    b = block_of(e, 0x7c45633d, 1.0)
+    assert b is not None and b.highest_seq == 65536 + 5 and b.jitter == 80 and b.lsr == 123
+    assert block_of(e, 1, 1.0) is None  # another stream's
+    assert block_of({"Event": "RTCPSent", "ReportCount": "0"}, None, 1.0) is None
+
+
+def test_loss_between_the_first_and_last_report_or_the_one_reports_fraction():
+    from pbx_bridge.testcall.quality import Block
+    assert loss_from([]) is None
+    assert loss_from([Block(0, 64, 5, 100, 0)]) == 25.0
+    assert loss_from([Block(0, 0, 5, 100, 0), Block(1, 0, 15, 300, 0)]) == 5.0
+    assert loss_from([Block(0, 0, 5, 100, 0), Block(1, 0, 3, 300, 0)]) == 0.0  # duplicates
+
+
+def test_timing_from_the_recorded_events():
+    events = [(e["at"], e) for e in RECORDED["events"]]
+    pdd, answer = timing(events, RECORDED["channel"])
+    assert pdd is not None and answer is not None and 0 <= pdd <= answer < 1000
+    refused = [(0.0, {"Event": "DialBegin", "DestChannel": "PJSIP/alexa-1"}),
+               (0.25, {"Event": "Hangup", "Channel": "PJSIP/alexa-1"})]
+    assert timing(refused, "PJSIP/alexa-1") == (250.0, None)
+    ringing = [(0.0, {"Event": "Newchannel", "Channel": "PJSIP/alexa-1"}),
+               (0.1, {"Event": "Newstate", "Channel": "PJSIP/alexa-1",
+                      "ChannelStateDesc": "Ringing"}),
+               (2.1, {"Event": "Newstate", "Channel": "PJSIP/alexa-1",
+                      "ChannelStateDesc": "Up"})]
+    assert timing(ringing, "PJSIP/alexa-1") == pytest.approx((100.0, 2100.0))
+    assert timing([], "PJSIP/alexa-1") == (None, None)
+
+
+def test_estimated_mos_follows_the_simplified_e_model():
+    assert estimated_mos(0, 0, 0) == pytest.approx(4.41, abs=0.01)  # R 92.95
+    assert estimated_mos(5, 0, 0) == pytest.approx(4.06, abs=0.02)
+    assert estimated_mos(0, 0, 600) < estimated_mos(0, 0, 200) < estimated_mos(0, 0, 0)
+    assert estimated_mos(0, 60, 0) < estimated_mos(0, 0, 0)
+    assert estimated_mos(40, 0, 0) == 1.0  # R floored at 0
+
+
+def leg(loss=0.0, jitter=1.0, rtt=2.0, mos=None) -> Leg:
+    return Leg(500, 500, 0, loss, jitter, rtt, 88.0,
+               estimated_mos(loss, jitter, rtt) if mos is None else mos, 9)
+
+
+def call(to=None, back=None) -> Observation:
+    o = Observation("to-alexa", "7201", "alexa", endpoint_loaded=True, mapped=True,
+                    channel="PJSIP/alexa-00000008", answered=True, sip_code=200,
+                    sip_reason="OK", tls=True, srtp=True, codec="ulaw", rtp_sent=500,
+                    rtp_received=500, hold=10.0, pdd_ms=40.0, answer_ms=40.0)
+    o.quality = {TO_AMAZON: to or leg(), FROM_AMAZON: back or leg()}
+    return o
+
+
+def status(o: Observation, id_: str, limits: Limits = Limits()):
+    f = next(f for f in diagnose(o, limits) if f.id == id_)
+    return f.status, f
+
+
+def test_each_quality_finding_passes_on_a_clean_call():
+    o = call()
+    got = {f.id: f.status for f in diagnose(o) if f.id.startswith("quality.")}
+    assert got == dict.fromkeys(("quality.loss", "quality.jitter", "quality.rtt",
+                                 "quality.mos"), Status.PASS)
+    doc = report(o, diagnose(o))
+    assert doc["ok"] and doc["quality"]["mos"] == pytest.approx(4.4, abs=0.05)
+    assert doc["timing"] == {"pdd_ms": 40.0, "answer_ms": 40.0}
+    assert set(doc["quality"][TO_AMAZON]) >= {"sent", "received", "lost", "loss_pct",
+                                              "jitter_ms", "rtt_ms", "mes", "mos"}
+
+
+def test_loss_in_one_direction_names_it_and_the_way_it_takes():
+    s, f = status(call(to=leg(loss=5.0)), "quality.loss")
+    assert s == Status.WARN and f.summary.startswith("packet loss to Amazon at or over 1 %")
+    assert "way out" in (f.fix or "") and "firewall" in (f.fix or "")
+    s, f = status(call(back=leg(loss=2.0)), "quality.loss")
+    assert s == Status.WARN and "from Amazon at or over" in f.summary
+    assert "way in" in (f.fix or "")
+    s, f = status(call(to=leg(loss=2.0), back=leg(loss=2.0)), "quality.loss")
+    assert "to Amazon and from Amazon" in f.summary and "both ways" in (f.fix or "")
+    assert status(call(to=leg(loss=2.0)), "quality.loss", Limits(loss_pct=3))[0] == \
+        Status.PASS
+
+
+def test_jitter_rtt_and_mos_findings():
+    s, f = status(call(back=leg(jitter=45.0)), "quality.jitter")
+    assert s == Status.WARN and "jitter from Amazon" in f.summary and "downlink" in f.fix
+    s, f = status(call(to=leg(jitter=45.0)), "quality.jitter")
+    assert "uplink" in (f.fix or "")
+    s, f = status(call(to=leg(rtt=450.0), back=leg(rtt=450.0)), "quality.rtt")
+    assert s == Status.WARN and "round-trip time" in f.summary and "SIP region" in f.fix
+    o = call(to=leg(loss=12.0))
+    s, f = status(o, "quality.mos")
+    assert s == Status.FAIL and "under 3.6" in f.summary
+    assert report(o, diagnose(o))["ok"] is False  # a degraded call fails the test call
+    assert status(call(), "quality.mos", Limits(mos=4.5))[0] == Status.FAIL
+
+
+def test_unknown_figures_are_skipped_with_how_to_measure_them():
+    o = call(to=Leg(500, None, None, None, None, None, None, None, 0))
+    for id_ in ("quality.loss", "quality.jitter", "quality.rtt", "quality.mos"):
+        s, f = status(o, id_)
+        assert s == Status.SKIP and "to Amazon not known" in f.summary, f
+        assert "--hold 15" in f.summary and "read=reporting" in f.summary
+    assert report(o, diagnose(o))["quality"]["mos"] is None
+    # a worse figure that is known still shows, whatever is unknown
+    o.quality[FROM_AMAZON] = leg(loss=4.0)
+    assert status(o, "quality.loss")[0] == Status.WARN
+
+
+def metrics_of(o: Observation) -> dict[str, dict[tuple, float]]:
+    from prometheus_client import generate_latest
+    text = generate_latest(registry(o, diagnose(o), 1_800_000_000.0, 12.5)).decode()
+    out: dict[str, dict[tuple, float]] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def test_metrics_of_a_measured_call():
+    m = metrics_of(call(to=leg(loss=5.0, jitter=40.0)))
+    assert m["pbx_bridge_test_call_success"][()] == 1
+    assert m["pbx_bridge_test_call_timestamp_seconds"][()] == 1_800_000_000.0
+    assert m["pbx_bridge_test_call_post_dial_delay_seconds"][()] == 0.04
+    assert m["pbx_bridge_test_call_loss_ratio"][(("direction", TO_AMAZON),)] == 0.05
+    assert m["pbx_bridge_test_call_jitter_seconds"][(("direction", TO_AMAZON),)] == 0.04
+    assert m["pbx_bridge_test_call_rtt_seconds"][()] == 0.002
+    assert m["pbx_bridge_test_call_rtp_packets"][(("direction", FROM_AMAZON),
+                                                  ("kind", "received"))] == 500
+    mos = m["pbx_bridge_test_call_mos_estimate"]
+    assert mos[(("direction", "call"),)] == min(mos[(("direction", TO_AMAZON),)],
+                                                mos[(("direction", FROM_AMAZON),)])
+    assert "pbx_bridge_test_call_finding_failed" not in m  # no sample: nothing failed
+
+
+def test_metrics_of_a_failed_call_say_so_without_figures():
+    o = Observation("to-alexa", "7404", "alexa", endpoint_loaded=True, mapped=True,
+                    sip_code=404, sip_reason="Not Found")
+    m = metrics_of(o)
+    assert m["pbx_bridge_test_call_success"][()] == 0
+    assert m["pbx_bridge_test_call_answered"][()] == 0
+    assert m["pbx_bridge_test_call_finding_failed"][(("finding", "call.sip"),)] == 1
+    assert "pbx_bridge_test_call_mos_estimate" not in m
+
+
+@pytest.mark.parametrize("args", [["--textfile", "/tmp/x.txt"],
+                                  ["--textfile", "/nonexistent-dir/x.prom"],
+                                  ["--min-mos", "6"], ["--max-loss", "-1"]])
+def test_bad_quality_options_are_exit_2(args):
+    r = subprocess.run([sys.executable, "-m", "pbx_bridge", "test-call", "--to", "7201",
+                        *args], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import ROOT, SECRET, csv_of, pb, rows
+from helpers import PB_CMD, ROOT, SECRET, csv_of, pb, rows
 from pbx_bridge.cli import build_parser
 
 EXAMPLE = ROOT / "asterisk" / "examples" / "hotel"
@@ -44,7 +44,7 @@ def on_pty(argv: list[str], env: dict[str, str], answer: bytes | None = None,
     pid, fd = pty.fork()
     if pid == 0:  # the child
         os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "pbx_bridge", *argv], env)
+        os.execve(PB_CMD[0], [*PB_CMD, *argv], env)
     out = b""
     deadline = time.monotonic() + timeout
     sent = False
@@ -138,7 +138,7 @@ def test_output_into_a_closed_pipe_ends_quietly(hotel, tmp_path):
     srv, tid, env = hotel()
     for argv in (["rooms", "discover", "--property", "amzn1.ask.unit.hotel"], ["--help"],
                  ["trunk", "list"]):
-        p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", *argv], cwd=ROOT, env=env,
+        p = subprocess.Popen([*PB_CMD, *argv], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         p.stdout.close()  # like `| head -0`: the reader is gone before anything is written
         err = p.stderr.read().decode()
@@ -186,7 +186,7 @@ def test_interrupted_apply_says_how_far_it_got_and_a_rerun_finishes(hotel, tmp_p
     m = tmp_path / "m.csv"
     m.write_text(csv_of(rows(30)))
     env = {**env, "PBX_BRIDGE_PROGRESS_EVERY": "0"}  # a line at every step
-    p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+    p = subprocess.Popen([*PB_CMD, "rooms", "apply", "--map",
                           str(m), "--yes", "--concurrency", "1"], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

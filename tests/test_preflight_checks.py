@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import PB_CMD
 from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, add_freepbx_trunk,
                      free_port, freepbx_tree, host_runner, make_cert, make_host, make_pki)
 from pbx_bridge.net import Network
@@ -278,7 +279,7 @@ def test_cert_dns_resolver_the_kernel_cannot_reach_is_could_not_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env["PBX_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
     for server in ("127.0.0.1:53", "10.9.9.9:53"):
-        base = [sys.executable, "-m", "pbx_bridge", "preflight", "--asterisk-dir", str(h.etc),
+        base = [*PB_CMD, "preflight", "--asterisk-dir", str(h.etc),
                 "--firewall-rules", str(FW / "amazon-open.rules"), "--public-ip", PUBLIC_IP,
                 "--dns-server", server]
         r = subprocess.run(["unshare", "-n", *base, "--format", "json"], capture_output=True,
@@ -788,7 +789,7 @@ def test_a_key_only_root_may_read_is_not_a_failure_for_another_user(host, dns):
         pytest.skip(why)
     key = host.root / "keys" / "pbx.key"
     os.chown(key, 65534, 65534)  # another user's, 0600: closed to us without the override
-    r = subprocess.run([*NO_DAC, sys.executable, "-m", "pbx_bridge", "preflight",
+    r = subprocess.run([*NO_DAC, *PB_CMD, "preflight",
                         "--asterisk-dir", str(host.root), "--dns-server",
                         f"127.0.0.1:{dns.port}", "--format", "json"], capture_output=True,
                        text=True, timeout=60, cwd=ROOT)

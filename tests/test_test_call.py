@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP, ROOT, make_pki
+from helpers import PB_CMD, PUBLIC_IP, ROOT, make_pki
 from realasterisk import Ami, RealAsterisk, base_files, boot, contexts_run, free_ports, \
     free_udp_range
 
 pytestmark = pytest.mark.asterisk
-PB = [sys.executable, "-m", "pbx_bridge"]
+PB = list(PB_CMD)
 
 AMAZON_ROOMS = """\
 [rooms]

@@ -138,6 +138,8 @@ def test_output_into_a_closed_pipe_ends_quietly(hotel, tmp_path):
     srv, tid, env = hotel()
     for argv in (["rooms", "discover", "--property", "amzn1.ask.unit.hotel"], ["--help"],
                  ["trunk", "list"]):
+        # as on a host (Asterisk, systemd, a shell): stdout block-buffered into the pipe
+        env = {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
         p = subprocess.Popen([*PB_CMD, *argv], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         p.stdout.close()  # like `| head -0`: the reader is gone before anything is written

@@ -6,11 +6,17 @@ host without a certificate yet (and every command that reads none) does not pay 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 if TYPE_CHECKING:
     from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+
+class PrivateKey(Protocol):
+    """What is used of a loaded private key: cryptography's ``PrivateKey`` (40+), which
+    Debian 12's 38 calls ``PRIVATE_KEY_TYPES``; any of them matches."""
+
+    def public_key(self) -> Any: ...
 
 
 class CertError(ValueError):
@@ -22,7 +28,7 @@ def load_chain(data: bytes) -> list[x509.Certificate]:
     from cryptography import x509
     if b"-----BEGIN" in data:
         try:
-            certs = x509.load_pem_x509_certificates(data)
+            certs = _load_pem_certificates(data)
         except ValueError as exc:
             raise CertError(f"PEM certificate does not parse: {exc}") from None
         return certs
@@ -32,7 +38,22 @@ def load_chain(data: bytes) -> list[x509.Certificate]:
         raise CertError("neither a PEM nor a DER certificate") from None
 
 
-def load_key(data: bytes, password: str | None = None) -> PrivateKeyTypes:
+def _load_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    """``x509.load_pem_x509_certificates`` (cryptography 39+), or the same on Debian 12's 38:
+    each CERTIFICATE block in file order, ValueError when there is none or one is bad."""
+    from cryptography import x509
+    load = getattr(x509, "load_pem_x509_certificates", None)
+    if load is not None:
+        return list(load(data))
+    import re
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data,
+                        re.S)
+    if not blocks:
+        raise ValueError("no CERTIFICATE block")
+    return [x509.load_pem_x509_certificate(b) for b in blocks]
+
+
+def load_key(data: bytes, password: str | None = None) -> PrivateKey:
     from cryptography.hazmat.primitives import serialization
     pw = password.encode() if password else None
     try:
@@ -74,7 +95,7 @@ def carries(cert: x509.Certificate, name: str) -> bool:
     return False
 
 
-def key_matches(cert: x509.Certificate, key: PrivateKeyTypes) -> bool:
+def key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
     from cryptography.hazmat.primitives import serialization
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
@@ -83,10 +104,28 @@ def key_matches(cert: x509.Certificate, key: PrivateKeyTypes) -> bool:
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
-        cert.verify_directly_issued_by(issuer)
+        if hasattr(cert, "verify_directly_issued_by"):  # cryptography 40+
+            cert.verify_directly_issued_by(issuer)
+        else:  # Debian 12's 38: the same check, for the key types a PBX certificate has
+            _verify_signature(cert, issuer)
         return True
     except (ValueError, TypeError, Exception):  # InvalidSignature has no common base
         return False
+
+
+def _verify_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """Raise unless ``issuer`` names and signed ``cert`` (RSA PKCS#1 v1.5, ECDSA, EdDSA)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    if cert.issuer != issuer.subject:
+        raise ValueError("issuer name differs")
+    key: Any = issuer.public_key()
+    hash_ = cert.signature_hash_algorithm
+    if isinstance(key, rsa.RSAPublicKey) and hash_ is not None:
+        key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), hash_)
+    elif isinstance(key, ec.EllipticCurvePublicKey) and hash_ is not None:
+        key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hash_))
+    else:
+        key.verify(cert.signature, cert.tbs_certificate_bytes)
 
 
 def best_order(certs: list[x509.Certificate]) -> list[int] | None:
@@ -112,11 +151,17 @@ def describe(cert: x509.Certificate) -> str:
 
 
 def not_after(cert: x509.Certificate) -> datetime:
-    return cert.not_valid_after_utc
+    if hasattr(cert, "not_valid_after_utc"):  # cryptography 42+
+        value: datetime = cert.not_valid_after_utc
+        return value
+    return cert.not_valid_after.replace(tzinfo=timezone.utc)  # 38-41: naive UTC
 
 
 def not_before(cert: x509.Certificate) -> datetime:
-    return cert.not_valid_before_utc
+    if hasattr(cert, "not_valid_before_utc"):
+        value: datetime = cert.not_valid_before_utc
+        return value
+    return cert.not_valid_before.replace(tzinfo=timezone.utc)
 
 
 def utc(ts: float) -> datetime:

@@ -17,6 +17,24 @@ from helpers import FQDN, PUBLIC_IP, DnsServer  # noqa: E402
 # ignore) is reset to the default at exec, so the commands get Python's KeyboardInterrupt.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The modules whose tests drive the pbx-bridge command (through helpers.PB_CMD or pb()):
+# `pytest -m cli` with PBX_BRIDGE_TEST_BIN=/usr/bin/pbx-bridge runs them against an installed
+# command (.ci/run: the Debian package, on Debian's python3 and libraries).
+CLI_MODULES = (
+    "test_agi", "test_ami", "test_cli", "test_everyday", "test_examples", "test_generate",
+    "test_generate_crash", "test_honest", "test_map_bounds", "test_named_errors",
+    "test_preflight_checks", "test_real_asterisk", "test_reload_and_rollback", "test_renew",
+    "test_rooms", "test_rooms_crash", "test_safety", "test_security", "test_status",
+    "test_test_call", "test_trunk_cli", "test_units",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__ in CLI_MODULES:
+            item.add_marker(pytest.mark.cli)
+
+
 DEFAULT_RECORDS = {FQDN: [PUBLIC_IP], "elsewhere.harbor-hotel.test": ["52.95.110.1"]}
 
 

@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ FQDN = "pbx.harbor-hotel.test"
 AMAZON = "3.239.178.128/25"
 
 NOW = dt.datetime.now(dt.timezone.utc)
+
+# The command the CLI-level tests run: this checkout (``python -m pbx_bridge`` on the tests'
+# interpreter), or an installed one that PBX_BRIDGE_TEST_BIN names (.ci/run: the Debian
+# package's /usr/bin/pbx-bridge, on Debian's python3 and libraries; ``pytest -m cli``).
+TEST_BIN = os.environ.get("PBX_BRIDGE_TEST_BIN") or None
+PB_CMD: list[str] = [TEST_BIN] if TEST_BIN else [sys.executable, "-m", "pbx_bridge"]
 
 
 def _name(cn: str, org: str = "Harbor Lab") -> x509.Name:
@@ -500,8 +507,7 @@ def cli_env(server, state_dir: Path, **extra: str) -> dict[str, str]:
 
 def pb(env: dict[str, str], *args: str, timeout: float = 120,
        stdin: str | None = None) -> subprocess.CompletedProcess:
-    import sys
-    return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
+    return subprocess.run([*PB_CMD, *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=timeout, input=stdin)
 
 

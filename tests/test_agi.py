@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DATA, ROOT, free_port
+from helpers import PB_CMD, DATA, ROOT, free_port
 from pbx_bridge.agi.fastagi import FastAgiServer
 from pbx_bridge.agi.protocol import AgiError, parse_reply, quote, set_variable
 from pbx_bridge.rooms.store import Store
@@ -101,7 +101,7 @@ def play(reader, writer, transcript: Transcript, header: bytes | None = None,
 
 
 def process_agi(state_dir, *args, header=None, answer=None, transcript=PROCESS):
-    p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "agi", *args, "--state-dir",
+    p = subprocess.Popen([*PB_CMD, "agi", *args, "--state-dir",
                           str(state_dir), "--timeout", "2"], cwd=ROOT, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -167,7 +167,7 @@ def test_process_agi_never_fails_the_call(tmp_path, state, case):
 
 
 def test_process_agi_times_out_when_asterisk_says_nothing(state):
-    p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "agi", "alexa-route", "7201",
+    p = subprocess.Popen([*PB_CMD, "agi", "alexa-route", "7201",
                           "--state-dir", str(state), "--timeout", "0.5"], cwd=ROOT,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdin.write(b"agi_request: pbx-bridge\n")  # the header never ends
@@ -282,7 +282,7 @@ def test_fastagi_command_binds_loopback_by_default(state):
     import os
     import signal
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "fastagi", "--listen",
+    p = subprocess.Popen([*PB_CMD, "fastagi", "--listen",
                           f"127.0.0.1:{port}", "--state-dir", str(state)], cwd=ROOT,
                          stderr=subprocess.PIPE, text=True)
     try:
@@ -292,7 +292,7 @@ def test_fastagi_command_binds_loopback_by_default(state):
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(10)
-    r = subprocess.run([sys.executable, "-m", "pbx_bridge", "fastagi", "--listen", "nowhere"],
+    r = subprocess.run([*PB_CMD, "fastagi", "--listen", "nowhere"],
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
 

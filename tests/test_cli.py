@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
+import shlex
 from pathlib import Path
 
 import pytest
 
-from helpers import DATA, make_host
+from helpers import PB_CMD, DATA, make_host
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "asterisk" / "examples" / "hotel"
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
+    return subprocess.run([*PB_CMD, *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=60,
                           env={**os.environ, **(env or {})})
 
@@ -124,7 +124,7 @@ def test_live_ruleset_read_from_the_real_tools_in_a_namespace(tmp_path, dns):
     nft = "nft add table inet extra && nft add chain inet extra input " \
           "'{ type filter hook input priority 10; policy accept; }' && " \
           "nft add rule inet extra input udp dport 12000-12999 drop"
-    cmd = (f"{script}\n{nft}\n{sys.executable} -m pbx_bridge preflight --asterisk-dir "
+    cmd = (f"{script}\n{nft}\n{shlex.join(PB_CMD)} preflight --asterisk-dir "
            f"{h.root} --dns-server {dns.address} --format json")
     r = subprocess.run(["unshare", "-n", "sh", "-ec", cmd], capture_output=True, text=True,
                        cwd=ROOT, timeout=60)

@@ -9,9 +9,8 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 
-from helpers import ROOT
+from helpers import PB_CMD, ROOT
 
 
 def walk_commands() -> list[str]:
@@ -34,8 +33,8 @@ def test_the_readme_walk_on_the_before_host(tmp_path):
             env[name] = value
             continue
         if argv[0] == "pbx-bridge":
-            argv = [sys.executable, "-m", "pbx_bridge", *argv[1:]]
-            if argv[3] == "preflight":
+            argv = [*PB_CMD, *argv[1:]]
+            if argv[len(PB_CMD)] == "preflight":
                 argv += ["--format", "json"]
         results.append(subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
                                       timeout=120))

@@ -6,12 +6,12 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import PB_CMD
 from helpers import (DATA, PUBLIC_IP, freepbx_generate_tree, host_runner, install_keys,
                      plain_generate_tree)
 from pbx_bridge.asterisk.cli import AsteriskCli
@@ -45,7 +45,7 @@ def gen(etc: Path, state: Path, *args: str, asterisk: str | None = None,
     if asterisk in ("down", "reject"):
         env[f"FAKE_ASTERISK_{asterisk.upper()}"] = "1"
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "pbx_bridge", "generate", "--asterisk-dir",
+    return subprocess.run([*PB_CMD, "generate", "--asterisk-dir",
                            str(etc), "--public-ip", PUBLIC_IP, *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=60)
 
@@ -322,7 +322,7 @@ def test_kill_during_write_leaves_files_old_or_new_and_rollback_restores(tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env.update(PBX_BRIDGE_STATE_DIR=str(tmp_path / "state"), PATH="/usr/bin:/bin",
                PBX_BRIDGE_WRITE_PAUSE="2")
-    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "generate", "--asterisk-dir",
+    proc = subprocess.Popen([*PB_CMD, "generate", "--asterisk-dir",
                              str(etc), "--public-ip", PUBLIC_IP, "--write"], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
@@ -407,7 +407,7 @@ def test_a_key_others_can_read_is_made_private_and_stays_so(tmp_path, group):
 
     def run(*args):
         return subprocess.run(
-            [sys.executable, "-m", "pbx_bridge", "generate", "--asterisk-dir", str(etc),
+            [*PB_CMD, "generate", "--asterisk-dir", str(etc),
              "--public-ip", PUBLIC_IP, *args], capture_output=True, text=True, cwd=ROOT,
             env={**{k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")},
                  "PBX_BRIDGE_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin",

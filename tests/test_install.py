@@ -1,6 +1,7 @@
-"""The README's install command, as written (its paths moved into a temporary prefix, the
-apt-get step left out), on Debian's /usr/bin/python3: the process-AGI link it makes works
-for an unprivileged user, as Asterisk runs it."""
+"""The README's venv install command (for systems without the Debian package), as written
+(its paths moved into a temporary prefix, the apt-get step left out), on Debian's
+/usr/bin/python3: the process-AGI link it makes works for an unprivileged user, as Asterisk
+runs it. The package route is tests/test_deb.py's."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from helpers import ROOT, publish_routes
 
 def readme_install() -> str:
     text = (ROOT / "README.md").read_text()
-    return re.search(r"```sh\n(S=.*?)\n```", text, re.S).group(1)
+    return re.search(r"```sh\n(S=[^\n]*-m venv [^\n]*)\n```", text).group(1)
 
 
 def test_readme_builds_the_venv_on_debians_python():

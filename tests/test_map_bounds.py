@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import PB_CMD, ROOT
 
 LIMIT_MB = 100
 
@@ -22,8 +22,7 @@ def peak_mb(env, *args):
             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
             "print(u.ru_maxrss, u.ru_utime + u.ru_stime); "
             "sys.stderr.write(r.stderr); sys.exit(r.returncode)")
-    r = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "pbx_bridge",
-                        *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code, *PB_CMD, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     kb, secs = r.stdout.split()
     return r, int(kb) / 1024, float(secs)
 

@@ -110,9 +110,8 @@ def _closed_state(tmp_path):
 
 def _run_closed(env, *args):
     import subprocess
-    import sys
-    from helpers import ROOT
-    return subprocess.run([*NO_DAC, sys.executable, "-m", "pbx_bridge", *args],
+    from helpers import PB_CMD, ROOT
+    return subprocess.run([*NO_DAC, *PB_CMD, *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import PB_CMD
 from helpers import (AMAZON, DATA, FQDN, PUBLIC_IP, Host, SipTlsServer, add_freepbx_trunk,
                      free_port, freepbx_tree, host_runner, make_cert, make_host, make_pki)
 from pbx_bridge.net import Network
@@ -267,7 +268,6 @@ def test_cert_dns_resolver_the_kernel_cannot_reach_is_could_not_run(tmp_path):
     import os
     import shutil
     import subprocess
-    import sys
     from helpers import ROOT
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare (util-linux) for a network namespace")
@@ -278,7 +278,7 @@ def test_cert_dns_resolver_the_kernel_cannot_reach_is_could_not_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env["PBX_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
     for server in ("127.0.0.1:53", "10.9.9.9:53"):
-        base = [sys.executable, "-m", "pbx_bridge", "preflight", "--asterisk-dir", str(h.etc),
+        base = [*PB_CMD, "preflight", "--asterisk-dir", str(h.etc),
                 "--firewall-rules", str(FW / "amazon-open.rules"), "--public-ip", PUBLIC_IP,
                 "--dns-server", server]
         r = subprocess.run(["unshare", "-n", *base, "--format", "json"], capture_output=True,
@@ -779,7 +779,6 @@ def test_a_key_only_root_may_read_is_not_a_failure_for_another_user(host, dns):
     import json
     import os
     import subprocess
-    import sys
 
     from helpers import ROOT
     from test_named_errors import NO_DAC, _cannot_drop_privileges
@@ -788,7 +787,7 @@ def test_a_key_only_root_may_read_is_not_a_failure_for_another_user(host, dns):
         pytest.skip(why)
     key = host.root / "keys" / "pbx.key"
     os.chown(key, 65534, 65534)  # another user's, 0600: closed to us without the override
-    r = subprocess.run([*NO_DAC, sys.executable, "-m", "pbx_bridge", "preflight",
+    r = subprocess.run([*NO_DAC, *PB_CMD, "preflight",
                         "--asterisk-dir", str(host.root), "--dns-server",
                         f"127.0.0.1:{dns.port}", "--format", "json"], capture_output=True,
                        text=True, timeout=60, cwd=ROOT)

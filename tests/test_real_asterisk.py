@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import PB_CMD, TEST_BIN
 from helpers import (PUBLIC_IP, ROOT, freepbx_generate_tree,
                      make_cert, make_pki)
 from realasterisk import Ami, RealAsterisk, base_files, boot, contexts_run, free_ports, \
     free_udp_range, varsets
 
 pytestmark = pytest.mark.asterisk
-PB = [sys.executable, "-m", "pbx_bridge"]
+PB = list(PB_CMD)
 CIDR = "3.239.178.128/25"
 
 
@@ -115,8 +116,9 @@ def _agi_wrapper(agi_bin: Path, state: Path) -> None:
     """What an admin installs as /var/lib/asterisk/agi-bin/pbx-bridge."""
     agi_bin.mkdir(parents=True, exist_ok=True)
     w = agi_bin / "pbx-bridge"
+    run = TEST_BIN or f"{sys.executable} -m pbx_bridge"
     w.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} PBX_BRIDGE_STATE_DIR={state} "
-                 f"exec {sys.executable} -m pbx_bridge \"$@\"\n")
+                 f"exec {run} \"$@\"\n")
     w.chmod(0o755)
 
 
@@ -554,8 +556,9 @@ def test_process_agi_as_nobody_reads_the_state_dir_the_dialplan_names(pbx, writt
         publish_routes(state, {"7201": "Room 201"})
         # what an admin installs, on Debian's Python, run as Asterisk's (here: nobody) user,
         # whose default settings file it cannot read
-        wrapper.write_text(f"#!/bin/sh\nexec runuser -u nobody -- env PYTHONPATH={ROOT} "
-                           f"PBX_BRIDGE_CONFIG={settings} {py} -m pbx_bridge \"$@\"\n")
+        run = TEST_BIN or f"env PYTHONPATH={ROOT} {py} -m pbx_bridge"
+        wrapper.write_text(f"#!/bin/sh\nexec runuser -u nobody -- env "
+                           f"PBX_BRIDGE_CONFIG={settings} {run} \"$@\"\n")
         r = pb(["generate", "--asterisk-dir", "etc", "--public-ip", PUBLIC_IP, "--bind",
                 "127.0.0.1", "--port", str(pbx.tls_port), "--local-net", "127.0.0.0/8",
                 "--cert", "keys/pbx.crt", "--key", "keys/pbx.key", "--ca-list", "keys/ca.crt",

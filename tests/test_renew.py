@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 import grp
 
-from helpers import PUBLIC_IP, ROOT, SECRET, make_cert, make_pki
+from helpers import PB_CMD, PUBLIC_IP, ROOT, SECRET, make_cert, make_pki
 from pbx_bridge.net import Network
 from realasterisk import base_files, boot, free_ports, free_udp_range
 from test_status import m, metrics
@@ -95,7 +94,7 @@ class Site:
     def pb(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
         env["PBX_BRIDGE_CONFIG"] = str(self.settings)
-        return subprocess.run([sys.executable, "-m", "pbx_bridge", *args], capture_output=True,
+        return subprocess.run([*PB_CMD, *args], capture_output=True,
                               text=True, cwd=ROOT, env=env, timeout=timeout)
 
     def chain_updates(self) -> int:
@@ -173,7 +172,7 @@ def test_a_new_certificate_is_installed_reloaded_and_sent_once(site, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env.update(PBX_BRIDGE_CONFIG=str(s.settings), RENEWED_LINEAGE=str(live),
                PBX_BRIDGE_LOG_FORMAT="json")
-    r = env_run([sys.executable, "-m", "pbx_bridge", "renew-hook"], capture_output=True,
+    r = env_run([*PB_CMD, "renew-hook"], capture_output=True,
                 text=True, cwd=tmp_path, env=env, timeout=180,
                 preexec_fn=lambda: os.umask(0))  # no umask to lean on
     assert r.returncode == 0, r.stdout + r.stderr
@@ -314,7 +313,7 @@ def test_a_renewal_asterisk_could_not_take_is_remembered_until_installed(site, t
     fifth = make_pki(days=70)
     live = lineage(tmp_path / "l5", fifth)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
-    r = subprocess.run([sys.executable, "-m", "pbx_bridge", "renew-hook", "--lineage",
+    r = subprocess.run([*PB_CMD, "renew-hook", "--lineage",
                         str(live)], capture_output=True, text=True, cwd=ROOT, timeout=120,
                        env={**env, "PBX_BRIDGE_CONFIG": str(down)})
     assert r.returncode == 1 and "the certificate was not installed" in r.stderr, r.stderr
@@ -367,7 +366,7 @@ def test_a_renew_hook_killed_midway_is_remembered(site, tmp_path):
     live = lineage(tmp_path / "l8", make_pki(days=73))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
     env.update(PBX_BRIDGE_CONFIG=str(s.settings), PBX_BRIDGE_WRITE_PAUSE="5")
-    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "renew-hook", "--lineage",
+    proc = subprocess.Popen([*PB_CMD, "renew-hook", "--lineage",
                              str(live)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr.readline().startswith("wrote file 1")
     proc.send_signal(signal.SIGKILL)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import csv_of, pb, rows
+from helpers import PB_CMD, csv_of, pb, rows
 from pbx_bridge.rooms.mapfile import MapErrors, parse
 
 def test_map_file_problems_are_all_reported_with_lines():
@@ -178,14 +178,13 @@ def test_discover_and_import_from_asterisk(hotel, tmp_path):
 def test_kill_during_apply_leaves_a_sound_state_and_a_rerun_finishes(hotel, tmp_path):
     import signal
     import subprocess
-    import sys
     import time
 
     from helpers import ROOT
     srv, tid, env = hotel(latency_ms=20)
     m = tmp_path / "m.csv"
     m.write_text(csv_of(rows(40)))
-    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+    proc = subprocess.Popen([*PB_CMD, "rooms", "apply", "--map",
                              str(m), "--concurrency", "2"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -211,7 +210,6 @@ def test_plan_and_status_during_an_apply_say_it_runs(hotel, tmp_path):
     """A plan or a status read while rooms apply changes Amazon and the table sees a moment
     of it: the plan says so, and status does not call the requests in flight drift."""
     import subprocess
-    import sys
     import time
 
     from helpers import ROOT
@@ -220,7 +218,7 @@ def test_plan_and_status_during_an_apply_say_it_runs(hotel, tmp_path):
     state = Path(env["PBX_BRIDGE_STATE_DIR"])
     m = tmp_path / "m.csv"
     m.write_text(csv_of(rows(40)))
-    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+    proc = subprocess.Popen([*PB_CMD, "rooms", "apply", "--map",
                              str(m), "--yes", "--concurrency", "1"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -10,13 +10,12 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, csv_of, pb, rows
+from helpers import PB_CMD, ROOT, csv_of, pb, rows
 from pbx_bridge.amazon.models import Mapping
 from pbx_bridge.rooms.store import Pending, Row
 from pbx_bridge.rooms.sync import PENDING_GRACE, reconcile
@@ -158,7 +157,7 @@ def test_sigkill_at_random_points_then_a_rerun_converges(hotel, tmp_path):
         todo = len(set(have) ^ set(_want(want))) + sum(
             1 for e, p in _want(want).items() if e in have and have[e] != p)
         watch.kill_at = watch.writes + rng.randint(1, todo - 1)
-        proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+        proc = subprocess.Popen([*PB_CMD, "rooms", "apply", "--map",
                                  str(path), "--yes", "--force", "--concurrency", "4"], cwd=ROOT,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
@@ -192,7 +191,7 @@ def test_a_delete_done_at_amazon_but_not_recorded_is_gone_after_a_rerun(hotel, t
     emu.save = watch.saved
     m.write_text(csv_of(rows(3)))  # drops 7103
     watch.kill_at = watch.writes + 1
-    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+    proc = subprocess.Popen([*PB_CMD, "rooms", "apply", "--map",
                              str(m), "--yes", "--force"], cwd=ROOT, env=env)
     watch.pid = proc.pid
     assert proc.wait(60) == -signal.SIGKILL
@@ -286,7 +285,7 @@ def test_read_only_commands_work_on_a_read_only_state_dir(hotel, tmp_path, tmpfs
     if db != "clean":  # a writer killed with its last commits still in the WAL
         srv.emulator.save = watch.saved
         watch.kill_at = watch.writes + 3
-        proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "rooms", "apply", "--map",
+        proc = subprocess.Popen([*PB_CMD, "rooms", "apply", "--map",
                                  str(m), "--yes", "--concurrency", "1"], cwd=ROOT, env=env)
         watch.pid = proc.pid
         assert proc.wait(60) == -signal.SIGKILL

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP, ROOT, csv_of, free_port, plain_generate_tree, rows
+from helpers import PB_CMD, TEST_BIN, PUBLIC_IP, ROOT, csv_of, free_port, plain_generate_tree, rows
 from pbx_bridge.statedir import LOCK_NAME
 
-PB = [sys.executable, "-m", "pbx_bridge"]
+PB = list(PB_CMD)
 AS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not AS_ROOT, reason="needs root (CI runs as root): other "
                                 "users' files and runuser/unshare")
@@ -275,6 +275,8 @@ def installed(traversable: Path) -> Path:
 
 def as_nobody(site: Path) -> str:
     """The command line that runs pbx-bridge as the user nobody."""
+    if TEST_BIN:  # the installed command, as the package's agi-bin link runs it
+        return f"runuser -u nobody -- {TEST_BIN}"
     return f"runuser -u nobody -- env PYTHONPATH={site} {_python_for_nobody()} -m pbx_bridge"
 
 
@@ -363,7 +365,7 @@ def test_fastagi_unit_works_as_shipped(hotel, traversable):
     except KeyError:
         user = "nobody"  # no asterisk user on this host: the same rights, another name
     port = free_port()
-    exec_start = fields["ExecStart"][0].replace("/usr/local/bin/pbx-bridge",
+    exec_start = fields["ExecStart"][0].replace("/usr/local/bin/pbx-bridge", TEST_BIN or
                                                 f"{_python_for_nobody()} -m pbx_bridge")
     exec_start = exec_start.replace("127.0.0.1:4573", f"127.0.0.1:{port}")
     script = (f"mount --bind {state} {state} && mount -o remount,bind,ro {state} && "

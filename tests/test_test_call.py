@@ -10,19 +10,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP, ROOT, make_pki
+from helpers import PB_CMD, PUBLIC_IP, ROOT, make_pki
 from realasterisk import Ami, RealAsterisk, base_files, boot, contexts_run, free_ports, \
     free_udp_range
 
 pytestmark = pytest.mark.asterisk
-PB = [sys.executable, "-m", "pbx_bridge"]
+PB = list(PB_CMD)
 
 AMAZON_ROOMS = """\
 [rooms]

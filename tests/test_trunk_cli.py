@@ -6,12 +6,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import PUBLIC_IP, SECRET, cli_env, free_port, pb
+from helpers import PB_CMD, PUBLIC_IP, SECRET, cli_env, free_port, pb
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "asterisk" / "examples" / "hotel" / "etc-asterisk"
@@ -239,7 +238,7 @@ def test_emulator_command_bad_flags():
 def test_emulator_command_serves(tmp_path):
     import time
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pbx_bridge", "emulator", "--listen",
+    proc = subprocess.Popen([*PB_CMD, "emulator", "--listen",
                              f"127.0.0.1:{port}", "--client-secret", SECRET], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)
     try:

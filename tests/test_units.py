@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, SECRET, csv_of, pb, rows
+from helpers import PB_CMD, ROOT, TEST_BIN, SECRET, csv_of, pb, rows
 from test_status import m, metrics
 
 UNITS = ROOT / "asterisk" / "systemd"
-BIN = Path(sys.executable).parent / "pbx-bridge"
+BIN = Path(TEST_BIN or Path(sys.executable).parent / "pbx-bridge")
 
 
 def unit(name: str) -> dict[str, list[str]]:
@@ -35,7 +35,7 @@ def exec_start(name: str, **paths: str) -> tuple[list[str], dict[str, str]]:
     u = unit(name)
     argv = shlex.split(u["ExecStart"][0])
     assert argv[0] == "/usr/local/bin/pbx-bridge"
-    argv = [sys.executable, "-m", "pbx_bridge", *argv[1:]]
+    argv = [*PB_CMD, *argv[1:]]
     argv = [paths.get(a, a) for a in argv]
     env = dict(v.split("=", 1) for v in u.get("Environment", []))
     return argv, env

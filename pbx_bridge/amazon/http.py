@@ -50,7 +50,7 @@ class Http:
             r = self.session.request(method, url, headers=dict(headers or {}), data=data,
                                      json=json_body, params=params, timeout=self.timeout,
                                      allow_redirects=False)
-            return Response(r.status_code, dict(r.headers), r.content)
+            body = r.content
         except requests.exceptions.Timeout:
             raise TransportError(f"no answer from {_host(url)} within {self.timeout:g} s") \
                 from None
@@ -61,6 +61,13 @@ class Http:
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"request to {_host(url)} failed: {type(exc).__name__}") \
                 from None
+        length = r.headers.get("Content-Length", "")
+        if length.isdigit() and len(body) < int(length) and method != "HEAD" and \
+                r.headers.get("Content-Encoding", "identity") == "identity":
+            # a cut connection: urllib3 2 raises it, Debian 12's urllib3 1.26 returns it short
+            raise TransportError(f"request to {_host(url)} failed: the answer was cut short "
+                                 f"({len(body)} of {length} bytes)")
+        return Response(r.status_code, dict(r.headers), body)
 
 
 def _host(url: str) -> str:

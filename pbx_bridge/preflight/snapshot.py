@@ -26,7 +26,7 @@ from ..asterisk.pjsip import Transport
 
 if TYPE_CHECKING:  # cryptography is imported when a certificate is read (certs.py)
     from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+    from ..certs import PrivateKey
 
 T = TypeVar("T")
 
@@ -75,7 +75,7 @@ class CertFacts:
     chain: Union[tuple[x509.Certificate, ...], Unknown]
     key_path: str | None
     key_where: Where | None
-    key: Union[PrivateKeyTypes, Unknown]
+    key: Union[PrivateKey, Unknown]
     cert_read_error: str | None = None  # set when the file itself could not be read
     key_read_error: str | None = None
     key_mode: int | None = None  # the key file's permission bits, when it could be stat'ed
@@ -183,7 +183,7 @@ def _gather_cert(fs: FileSystem, t: Transport | None) -> Union[CertFacts, Unknow
     chain, cert_read_error = _load(fs, cert_s.value,
                                    lambda data: tuple(certs.load_chain(data)))
     key_s = t.get("priv_key_file")
-    key: Union[PrivateKeyTypes, Unknown]
+    key: Union[PrivateKey, Unknown]
     key_path = key_read_error = None
     key_mode = key_gid = None
     if key_s is None or not key_s.value:

@@ -55,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.add_argument("--wait", action="store_true", help="wait until the trunk is ACTIVE")
         q.add_argument("--timeout", type=float, metavar="S",
                        help="how long --wait waits (default 900)")
+        q.add_argument("--dry-run", action="store_true", help="send nothing, save nothing: "
+                       "say what would be done (with --json: the trunk Amazon holds and the "
+                       "one this PBX wants, for Ansible's check mode and --diff)")
 
     def action(name: str, help_: str, run: Any, spec: bool = False, takes_id: bool = True
                ) -> argparse.ArgumentParser:
@@ -295,9 +298,31 @@ def _check_timeout(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be a positive number of seconds")
 
 
-def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
+def view(name: str | None, chain: tuple[str, ...], peers: "tuple[Peer, ...]"
+         ) -> dict[str, Any]:
+    """A trunk as a person compares two: its name, peers, and each certificate of the chain
+    by subject and SHA-256 fingerprint (never the PEM itself)."""
+    import hashlib
+
+    from .. import certs
+    shown = []
+    for pem in chain:
+        try:
+            cert = certs.load_chain(pem.encode())[0]
+            from cryptography.hazmat.primitives.serialization import Encoding
+            der = cert.public_bytes(Encoding.DER)
+            shown.append(f"{cert.subject.rfc4514_string()} sha256:"
+                         f"{hashlib.sha256(der).hexdigest()[:16]}")
+        except (certs.CertError, IndexError):
+            shown.append("(unreadable certificate)")
+    return {"name": name, "peers": sorted(str(p) for p in peers), "chain": shown}
+
+
+def _create_or_adopt(ctx: Context, spec: TrunkSpec, dry_run: bool = False
+                     ) -> tuple[Trunk | None, str]:
     """One trunk per PBX: Amazon's trunk with this TLS name is adopted when it is identical
-    and refused when it differs; the saved trunk is never replaced while Amazon has it."""
+    and refused when it differs; the saved trunk is never replaced while Amazon has it.
+    ``dry_run``: the same decision, nothing created (the trunk is None for "created")."""
     from ..amazon.errors import ApiError
     saved = ctx.state.trunk_id
     named = [(t, changes(t, spec)) for t in ctx.api.list_trunks() if t.name == spec.name]
@@ -326,6 +351,8 @@ def _create_or_adopt(ctx: Context, spec: TrunkSpec) -> tuple[Trunk, str]:
         raise TrunkFailed(f"Amazon already has trunk {t.trunk_id} for {spec.name} "
                           f"({'; '.join(what) or 'different'}); make it match with "
                           f"'pbx-bridge trunk update {t.trunk_id}', or delete it first")
+    if dry_run:
+        return None, "created"
     return ctx.api.create_trunk(spec), "created"
 
 
@@ -335,13 +362,23 @@ def run_create(args: argparse.Namespace) -> int:
     ctx = context(args)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
-    trunk, action = _create_or_adopt(ctx, spec)
+    found, action = _create_or_adopt(ctx, spec, args.dry_run)
+    want = view(spec.name, spec.certificate_chain, spec.peers)
+    if args.dry_run:  # nothing sent, nothing saved
+        had = None if found is None else view(found.name, found.certificate_chain, found.peers)
+        emit(args, {"action": action, "dry_run": True, "trunkId": found and found.trunk_id,
+                    "current": had, "desired": want},
+             f"would have {action} a trunk for {spec.name}, peers "
+             f"{', '.join(map(str, spec.peers))} (dry run: nothing sent)")
+        return 0
+    assert found is not None
+    trunk = found
     _save(ctx, trunk)
     if args.wait:
         trunk = wait_active(ctx, trunk.trunk_id, args.timeout, quiet=False)
     elif trunk.status is None:
         trunk = ctx.api.get_trunk(trunk.trunk_id)
-    emit(args, {"action": action, **trunk.to_json()},
+    emit(args, {"action": action, "desired": want, **trunk.to_json()},
          f"{action} trunk {trunk.trunk_id} ({trunk.status}) for {spec.name}, peers "
          f"{', '.join(map(str, spec.peers))}; saved in {ctx.state.path}")
     return 0
@@ -400,14 +437,23 @@ def run_update(args: argparse.Namespace) -> int:
     _gate(args, findings)
     current = ctx.api.get_trunk(tid)
     diff = changes(current, spec)
+    views = {"current": view(current.name, current.certificate_chain, current.peers),
+             "desired": view(spec.name, spec.certificate_chain, spec.peers)}
     if not diff:
-        emit(args, {"action": "unchanged", **current.to_json()},
+        if args.wait and current.status != "ACTIVE" and not args.dry_run:
+            current = wait_active(ctx, tid, args.timeout, quiet=False)
+        emit(args, {"action": "unchanged", "changed": [], **views, **current.to_json()},
              f"trunk {tid} already matches this PBX; nothing sent")
+        return 0
+    if args.dry_run:
+        emit(args, {"action": "updated", "dry_run": True, "changed": sorted(diff), **views,
+                    **current.to_json()},
+             f"would update trunk {tid}: {', '.join(sorted(diff))} (dry run: nothing sent)")
         return 0
     trunk = ctx.api.update_trunk(tid, spec)  # the whole trunk: PUT replaces it
     if args.wait:
         trunk = wait_active(ctx, tid, args.timeout, quiet=False)
-    emit(args, {"action": "updated", "changed": sorted(diff), **trunk.to_json()},
+    emit(args, {"action": "updated", "changed": sorted(diff), **views, **trunk.to_json()},
          f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
     return 0
 

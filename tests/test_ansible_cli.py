@@ -95,3 +95,29 @@ def test_trunk_dry_run_sends_and_saves_nothing(emulator, tmp_path):
     r = pb(e, "trunk", "create", "--asterisk-dir", str(EXAMPLE), "--dry-run", "--json")
     doc = json.loads(r.stdout)
     assert doc["action"] == "adopted" and doc["trunkId"] == tid
+
+
+def test_trunk_update_create_keeps_one_trunk_as_the_pbx_wants(emulator, tmp_path):
+    srv = emulator(client_secret=SECRET, activate_after=0)
+    e = cli_env(srv, tmp_path / "state")
+    update = ["trunk", "update", "--create", "--asterisk-dir", str(EXAMPLE), "--json"]
+    r = pb(e, *update, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["action"] == "created" and srv.emulator.state.trunks == {}
+    r = pb(e, *update, "--wait")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["action"] == "created" and doc["status"] == "ACTIVE"
+    tid = doc["trunkId"]
+    r = pb(e, *update, "--wait")
+    assert json.loads(r.stdout)["action"] == "unchanged" and len(srv.emulator.state.trunks) == 1
+    # deleted at Amazon behind its back: --create makes it again, and saves the new one
+    del srv.emulator.state.trunks[tid]
+    r = pb(e, *update)
+    doc = json.loads(r.stdout)
+    assert doc["action"] == "created" and doc["trunkId"] != tid
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["trunkId"] == \
+        doc["trunkId"]
+    # without --create a missing saved trunk is still an error
+    del srv.emulator.state.trunks[doc["trunkId"]]
+    r = pb(e, "trunk", "update", "--asterisk-dir", str(EXAMPLE), "--json")
+    assert r.returncode == 1 and "404" in r.stderr

@@ -75,7 +75,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
     action("create", "create the trunk (or adopt an identical one)", run_create, spec=True,
            takes_id=False)
-    action("update", "send what changed to the trunk", run_update, spec=True)
+    u = action("update", "send what changed to the trunk", run_update, spec=True)
+    u.add_argument("--create", action="store_true", help="with no trunk saved, or the saved "
+                   "one gone at Amazon: create it (or adopt an identical one) as 'trunk "
+                   "create' does, so one command keeps the trunk as this PBX wants it")
     action("show", "show one trunk", run_show)
     action("list", "list every trunk of this account", run_list, takes_id=False)
     d = action("delete", "delete the trunk", run_delete)
@@ -362,6 +365,10 @@ def run_create(args: argparse.Namespace) -> int:
     ctx = context(args)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
+    return _create(args, ctx, spec)
+
+
+def _create(args: argparse.Namespace, ctx: Context, spec: "TrunkSpec") -> int:
     found, action = _create_or_adopt(ctx, spec, args.dry_run)
     want = view(spec.name, spec.certificate_chain, spec.peers)
     if args.dry_run:  # nothing sent, nothing saved
@@ -430,12 +437,22 @@ def changes(current: Trunk, want: TrunkSpec) -> dict[str, Any]:
 
 @writes_state("trunk update")
 def run_update(args: argparse.Namespace) -> int:
+    from ..amazon.errors import ApiError
     _check_timeout(args)
     ctx = context(args)
+    if args.create and not args.trunk_id and ctx.state.trunk_id is None:
+        spec, findings = desired(args, ctx)
+        _gate(args, findings)
+        return _create(args, ctx, spec)  # none saved: as trunk create
     tid = _trunk_id(args, ctx)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
-    current = ctx.api.get_trunk(tid)
+    try:
+        current = ctx.api.get_trunk(tid)
+    except ApiError as exc:
+        if exc.status != 404 or not args.create or args.trunk_id:
+            raise
+        return _create(args, ctx, spec)  # the saved one is gone at Amazon: as trunk create
     diff = changes(current, spec)
     views = {"current": view(current.name, current.certificate_chain, current.peers),
              "desired": view(spec.name, spec.certificate_chain, spec.peers)}

@@ -12,11 +12,11 @@ module: trunk
 short_description: The PBX's Amazon SIP trunk, through pbx-bridge
 description:
   - I(state=present) makes Amazon hold the trunk this PBX should have; its TLS name,
-    certificate chain and peers, taken from the Asterisk config unless given. When the state
-    dir has a saved trunk that Amazon still has, it runs C(pbx-bridge trunk update --json),
-    which sends the whole trunk only when a part differs; otherwise C(pbx-bridge trunk
-    create --json), which adopts an identical trunk Amazon already has for this name and
-    refuses a different one. Never a second trunk.
+    certificate chain and peers, taken from the Asterisk config unless given. It runs
+    C(pbx-bridge trunk update --create --json); with a saved trunk that Amazon still has, it
+    sends the whole trunk only when a part differs; otherwise it does what C(trunk create)
+    does, which adopts an identical trunk Amazon already has for this name and refuses a
+    different one. Never a second trunk.
   - With I(wait), waits until the trunk is C(ACTIVE) (up to I(timeout) seconds), also when
     nothing had to change.
   - In check mode it runs the same commands with C(--dry-run); nothing is sent or saved.
@@ -157,12 +157,14 @@ def saved_trunk(pb):
 
 
 def present(module, pb):
-    saved, at_amazon = saved_trunk(pb)
-    verb = "update" if at_amazon else "create"
-    rc, doc, err = pb.json(["trunk", verb] + spec_args(module.params, module.check_mode))
+    """One command: the saved trunk updated where it differs, or created (adopted) when none
+    is saved or Amazon no longer has it."""
+    rc, doc, err = pb.json(["trunk", "update", "--create"] +
+                           spec_args(module.params, module.check_mode))
     action = doc.get("action")
     changed = action in ("created", "adopted", "updated")
-    parts = doc.get("changed") or ([] if verb == "update" else ["tls", "peers"])
+    parts = doc.get("changed") or ([] if action in ("updated", "unchanged") else
+                                   ["tls", "peers"])
     result = dict(changed=changed, action=action, trunk_id=doc.get("trunkId"),
                   changed_parts=parts)
     if not module.check_mode:

@@ -142,12 +142,11 @@ def test_config_absent_rolls_back_to_before_the_oldest_change_in_effect(run_modu
 
 # ------------------------------------------------------------------ trunk
 
-def test_trunk_with_a_saved_trunk_at_amazon_is_updated_never_created(run_module):
+def test_trunk_is_one_update_or_create_command(run_module):
     unchanged = {"action": "unchanged", "changed": [], "current": VIEW, "desired": VIEW,
                  "trunkId": "amzn1.comms.network.siptrunk.t1", "status": "ACTIVE"}
-    result, failed, rec = run_module(trunk.main, {"timeout": 60},
-                                     [(0, TRUNKS, ""), (0, unchanged, "")])
-    assert cmd(rec, 1) == ["trunk", "update", "--json", "--wait", "--timeout", "60"]
+    result, failed, rec = run_module(trunk.main, {"timeout": 60}, [(0, unchanged, "")])
+    assert cmd(rec) == ["trunk", "update", "--create", "--json", "--wait", "--timeout", "60"]
     assert result["changed"] is False and result["trunk"]["status"] == "ACTIVE"
 
 
@@ -157,8 +156,8 @@ def test_trunk_check_mode_is_a_dry_run_and_diffs_the_trunk(run_module):
                "desired": want, "trunkId": "amzn1.comms.network.siptrunk.t1"}
     result, failed, rec = run_module(trunk.main, {"_ansible_check_mode": True,
                                                   "_ansible_diff": True},
-                                     [(0, TRUNKS, ""), (0, updated, "")])
-    assert cmd(rec, 1) == ["trunk", "update", "--json", "--dry-run"]
+                                     [(0, updated, "")])
+    assert cmd(rec) == ["trunk", "update", "--create", "--json", "--dry-run"]
     assert result["changed"] and result["changed_parts"] == ["peers"]
     assert result["diff"]["before"]["peers"] == ["54.240.196.10:5061"]
     assert result["diff"]["after"]["peers"] == ["54.240.196.11:5061"]
@@ -167,10 +166,9 @@ def test_trunk_check_mode_is_a_dry_run_and_diffs_the_trunk(run_module):
 def test_trunk_without_one_saved_is_created(run_module):
     created = {"action": "created", "trunkId": "amzn1.comms.network.siptrunk.t2",
                "status": "ACTIVE", "desired": VIEW}
-    result, failed, rec = run_module(trunk.main, {},
-                                     [(0, {"trunks": [], "saved": None}, ""), (0, created, "")])
-    assert cmd(rec, 1)[:3] == ["trunk", "create", "--json"]
+    result, failed, rec = run_module(trunk.main, {}, [(0, created, "")])
     assert result["changed"] and result["trunk_id"].endswith("t2")
+    assert result["changed_parts"] == ["tls", "peers"]
 
 
 def test_trunk_absent(run_module):

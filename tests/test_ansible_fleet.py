@@ -33,6 +33,13 @@ PLAYBOOK = COLLECTIONS / "ansible_collections" / "pbx_bridge" / "alexa" / "playb
 PB = [sys.executable, "-m", "pbx_bridge"]
 
 
+def _which(path: str | None) -> str:
+    """The test id: which ansible-core runs it."""
+    if path is None:
+        return "none"
+    return "debian" if path.startswith("/usr/") else "venv"
+
+
 def playbooks() -> list[str]:
     found = []
     for candidate in (Path(sys.executable).parent / "ansible-playbook",
@@ -236,7 +243,7 @@ def stats(doc: dict) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.asterisk
-@pytest.mark.parametrize("ansible", playbooks() or [None])
+@pytest.mark.parametrize("ansible", playbooks() or [None], ids=_which)
 def test_fleet_playbook_converges_checks_and_isolates_a_failing_property(ansible, request,
                                                                          tmp_path):
     if ansible is None:
@@ -288,6 +295,7 @@ def test_fleet_playbook_converges_checks_and_isolates_a_failing_property(ansible
     assert "~ 7102 Room 102 amzn1.alexa.unit.did.harbor2 -> amzn1.alexa.unit.did.harbor2b" \
         in diff_text
     assert "+ 7103 Room 103 amzn1.alexa.unit.did.harbor3" in diff_text
+    assert "+ 7103 Room 103 amzn1.alexa.unit.did.harbor3" in check["_stdout"]  # as shown
     assert not any(r["changed"] for r in results(check, "The trunk's Asterisk config").values())
     assert not any(r["changed"] for r in results(check, "The Amazon SIP trunk").values())
 
@@ -310,7 +318,7 @@ def test_fleet_playbook_converges_checks_and_isolates_a_failing_property(ansible
 
 
 
-@pytest.mark.parametrize("ansible", playbooks() or [None])
+@pytest.mark.parametrize("ansible", playbooks() or [None], ids=_which)
 def test_the_example_inventory_and_the_playbook_parse(ansible, tmp_path):
     if ansible is None:
         pytest.skip("no ansible-playbook: pip install -e '.[test]' installs ansible-core")

@@ -31,6 +31,8 @@ def writes_state(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
         def run(args: argparse.Namespace) -> int:
             from ..settings import load
             from ..statedir import exclusive
+            if getattr(args, "dry_run", False):  # changes nothing: no lock (no lock file)
+                return fn(args)
             with exclusive(load(args.config).state_dir, name):
                 return fn(args)
         return run

@@ -72,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--to", metavar="ID", help="with --rollback: undo the change of backup ID "
                    "and every later one (an id from --list-backups, or a unique start of one)")
     p.add_argument("--no-reload", action="store_true", help="write without reloading Asterisk")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (the diff, "
+                   "files, notes, firewall rules, what was written; --list-backups: the "
+                   "backups), for Ansible and other tools")
     p.set_defaults(run=run)
 
 
@@ -99,13 +102,23 @@ def _rtp_range_is_ours_to_set(snap: "Snapshot", r: "Union[RtpRange, str]", start
                    "edit your lines), or leave --rtp-range out")
 
 
-def _list_backups(settings: "Settings", asterisk_dir: Path) -> int:
+def _list_backups(settings: "Settings", asterisk_dir: Path, as_json: bool = False) -> int:
     """``--list-backups``: read-only, no lock (a backup being made is not listed yet)."""
     from ..generate.transaction import Transaction, made_by
     from ..asterisk.cli import Asterisk
     tx = Transaction(settings.state_dir, asterisk_dir, Asterisk())
     mine, others = tx.history()
     out = sys.stdout
+    if as_json:
+        import json
+        json.dump({"asterisk_dir": str(tx.asterisk_dir), "others": others, "backups": [
+            {"id": folder.name, "created": str(manifest.get("created", "")),
+             "state": str(manifest.get("state", "?")), "by": made_by(manifest),
+             "files": [str(e.get("path", "?")) for e in manifest["files"]
+                       if isinstance(e, dict)]}
+            for folder, manifest in mine]}, out, indent=2)
+        out.write("\n")
+        return 0
     if not mine:
         out.write(f"no backups of {tx.asterisk_dir} in {tx.root}" +
                   (f" ({others} of other Asterisk dirs)" if others else "") + "\n")
@@ -142,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load(args.config)
     asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
     if args.list_backups:
-        return _list_backups(settings, asterisk_dir)
+        return _list_backups(settings, asterisk_dir, args.json)
     if args.rollback:
+        if args.json:
+            raise UsageError("--json is for the diff and --list-backups, not --rollback")
         tx = open_transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --rollback"):
@@ -230,7 +245,15 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
         state_dir=str(settings.state_dir) if args.agi == "process" else None)
     assert snap.dialplan is not None  # gather reads it
     plan = build(asterisk_dir, config, (snap.pjsip, snap.rtp, snap.modules, snap.dialplan))
-    out = sys.stdout
+    import io
+    out = io.StringIO() if args.json else sys.stdout  # with --json the text is not shown
+    doc: dict[str, object] = {
+        "layout": "freepbx" if config.freepbx else "plain", "changed": bool(plan.changes),
+        "written": False, "recovered": pending,
+        "files": [{"path": str(ch.path), "new": ch.old is None, "private": ch.private,
+                   "diff": ch.diff()} for ch in plan.changes],
+        "notes": list(plan.notes), "firewall": plan.firewall, "backup": None,
+        "reload": None, "running": None}
     layout = "FreePBX (hand-edit *_custom.conf files)" if config.freepbx else \
         "plain Asterisk (our own included files)"
     out.write(f"# layout: {layout}\n")
@@ -268,16 +291,28 @@ def _generate(args: argparse.Namespace, settings: "Settings", asterisk_dir: Path
             out.write(f"wrote {path}\n")
         out.write(f"backup: {outcome.backup} (undo with: pbx-bridge generate --rollback)\n")
         out.write(f"{outcome.reload_note}\n")
+        doc.update(written=True, backup=str(outcome.backup), reload=outcome.reload_note)
     elif args.write and not args.no_reload:
         tx = open_transaction(settings, asterisk_dir)
         try:
             left = tx.unverified()
             if left is not None:  # written, never seen running: reload and check it now
-                out.write(f"{tx.finish(*left, checker(plan.config, asterisk_dir)).reload_note}"
-                          "\n")
-                return 0
+                note = tx.finish(*left, checker(plan.config, asterisk_dir)).reload_note
+                out.write(f"{note}\n")
+                doc.update(reload=note)
+                return _json_done(args, doc)
         finally:
             tx.asterisk.close()
         from ..generate.transaction import check_running
-        sys.stdout.write(check_running(settings, plan.config, asterisk_dir) + "\n")
+        running = check_running(settings, plan.config, asterisk_dir)
+        out.write(f"{running}\n")
+        doc.update(running=running)
+    return _json_done(args, doc)
+
+
+def _json_done(args: argparse.Namespace, doc: dict[str, object]) -> int:
+    if args.json:
+        import json
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
     return 0

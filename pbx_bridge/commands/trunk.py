@@ -16,7 +16,7 @@ from .common import (Context, add_asterisk_dir, add_settings_args, context, emit
 
 from ..trunk.lifecycle import TrunkFailed, create_or_adopt
 from ..trunk.local import (LocalTrunk, blocking, changes, check_name, from_snapshot,
-                           gate_findings, not_public, read_chain)
+                           gate_findings, not_public, read_chain, view)
 from . import HELPS
 
 TYPE_CHECKING = False
@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         q.add_argument("--wait", action="store_true", help="wait until the trunk is ACTIVE")
         q.add_argument("--timeout", type=float, metavar="S",
                        help="how long --wait waits (default 900)")
+        q.add_argument("--dry-run", action="store_true", help="send nothing, save nothing: "
+                       "say what would be done (with --json: the trunk Amazon holds and the "
+                       "one this PBX wants, for Ansible's check mode and --diff)")
 
     def action(name: str, help_: str, run: Any, spec: bool = False, takes_id: bool = True
                ) -> argparse.ArgumentParser:
@@ -67,7 +70,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
     action("create", "create the trunk (or adopt an identical one)", run_create, spec=True,
            takes_id=False)
-    action("update", "send what changed to the trunk", run_update, spec=True)
+    u = action("update", "send what changed to the trunk", run_update, spec=True)
+    u.add_argument("--create", action="store_true", help="with no trunk saved, or the saved "
+                   "one gone at Amazon: create it (or adopt an identical one) as 'trunk "
+                   "create' does, so one command keeps the trunk as this PBX wants it")
     action("show", "show one trunk", run_show)
     action("list", "list every trunk of this account", run_list, takes_id=False)
     d = action("delete", "delete the trunk", run_delete)
@@ -200,13 +206,27 @@ def run_create(args: argparse.Namespace) -> int:
     ctx = context(args)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
-    trunk, action = create_or_adopt(ctx.api, ctx.state, spec)
+    return _create(args, ctx, spec)
+
+
+def _create(args: argparse.Namespace, ctx: Context, spec: "TrunkSpec") -> int:
+    found, action = create_or_adopt(ctx.api, ctx.state, spec, args.dry_run)
+    want = view(spec.name, spec.certificate_chain, spec.peers)
+    if args.dry_run:  # nothing sent, nothing saved
+        had = None if found is None else view(found.name, found.certificate_chain, found.peers)
+        emit(args, {"action": action, "dry_run": True, "trunkId": found and found.trunk_id,
+                    "current": had, "desired": want},
+             f"would have {action} a trunk for {spec.name}, peers "
+             f"{', '.join(map(str, spec.peers))} (dry run: nothing sent)")
+        return 0
+    assert found is not None
+    trunk = found
     _save(ctx, trunk)
     if args.wait:
         trunk = wait_active(ctx, trunk.trunk_id, args.timeout)
     elif trunk.status is None:
         trunk = ctx.api.get_trunk(trunk.trunk_id)
-    emit(args, {"action": action, **trunk.to_json()},
+    emit(args, {"action": action, "desired": want, **trunk.to_json()},
          f"{action} trunk {trunk.trunk_id} ({trunk.status}) for {spec.name}, peers "
          f"{', '.join(map(str, spec.peers))}; saved in {ctx.state.path}")
     return 0
@@ -245,21 +265,40 @@ def run_list(args: argparse.Namespace) -> int:
 
 @writes_state("trunk update")
 def run_update(args: argparse.Namespace) -> int:
+    from ..amazon.errors import ApiError
     _check_timeout(args)
     ctx = context(args)
+    if args.create and not args.trunk_id and ctx.state.trunk_id is None:
+        spec, findings = desired(args, ctx)
+        _gate(args, findings)
+        return _create(args, ctx, spec)  # none saved: as trunk create
     tid = _trunk_id(args, ctx)
     spec, findings = desired(args, ctx)
     _gate(args, findings)
-    current = ctx.api.get_trunk(tid)
+    try:
+        current = ctx.api.get_trunk(tid)
+    except ApiError as exc:
+        if exc.status != 404 or not args.create or args.trunk_id:
+            raise
+        return _create(args, ctx, spec)  # the saved one is gone at Amazon: as trunk create
     diff = changes(current, spec)
+    views = {"current": view(current.name, current.certificate_chain, current.peers),
+             "desired": view(spec.name, spec.certificate_chain, spec.peers)}
     if not diff:
-        emit(args, {"action": "unchanged", **current.to_json()},
+        if args.wait and current.status != "ACTIVE" and not args.dry_run:
+            current = wait_active(ctx, tid, args.timeout)
+        emit(args, {"action": "unchanged", "changed": [], **views, **current.to_json()},
              f"trunk {tid} already matches this PBX; nothing sent")
+        return 0
+    if args.dry_run:
+        emit(args, {"action": "updated", "dry_run": True, "changed": sorted(diff), **views,
+                    **current.to_json()},
+             f"would update trunk {tid}: {', '.join(sorted(diff))} (dry run: nothing sent)")
         return 0
     trunk = ctx.api.update_trunk(tid, spec)  # the whole trunk: PUT replaces it
     if args.wait:
         trunk = wait_active(ctx, tid, args.timeout)
-    emit(args, {"action": "updated", "changed": sorted(diff), **trunk.to_json()},
+    emit(args, {"action": "updated", "changed": sorted(diff), **views, **trunk.to_json()},
          f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
     return 0
 

@@ -44,9 +44,11 @@ def wait_active(api: "PbxApi", clock: "Clock", trunk_id: str, timeout: float,
         delay = min(delay * 1.5, 30.0)
 
 
-def create_or_adopt(api: "PbxApi", state: "State", spec: "TrunkSpec") -> "tuple[Trunk, str]":
+def create_or_adopt(api: "PbxApi", state: "State", spec: "TrunkSpec", dry_run: bool = False
+                    ) -> "tuple[Trunk | None, str]":
     """One trunk per PBX: Amazon's trunk with this TLS name is adopted when it is identical
-    and refused when it differs; the saved trunk is never replaced while Amazon has it."""
+    and refused when it differs; the saved trunk is never replaced while Amazon has it.
+    ``dry_run``: the same decision, nothing created (the trunk is None for "created")."""
     from ..amazon.errors import ApiError
     saved = state.trunk_id
     named = [(t, changes(t, spec)) for t in api.list_trunks() if t.name == spec.name]
@@ -75,6 +77,8 @@ def create_or_adopt(api: "PbxApi", state: "State", spec: "TrunkSpec") -> "tuple[
         raise TrunkFailed(f"Amazon already has trunk {t.trunk_id} for {spec.name} "
                           f"({'; '.join(what) or 'different'}); make it match with "
                           f"'pbx-bridge trunk update {t.trunk_id}', or delete it first")
+    if dry_run:
+        return None, "created"
     return api.create_trunk(spec), "created"
 
 

@@ -136,3 +136,23 @@ def blocking(findings: "list[Finding]") -> "list[Finding]":
     """Those that stop ``trunk create|update`` (unless --skip-preflight)."""
     from ..findings import Status
     return [f for f in findings if f.status in (Status.FAIL, Status.ERROR)]
+
+
+def view(name: str | None, chain: tuple[str, ...], peers: "tuple[Peer, ...]"
+         ) -> dict[str, Any]:
+    """A trunk as a person compares two: its name, peers, and each certificate of the chain
+    by subject and SHA-256 fingerprint (never the PEM itself)."""
+    import hashlib
+
+    from .. import certs
+    shown = []
+    for pem in chain:
+        try:
+            cert = certs.load_chain(pem.encode())[0]
+            from cryptography.hazmat.primitives.serialization import Encoding
+            der = cert.public_bytes(Encoding.DER)
+            shown.append(f"{cert.subject.rfc4514_string()} sha256:"
+                         f"{hashlib.sha256(der).hexdigest()[:16]}")
+        except (certs.CertError, IndexError):
+            shown.append("(unreadable certificate)")
+    return {"name": name, "peers": sorted(str(p) for p in peers), "chain": shown}

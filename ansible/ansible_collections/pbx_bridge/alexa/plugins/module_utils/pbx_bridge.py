@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: pbx-bridge developers
+# MIT License (see LICENSE in the pbx-bridge repository)
+"""What every module of the collection shares: the options that say which pbx-bridge to run
+and with which settings and credentials, and the one place that runs it.
+
+The modules never reimplement pbx-bridge: they run the installed CLI with ``--json`` (or
+``--format json``) through ``AnsibleModule.run_command`` and translate its answer. Secrets go
+to the CLI through its environment variables (``PBX_BRIDGE_CLIENT_SECRET``, ...), never on
+its command line, where ``ps`` and Ansible's own logs would show them.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+
+# option -> the environment variable pbx-bridge reads it from
+ENV_OPTIONS = (
+    ("config", "PBX_BRIDGE_CONFIG"),
+    ("state_dir", "PBX_BRIDGE_STATE_DIR"),
+    ("api_url", "PBX_BRIDGE_API_URL"),
+    ("token_url", "PBX_BRIDGE_TOKEN_URL"),
+    ("client_id", "PBX_BRIDGE_CLIENT_ID"),
+    ("client_secret", "PBX_BRIDGE_CLIENT_SECRET"),
+    ("refresh_token", "PBX_BRIDGE_REFRESH_TOKEN"),
+)
+
+
+def common_argument_spec():
+    """The options of the ``pbx_bridge.alexa.common`` documentation fragment."""
+    return dict(
+        executable=dict(type="str", default="pbx-bridge"),
+        config=dict(type="path"),
+        state_dir=dict(type="path"),
+        api_url=dict(type="str"),
+        token_url=dict(type="str", no_log=False),
+        client_id=dict(type="str"),
+        client_secret=dict(type="str", no_log=True),
+        refresh_token=dict(type="str", no_log=True),
+        allow_private_peers=dict(type="bool", default=False),
+    )
+
+
+class PbxBridge:
+    """Runs the installed ``pbx-bridge`` for one module invocation."""
+
+    def __init__(self, module):
+        self.module = module
+        exe = module.params["executable"]
+        if os.path.sep in exe:
+            self.exe = exe
+        else:
+            self.exe = module.get_bin_path(exe, required=True)
+        env = {"PBX_BRIDGE_LOG_FORMAT": "text", "NO_COLOR": "1"}
+        for option, variable in ENV_OPTIONS:
+            value = module.params.get(option)
+            if value is not None:
+                env[variable] = str(value)
+        if module.params.get("allow_private_peers"):
+            env["PBX_BRIDGE_ALLOW_PRIVATE_PEERS"] = "1"
+        self.env = env
+
+    def run(self, args):
+        """(exit code, stdout, stderr) of ``pbx-bridge ARGS``."""
+        return self.module.run_command([self.exe] + list(args), environ_update=self.env,
+                                       check_rc=False)
+
+    def json(self, args, ok=(0,)):
+        """Run, and the JSON document it printed; fails the module (with pbx-bridge's own
+        message) on an exit code outside ``ok`` or output that is not JSON."""
+        rc, out, err = self.run(args)
+        doc = None
+        if out.strip():
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                doc = None
+        if rc not in ok or doc is None:
+            self.fail(args, rc, out, err, doc)
+        return rc, doc, err
+
+    def fail(self, args, rc, out, err, doc=None, **extra):
+        message = last_error(err) or ("pbx-bridge %s: exit %d" % (" ".join(args[:2]), rc))
+        result = dict(msg=message, rc=rc, stderr=err, command=["pbx-bridge"] + list(args))
+        if doc is not None:
+            result["result"] = doc
+        elif out:
+            result["stdout"] = out
+        result.update(extra)
+        self.module.fail_json(**result)
+
+
+def last_error(err):
+    """pbx-bridge's one-line error (``pbx-bridge: ...``), else the last line of stderr."""
+    lines = [line for line in (err or "").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("pbx-bridge: "):
+            return line[len("pbx-bridge: "):]
+    return lines[-1] if lines else ""
+
+
+def prepared_diff(text):
+    """Ansible's --diff from text pbx-bridge already made (a unified diff, a plan)."""
+    return {"prepared": text} if text else {}

@@ -330,6 +330,16 @@ def test_plan_creates_nothing_in_the_state_dir(hotel, tmp_path):
     after = {p: (state / p).stat().st_mtime_ns for p in os.listdir(state)}
     assert set(after) - set(before) <= {"token.json"}  # the token cache, nothing else
     assert "pbx-bridge.sqlite" not in after
+    # with a database (after an apply): plan still adds no file, not even SQLite's -wal/-shm
+    assert pb(env, "rooms", "apply", "--map", str(m), "--yes").returncode == 0
+    before = sorted(os.listdir(state))
+    db_bytes = (state / "pbx-bridge.sqlite").read_bytes()
+    m.write_text(csv_of(rows(6)))
+    r = pb(env, "rooms", "plan", "--map", str(m), "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["creates"]) == 1
+    assert sorted(os.listdir(state)) == before
+    assert (state / "pbx-bridge.sqlite").read_bytes() == db_bytes
 
 
 def test_routes_are_only_replaced_by_a_whole_new_snapshot(tmp_path, tmpfs):

@@ -79,8 +79,9 @@ class StoreError(PbxBridgeError):
 
 def open_readonly(path: Path) -> sqlite3.Connection:
     """The database opened for reading only: nothing is created or changed in its folder,
-    which may be read-only. SQLite's read-only mode needs the WAL index (``-shm``) to exist
-    or be creatable; without it, a database with no WAL content is opened ``immutable``
+    which may be read-only. Without a WAL file (no connection open) it is opened
+    ``immutable``. SQLite's read-only mode needs the WAL index (``-shm``) to exist or be
+    creatable; without it, a database with no WAL content is opened ``immutable``
     (everything is in the main file), and one whose WAL holds commits (a writer was killed)
     is read from a private copy, so no committed change is missed. A missing database reads
     as empty."""
@@ -92,6 +93,13 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         return db
     except OSError as exc:
         raise read_error(path, exc, "the state database") from None
+    wal = Path(f"{path}-wal")
+    if not wal.exists():  # no connection has it open (the last one checkpoints and removes
+        # the WAL): everything is in the main file. Read-only mode would create the WAL and
+        # its index beside it, in a folder a reader must leave as it found it
+        db = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10,
                              check_same_thread=False)
@@ -99,7 +107,6 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         return db
     except sqlite3.Error:
         pass
-    wal = Path(f"{path}-wal")
     if not wal.exists() or wal.stat().st_size == 0:
         db = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -107,15 +107,12 @@ class Property:
         return self.home / "state"
 
     def files(self) -> dict[str, bytes]:
-        """Every file of its Asterisk dir and state dir, and its emulator's state. SQLite's
-        WAL index (-shm) is left out, and an empty WAL too: opening the database read-only
-        (rooms plan, SQLite's mode=ro) in a writable folder makes both, with no data in
-        them; the database file itself is compared."""
+        """Every file of its Asterisk dir and state dir (SQLite's -wal and -shm included: a
+        read-only open makes none), and its emulator's state."""
         out = {}
         for root in (self.etc, self.state):
             for p in sorted(root.rglob("*")):
-                if p.is_file() and not p.name.endswith("-shm") and not (
-                        p.name.endswith("-wal") and p.stat().st_size == 0):
+                if p.is_file():
                     out[str(p)] = p.read_bytes()
         out[str(self.emulator.state)] = self.emulator.state.read_bytes()
         return out

@@ -1,5 +1,5 @@
 """The installed Debian package (issue 23): what it put where, as whom the process AGI runs
-through its agi-bin link, its units, its man page and state dir. Each test skips, saying so,
+through its agi-bin copy, its units, its man page and state dir. Each test skips, saying so,
 where the package is not installed; .ci/run builds, installs and then runs them
 (`pytest -m deb`), and purges the package afterwards."""
 
@@ -59,7 +59,9 @@ def test_the_package_holds_the_command_link_units_man_page_tmpfiles_and_docs():
             f"{DOC}/examples/dialplan/extensions_pbx-bridge.process-agi.conf",
             *(f"{UNIT_DIR}/{u}" for u in UNITS)}
     assert want <= files, sorted(want - files)
-    assert os.readlink(AGI_LINK) == str(BIN)
+    # a copy, not a link to the command root runs: FreePBX's "fwconsole chown" gives what
+    # agi-bin holds to the asterisk user, following links to their target
+    assert not AGI_LINK.is_symlink() and AGI_LINK.read_bytes() == BIN.read_bytes()
     first = BIN.read_text().splitlines()[0]
     assert first == "#!/usr/bin/python3 -I", first  # Debian's python3, never one on PATH
 
@@ -76,6 +78,32 @@ def test_it_runs_on_debians_python_and_libraries():
     assert all(m.startswith("/usr/lib/python3/dist-packages/") for m in mods), mods
     r = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, check=True)
     assert r.stdout.startswith("pbx-bridge ")
+
+
+@needs_package
+def test_the_launcher_keeps_usr_local_libraries_out():
+    """Debian's python3 reads /usr/local/lib/python3*/dist-packages before its own, and -I
+    keeps it: the launcher drops it, so a pip-installed library there cannot shadow
+    Debian's."""
+    code = BIN.read_text().replace("entry()", "print(sys.path)")
+    r = subprocess.run(["/usr/bin/python3", "-I", "-c", code], capture_output=True,
+                       text=True, check=True, cwd="/")
+    path = eval(r.stdout)  # the list printed by repr
+    assert "/usr/lib/python3/dist-packages" in path
+    assert not [p for p in path if p.startswith("/usr/local/")], path
+
+
+@needs_package
+def test_the_maintainer_scripts_restart_after_upgrade_and_stop_on_remove():
+    """Installed not enabled; but what runs is restarted after an upgrade (not left stopped)
+    and stopped on remove (not left serving deleted files)."""
+    info = Path("/var/lib/dpkg/info")
+    postinst = (info / "pbx-bridge.postinst").read_text()
+    prerm = (info / "pbx-bridge.prerm").read_text()
+    assert "deb-systemd-invoke $_dh_action" in postinst and "_dh_action=restart" in postinst
+    assert "deb-systemd-invoke stop" in prerm and "pbx-bridge-fastagi.service" in prerm
+    # enabled again only where the admin had enabled it (installed disabled: see below)
+    assert "deb-systemd-helper --quiet was-enabled" in postinst
 
 
 @needs_package

@@ -52,6 +52,9 @@ def test_readme_install_gives_an_agi_link_an_unprivileged_user_can_run():
         assert os.readlink(prefix / "opt" / "bin" / "python3") in (
             "/usr/bin/python3", "python3") or \
             Path(os.path.realpath(prefix / "opt" / "bin" / "python3")).is_relative_to("/usr")
+        # a copy, not a link: FreePBX's "fwconsole chown" gives what agi-bin holds to the
+        # asterisk user, following links to their target (root runs the venv's command)
+        assert not (prefix / "agi-bin" / "pbx-bridge").is_symlink()
         state = publish_routes(prefix / "state", {"7201": "Room 201"})
         state.chmod(0o711)
         header = "agi_request: pbx-bridge\nagi_channel: Local/7201@x-00000001;2\n\n"

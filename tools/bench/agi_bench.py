@@ -40,6 +40,31 @@ def header_for(ext: str) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+def agi_call_ms(command: list[str], ext: str, state: Path, cwd: str | None = None) -> float:
+    """One process AGI ``alexa-route`` for the mapped room ``ext``, the whole process as
+    Asterisk runs it (``command`` is how pbx-bridge is started), in milliseconds."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([*command, "agi", "alexa-route", ext, "--state-dir", str(state)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, cwd=cwd)
+    assert p.stdin is not None and p.stdout is not None
+    p.stdin.write(header_for(ext))
+    p.stdin.flush()
+    first = p.stdout.readline()
+    assert first.startswith(b"SET VARIABLE ALEXA_ROOM"), first
+    last = first
+    while True:
+        p.stdin.write(b"200 result=1\n")
+        p.stdin.flush()
+        line = p.stdout.readline()
+        if not line:
+            break
+        last = line
+    assert last.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), last
+    p.wait(10)
+    return (time.perf_counter() - t0) * 1000
+
+
 async def one_call(port: int, ext: str) -> float:
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -130,29 +155,8 @@ def main() -> int:
 
     exe_path = args.installed or install(tmp)
     py = str(Path(exe_path).parent / "python")
-    head = header_for("10001")
-
     def agi() -> float:
-        t0 = time.perf_counter()
-        p = subprocess.Popen([exe_path, "agi", "alexa-route", "10001", "--state-dir", str(tmp)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL)
-        assert p.stdin is not None and p.stdout is not None
-        p.stdin.write(head)
-        p.stdin.flush()
-        first = p.stdout.readline()
-        assert first.startswith(b'SET VARIABLE ALEXA_ROOM'), first
-        last = first
-        while True:
-            p.stdin.write(b"200 result=1\n")
-            p.stdin.flush()
-            line = p.stdout.readline()
-            if not line:
-                break
-            last = line
-        assert last.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), last
-        p.wait(10)
-        return (time.perf_counter() - t0) * 1000
+        return agi_call_ms([exe_path], "10001", tmp)
 
     def run(argv: list[str]) -> float:
         t0 = time.perf_counter()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agi_bench import header_for  # noqa: E402
+from agi_bench import agi_call_ms, header_for  # noqa: E402
 from helpers import FQDN, PUBLIC_IP, DnsServer  # noqa: E402
 from pbx_bridge.rooms.store import Store  # noqa: E402
 from preflight_bench import build_rules, build_tree  # noqa: E402
@@ -68,25 +68,7 @@ def run(argv: list[str]) -> float:
 
 
 def agi(exe: str, state: Path) -> float:
-    head = header_for("10001")
-    t0 = time.perf_counter()
-    p = subprocess.Popen([exe, "agi", "alexa-route", "10001", "--state-dir", str(state)],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    assert p.stdin is not None and p.stdout is not None
-    p.stdin.write(head)
-    p.stdin.flush()
-    last = b""
-    while True:
-        line = p.stdout.readline()
-        if not line:
-            break
-        last = line
-        p.stdin.write(b"200 result=1\n")
-        p.stdin.flush()
-    assert last.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), last
-    p.wait(10)
-    return (time.perf_counter() - t0) * 1000
+    return agi_call_ms([exe], "10001", state)
 
 
 def main() -> int:

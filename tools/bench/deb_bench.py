@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agi_bench import header_for  # noqa: E402
+from agi_bench import agi_call_ms  # noqa: E402
 
 from pbx_bridge.rooms.store import Store  # noqa: E402
 
@@ -67,29 +67,8 @@ def main() -> int:
 
 def bench(args: argparse.Namespace, state: Path) -> int:
     prefix = ["runuser", "-u", args.as_user, "--"] if args.as_user else []
-    head = header_for("10001")
-
     def agi() -> float:
-        t0 = time.perf_counter()
-        p = subprocess.Popen([*prefix, LINK, "agi", "alexa-route", "10001", "--state-dir",
-                              str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, cwd="/")
-        assert p.stdin is not None and p.stdout is not None
-        p.stdin.write(head)
-        p.stdin.flush()
-        first = p.stdout.readline()
-        assert first.startswith(b"SET VARIABLE ALEXA_ROOM"), first
-        last = first
-        while True:
-            p.stdin.write(b"200 result=1\n")
-            p.stdin.flush()
-            line = p.stdout.readline()
-            if not line:
-                break
-            last = line
-        assert last.startswith(b'SET VARIABLE ALEXA_MAPPED "1"'), last
-        p.wait(10)
-        return (time.perf_counter() - t0) * 1000
+        return agi_call_ms([*prefix, LINK], "10001", state, cwd="/")
 
     def run(argv: list[str]) -> float:
         t0 = time.perf_counter()

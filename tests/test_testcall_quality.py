@@ -23,18 +23,23 @@ from pbx_bridge.testcall.quality import (FROM_AMAZON, TO_AMAZON, Leg, Limits, bl
 RECORDED = json.loads((DATA / "testcall" / "rtcp-loss-toward-amazon.json").read_text())
 
 
-def recorded_legs() -> dict[str, Leg]:
+def recorded_legs(events: list[dict] | None = None) -> dict[str, Leg]:
+    """What test-call makes of the recorded call (or of ``events`` instead of its events)."""
     ch, got = RECORDED["channel"], RECORDED["getvar"]
     rtcp = parse_values(got["rtcp,all"])
     ours, theirs = int(rtcp["ssrc"]), int(rtcp["themssrc"])
-    ev = [e for e in RECORDED["events"] if e.get("Channel") == ch]
+    ev = [e for e in (events or RECORDED["events"]) if e.get("Channel") == ch]
     received = [b for e in ev if e["Event"] == "RTCPReceived"
                 if (b := block_of(e, ours, e["at"])) is not None]
     sent = [b for e in ev if e["Event"] == "RTCPSent"
             if (b := block_of(e, theirs, e["at"])) is not None]
-    amazon = [int(e["SentPackets"]) for e in ev if e["Event"] == "RTCPReceived"]
+    amazon = [(e["at"], int(e["SentPackets"])) for e in ev if e["Event"] == "RTCPReceived"]
+    ours_n = [(e["at"], int(e["SentPackets"])) for e in ev if e["Event"] == "RTCPSent"]
+    start = next(e["at"] for e in ev if e["Event"] == "Newstate" and
+                 e["ChannelStateDesc"] == "Up")
     return legs("ulaw", rtcp, parse_values(got["rtcp,all_rtt"]),
-                parse_values(got["rtcp,all_mes"]), received, sent, amazon[-1])
+                parse_values(got["rtcp,all_mes"]), received, sent,
+                ours_n + [(ev[-1]["at"] + 0.05, int(rtcp["txcount"]))], amazon, start)
 
 
 def test_what_asterisk_reported_of_a_call_losing_5_percent_toward_amazon():
@@ -42,12 +47,69 @@ def test_what_asterisk_reported_of_a_call_losing_5_percent_toward_amazon():
     to, back = q[TO_AMAZON], q[FROM_AMAZON]
     assert 3.0 <= to.loss_pct <= 7.0 and back.loss_pct == 0  # type: ignore[operator]
     assert to.reports >= 3 and back.reports >= 3
-    assert to.sent == 299 and to.lost == 12 and to.received == 287
-    assert back.received == 297 and back.sent is not None
+    # from the answer to the receiver's last report: what the sender sent by then (its own
+    # count), and what of it the receiver's reports do not show
+    assert to.sent == 251 and to.lost == 12 and to.received == 239
+    assert back.sent == 249 and back.received == 249 and back.lost == 0
+    assert to.stopped is False and back.stopped is False
     assert to.rtt_ms == back.rtt_ms and 0 < to.rtt_ms < 10  # type: ignore[operator]
     # Asterisk's MES: the outgoing stream's from Amazon's reports (tx), ours of what we got
     assert to.mes == pytest.approx(83.3, abs=0.1) and back.mes == pytest.approx(88.07, abs=0.1)
     assert to.mos < back.mos and to.mos >= 3.9  # type: ignore[operator]
+
+
+def with_amazon_reports(change) -> list[dict]:
+    """The recorded events, Amazon's report blocks on our stream (RTCPReceived) changed by
+    ``change(n, event)`` (n counts them from 0)."""
+    out, n = [], 0
+    for e in RECORDED["events"]:
+        if e.get("Event") == "RTCPReceived":
+            e = dict(e)
+            change(n, e)
+            n += 1
+        out.append(e)
+    return out
+
+
+def test_audio_that_stops_toward_amazon_is_lost_not_perfect():
+    """Amazon's reports stop moving after its second (it gets nothing more): its highest
+    sequence number and cumulative loss freeze, and only our own count shows the rest."""
+    def freeze(n, e):
+        if n >= 2:
+            e["Report0HighestSequence"], e["Report0CumulativeLost"] = "52521", "4"
+    to = recorded_legs(with_amazon_reports(freeze))[TO_AMAZON]
+    # lost: its 4, and our 200 packets since its first report less its 50 seen of them
+    assert to.sent == 251 and to.lost == 4 + 200 - 50 and to.received == 97, to
+    assert to.stopped is True
+    assert to.loss_pct > 55 and to.mos == 1.0  # type: ignore[operator]
+    o = call(to=to)
+    assert status(o, "quality.loss")[0] == Status.WARN
+    s, f = status(o, "media.rtp")
+    assert s == Status.FAIL and "audio stopped to Amazon (97 of 251" in f.summary
+    assert "one-way audio" in f.summary and "way out" in (f.fix or "")
+
+
+def test_loss_before_the_first_report_counts():
+    """20 packets lost before Amazon's first report: in its cumulative count from then on,
+    and in the loss from the call's start."""
+    def earlier(n, e):
+        e["Report0CumulativeLost"] = str(int(e["Report0CumulativeLost"]) + 20)
+    to = recorded_legs(with_amazon_reports(earlier))[TO_AMAZON]
+    assert to.lost == 32 and to.loss_pct == pytest.approx(100 * 32 / 251)
+    assert to.mos < recorded_legs()[TO_AMAZON].mos  # type: ignore[operator]
+
+
+def test_the_senders_count_between_and_after_its_reports():
+    from pbx_bridge.testcall.quality import Block, count_at, span
+    counts = [(0.0, 0), (1.0, 50), (2.0, 100)]
+    assert count_at(counts, 0.5) == 25 and count_at(counts, 3.0) == 150
+    assert count_at([], 1.0) is None and count_at([(1.0, 7)], 0.5) is None
+    blocks = [Block(1.0, 0, 0, 1049, 0), Block(2.0, 0, 0, 1099, 0)]
+    assert span(blocks, counts) == (100, 0, False)
+    assert span(blocks[:1], counts) == (50, 0, None)
+    assert span(blocks, []) is None and span([], counts) is None
+    stalled = [Block(1.0, 0, 0, 1049, 0), Block(2.0, 0, 0, 1049, 0)]
+    assert span(stalled, counts) == (100, 50, True)
 
 
 def test_parsers_of_the_channel_function_and_the_rtcp_events():

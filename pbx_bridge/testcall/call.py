@@ -243,21 +243,32 @@ class Caller:
         rtt = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all_rtt)"))
         mes = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all_mes)"))
         ours, theirs = _ssrc(rtcp.get("ssrc")), _ssrc(rtcp.get("themssrc"))
-        received, sent, amazon_sent = [], [], None
+        received, sent = [], []
+        our_counts: list[tuple[float, int]] = []  # our packet count, when
+        amazon_counts: list[tuple[float, int]] = []  # Amazon's, from its sender reports
+        start = None
         for at, m in zip(self.times, self.events):
             if m.get("Channel") != channel:
                 continue
-            if m.get("Event") == "RTCPReceived":
+            ev = m.get("Event")
+            if start is None and ev == "Newstate" and m.get("ChannelStateDesc") == "Up":
+                start = at  # answered: both counts start at 0
+            if ev == "RTCPReceived":
                 b = quality.block_of(m, ours, at)
                 if b is not None:
                     received.append(b)
                 if m.get("SentPackets", "").isdigit():
-                    amazon_sent = int(m["SentPackets"])
-            elif m.get("Event") == "RTCPSent":
+                    amazon_counts.append((at, int(m["SentPackets"])))
+            elif ev == "RTCPSent":
                 b = quality.block_of(m, theirs, at)
                 if b is not None:
                     sent.append(b)
-        return quality.legs(codec, rtcp, rtt, mes, received, sent, amazon_sent)
+                if m.get("SentPackets", "").isdigit():
+                    our_counts.append((at, int(m["SentPackets"])))
+        if "txcount" in rtcp:
+            our_counts.append((self.clock(), int(rtcp["txcount"])))
+        return quality.legs(codec, rtcp, rtt, mes, received, sent, our_counts, amazon_counts,
+                            start)
 
     def _pjsip_channel(self) -> str | None:
         for m in self.events:

@@ -142,6 +142,14 @@ def _media_findings(o: Observation) -> list[Finding]:
                            f"({o.rtp_sent} sent): one-way audio", ev, None,
                            "open the RTP range to Amazon in the firewall, and check the "
                            "transport's external_media_address (pbx-bridge preflight)"))
+    elif stopped := [d for d in DIRECTIONS if d in o.quality and o.quality[d].stopped]:
+        legs = {d: o.quality[d] for d in stopped}
+        said = " and ".join(f"{SAID[d]} ({_n(leg.received)} of {_n(leg.sent)} packets "
+                            "arrived)" for d, leg in legs.items())
+        out.append(Finding("media.rtp", Status.FAIL, f"the audio stopped {said}: one-way "
+                           "audio (the receiver's RTCP reports show no new packet while the "
+                           "sender still sends)", {**ev, "stopped": stopped}, None,
+                           LOSS_FIX[stopped[0] if len(stopped) == 1 else "both"]))
     elif o.rtp_sent == 0:
         out.append(Finding("media.rtp", Status.FAIL, f"no RTP sent ({o.rtp_received} "
                            "received): one-way audio", ev, None,
@@ -215,6 +223,10 @@ def _quality_findings(o: Observation, lim: Limits) -> list[Finding]:
             judge("quality.jitter", "jitter_ms", lim.jitter_ms, " ms", "jitter", JITTER_FIX),
             judge("quality.rtt", "rtt_ms", lim.rtt_ms, " ms", "round-trip time", RTT_FIX),
             mos]
+
+
+def _n(v: int | None) -> str:
+    return "?" if v is None else str(v)
 
 
 def _fmt(v: float | None) -> str:

@@ -515,3 +515,61 @@ def test_ctrl_c_hangs_up_what_it_started(pair):
     assert proc.returncode == 130 and "interrupted" in err
     assert channels_up(pair.pbx) == 0
     assert channels_up(pair.amazon) == 0
+
+
+def _up(pair: Pair, proc: subprocess.Popen) -> str:
+    """Once the test call is answered: its originated Local channel (;1)."""
+    out = pair.pbx.wait_for("core show channels", r"PJSIP/alexa-\S+\s+\S+\s+Up", timeout=20)
+    assert proc.poll() is None, proc.communicate()
+    return next(w for w in out.split() if w.startswith("Local/") and w.endswith(";1"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_hang_up_what_it_started(pair, sig):
+    """systemctl stop, timeout(1) or a closed terminal during the hold: as Ctrl-C, the call is
+    hung up, and the metrics say it failed (not the last run's success)."""
+    prom = pair.home / f"stopped-{sig.name}.prom"
+    prom.write_text("pbx_bridge_test_call_success 1.0\n")  # yesterday's
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "60", "--textfile",
+                             str(prom)], cwd=pair.home, env=pair.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        local = _up(pair, proc)
+        # and should it die instead: Asterisk ends the call itself, after the ring timeout
+        # (30), the hold (60) and 10 s more
+        ami = Ami(pair.pbx.ami_port)
+        try:
+            left = ami.action("Getvar", Channel=local, Variable="TIMEOUT(absolute)")
+        finally:
+            ami.close()
+        assert 80 <= float(left.get("Value") or 0) <= 100, left
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+    assert channels_up(pair.pbx) == 0 and channels_up(pair.amazon) == 0
+    metrics = prom.read_text()
+    assert "pbx_bridge_test_call_success 0.0" in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="test_call.run"} 1.0' in metrics
+
+
+def test_asterisk_ends_the_call_itself_when_test_call_dies(pair):
+    """Killed (or AMI lost) during the hold, nothing of pbx-bridge is left to hang up: the
+    originated channel's TIMEOUT(absolute) does, 10 s after the ring timeout and the hold."""
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--timeout", "1", "--hold",
+                             "4"], cwd=pair.home, env=pair.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _up(pair, proc)
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert channels_up(pair.pbx, settle=0) > 0  # it was still up when it died
+        t0 = time.monotonic()
+        assert channels_up(pair.pbx, settle=30) == 0
+        assert time.monotonic() - t0 < 16  # 1 + 4 + 10 s after the call was placed
+        assert channels_up(pair.amazon) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -264,10 +265,52 @@ def test_metrics_of_a_failed_call_say_so_without_figures():
     assert "pbx_bridge_test_call_mos_estimate" not in m
 
 
-@pytest.mark.parametrize("args", [["--textfile", "/tmp/x.txt"],
-                                  ["--textfile", "/nonexistent-dir/x.prom"],
-                                  ["--min-mos", "6"], ["--max-loss", "-1"]])
-def test_bad_quality_options_are_exit_2(args):
-    r = subprocess.run([sys.executable, "-m", "pbx_bridge", "test-call", "--to", "7201",
-                        *args], capture_output=True, text=True, cwd=ROOT, timeout=30)
+def run_test_call(*args: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PBX_BRIDGE_")}
+    return subprocess.run([sys.executable, "-m", "pbx_bridge", "test-call", "--to", "7201",
+                           *args], capture_output=True, text=True, cwd=ROOT, timeout=30,
+                          env={**environ, **env})
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--textfile", "/tmp/x.txt"], "--textfile '/tmp/x.txt': node_exporter"),
+    (["--textfile", ""], "--textfile '': node_exporter"),
+    (["--textfile", "/nonexistent-dir/x.prom"], "the folder /nonexistent-dir does not exist"),
+    (["--min-mos", "6"], "--min-mos 6: 1..5"), (["--max-loss", "-1"], "--max-loss -1: more"),
+    # 0 makes every clean call a finding; inf is no limit, and not JSON
+    (["--max-loss", "0"], "--max-loss 0: more than 0 and at most 100 %"),
+    (["--max-jitter", "0"], "--max-jitter 0: more than 0 ms"),
+    (["--max-rtt", "inf"], "--max-rtt inf: more than 0 ms, finite"),
+    (["--max-jitter", "nan"], "--max-jitter nan")])
+def test_bad_quality_options_are_exit_2_naming_the_option(args, said):
+    r = run_test_call(*args)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert said in r.stderr, r.stderr
+
+
+def test_an_unwritable_textfile_is_found_before_the_call(tmp_path):
+    """Not after a 12 s call: checked before anything is placed (here there are no [ami]
+    settings at all: the --textfile error comes first)."""
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder.prom").mkdir()
+    for path, said in ((tmp_path / "file" / "x.prom", "file is not a folder"),
+                       (tmp_path / "folder.prom", "is a folder, not a file"),
+                       (Path("/proc/x.prom"), "cannot write in /proc")):
+        r = run_test_call("--textfile", str(path),
+                          PBX_BRIDGE_CONFIG=str(tmp_path / "none.toml"))
+        assert r.returncode == 2 and said in r.stderr and "[ami]" not in r.stderr, r.stderr
+
+
+def test_no_ami_settings_still_writes_a_failed_call(tmp_path):
+    """A timer's daily call that cannot be placed must not leave yesterday's success 1."""
+    prom = tmp_path / "tc.prom"
+    prom.write_text("pbx_bridge_test_call_success 1.0\n")
+    settings = tmp_path / "pbx-bridge.toml"
+    settings.write_text(f'[paths]\nstate_dir = "{tmp_path}"\n')
+    settings.chmod(0o600)
+    r = run_test_call("--textfile", str(prom), PBX_BRIDGE_CONFIG=str(settings))
+    assert r.returncode == 2 and "[ami] settings" in r.stderr
+    text = prom.read_text()
+    assert "pbx_bridge_test_call_success 0.0" in text
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.settings"} 1.0' in text

@@ -59,6 +59,11 @@ def probe_tls(host: str, port: int, cafile: str | None, timeout: float = 5.0) ->
 
 # ------------------------------------------------------------------ gather (over AMI)
 
+# s past the ring timeout and the hold after which Asterisk hangs the call up by itself: the
+# figures are read and the call hung up well within it
+SAFETY = 10.0
+
+
 class Caller:
     """Drives one test call over AMI and hangs up whatever it started, whatever happens."""
 
@@ -123,10 +128,15 @@ class Caller:
             if until is not None and until(m):
                 return m
 
-    def originate(self, channel: str, timeout: float, **extra: str) -> None:
+    def originate(self, channel: str, timeout: float, hold: float = 0.0, **extra: str) -> None:
+        """Place the call: ``timeout`` s to answer, then up to ``hold`` s. Asterisk itself
+        ends it :data:`SAFETY` s after that (``TIMEOUT(absolute)``), should this process
+        die or lose AMI before it hangs up."""
+        limit = int(timeout + hold + SAFETY + 0.999)
         r = self.ami.action("Originate", Channel=channel, Async="true",
                             Timeout=str(int(timeout * 1000)), ChannelId=self.ids[0],
-                            OtherChannelId=self.ids[1], Application="Milliwatt", **extra)
+                            OtherChannelId=self.ids[1], Application="Milliwatt",
+                            Variable=f"TIMEOUT(absolute)={limit}", **extra)
         if r.get("Response") != "Success":
             raise AmiError(f"Originate {channel}: {r.get('Message', 'refused')}")
 
@@ -166,7 +176,7 @@ class Caller:
                   cafile: str | None, local: bool, context: str | None = None) -> None:
         target = f"PJSIP/{obs.to}@{obs.endpoint}" if direct else \
             f"Local/{obs.to}@{context or 'pbx-bridge-to-alexa'}"
-        self.originate(target, timeout)
+        self.originate(target, timeout, hold)
         done = self.pump(timeout + 10, lambda m: m.get("Event") == "OriginateResponse" and
                          m.get("Uniqueid") == self.ids[0])
         if context:

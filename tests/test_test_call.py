@@ -103,6 +103,10 @@ exten => 201,1,NoOp(PHONE 201 reached)
 exten => 202,1,Ringing()
  same => n,Wait(120)
 exten => _9X.,1,Dial(PJSIP/${EXTEN:1}@carrier)
+; other calls to Amazon meanwhile: one refused (403) every tenth of a second or so
+exten => 7999,1,Dial(PJSIP/7403@alexa)
+ same => n,Wait(0.1)
+ same => n,Goto(1)
 """
 
 
@@ -573,3 +577,27 @@ def test_asterisk_ends_the_call_itself_when_test_call_dies(pair):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_other_calls_meanwhile_are_not_taken_for_the_test_call(pair):
+    """Calls to Amazon the test call did not place (refused with 403, Q.850 21, several a
+    second) come and go during it: only its own channels count (their Linkedid is the
+    channel it originated)."""
+    ami = Ami(pair.pbx.ami_port)
+    try:
+        r = ami.action("Originate", Channel="Local/7999@internal/n", Application="Wait",
+                       Data="60", Async="true", Timeout="60000", ChannelId="background-1",
+                       OtherChannelId="background-2")
+        assert r.get("Response") == "Success", r
+        pair.pbx.wait_for("core show channels", r"PJSIP/alexa-", timeout=15)
+        # --direct: Amazon's answer only from the dialled channel's cause (1: 404)
+        code, doc, _ = pair.test_call("--to", "7404", "--direct", "--timeout", "5")
+        f = finding(doc, "call.sip")
+        assert code == 1 and f["evidence"]["cause"] == 1, f
+        assert f["evidence"]["sip_from_cause"] == 404 and "does not know" in f["summary"]
+        code, doc, err = pair.test_call("--to", "7201", "--direct", "--hold", "1")
+        assert code == 0 and doc["answered"] and doc["rtp"]["received"] > 20, (doc, err)
+    finally:
+        ami.action("Hangup", Channel="background-1")
+        ami.close()
+    assert channels_up(pair.pbx) == 0

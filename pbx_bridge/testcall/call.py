@@ -102,6 +102,8 @@ class Caller:
         return f
 
     def _track(self, m: Message) -> None:
+        if m.get("Linkedid", self.ids[0]) != self.ids[0]:
+            return  # another call's: every channel of ours is linked to the originated one
         self.events.append(m)
         self.times.append(self.clock())
         uid, name, ev = m.get("Uniqueid", ""), m.get("Channel", ""), m.get("Event")

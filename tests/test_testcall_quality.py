@@ -255,6 +255,23 @@ def test_metrics_of_a_measured_call():
     assert "pbx_bridge_test_call_finding_failed" not in m  # no sample: nothing failed
 
 
+def test_unknown_figures_are_absent_not_0():
+    """No round trip measured, no report of ours on Amazon's stream yet: not 0."""
+    # no report answers one of ours (no round trip), and none of ours came
+    events = [e for e in with_amazon_reports(lambda n, e: e.update(Report0LSR="0"))
+              if e.get("Event") != "RTCPSent"]
+    q = recorded_legs(events)
+    back = q[FROM_AMAZON]
+    assert back.jitter_ms is None and back.mes is None and back.loss_pct is None, back
+    assert back.received is None and q[TO_AMAZON].rtt_ms is None
+    m = metrics_of(call(to=q[TO_AMAZON], back=back))
+    assert "pbx_bridge_test_call_rtt_seconds" not in m
+    assert (("direction", FROM_AMAZON),) not in m["pbx_bridge_test_call_mes"]
+    assert (("direction", FROM_AMAZON),) not in m.get("pbx_bridge_test_call_jitter_seconds",
+                                                      {})
+    assert json.loads(json.dumps(q[FROM_AMAZON].to_json()))["jitter_ms"] is None
+
+
 def test_metrics_of_a_failed_call_say_so_without_figures():
     o = Observation("to-alexa", "7404", "alexa", endpoint_loaded=True, mapped=True,
                     sip_code=404, sip_reason="Not Found")

@@ -49,7 +49,6 @@ def registry(o: Observation, findings: list[Finding], now: float, duration: floa
                  ("direction",))
     jitter = gauge("pbx_bridge_test_call_jitter_seconds", "RTCP interarrival jitter",
                    ("direction",))
-    rtt = gauge("pbx_bridge_test_call_rtt_seconds", "RTCP round-trip time")
     mes = gauge("pbx_bridge_test_call_mes", "Asterisk's Media Experience Score (0-100)",
                 ("direction",))
     mos = gauge("pbx_bridge_test_call_mos_estimate", "estimated MOS (ITU-T G.107 E-model, "
@@ -70,8 +69,9 @@ def registry(o: Observation, findings: list[Finding], now: float, duration: floa
         if leg.mos is not None:
             mos.labels(d).set(leg.mos)
     known = [leg.rtt_ms for leg in o.quality.values() if leg.rtt_ms is not None]
-    if known:
-        rtt.set(known[0] / 1000)
+    if known:  # an unlabelled gauge reads 0 from its making: made only when known
+        gauge("pbx_bridge_test_call_rtt_seconds", "RTCP round-trip time").set(
+            known[0] / 1000)
     worst = call_mos(o)
     if worst is not None:
         mos.labels("call").set(worst)

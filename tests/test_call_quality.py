@@ -74,9 +74,12 @@ def test_a_clean_call_has_no_loss_and_a_good_mos(lab):
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for fam in text_string_to_metric_families(prom.read_text())
                for s in fam.samples}
-    assert samples[("pbx_bridge_test_call_success", ())] == 1
-    assert samples[("pbx_bridge_test_call_loss_ratio", (("direction", "to_amazon"),))] == 0
-    assert samples[("pbx_bridge_test_call_mos_estimate", (("direction", "call"),))] == \
+    room = ("room", "7202")
+    assert samples[("pbx_bridge_test_call_success", (room,))] == 1
+    assert samples[("pbx_bridge_test_call_quality_measured", (room,))] == 1
+    assert samples[("pbx_bridge_test_call_loss_ratio", (("direction", "to_amazon"),
+                                                        room))] == 0
+    assert samples[("pbx_bridge_test_call_mos_estimate", (("direction", "call"), room))] == \
         pytest.approx(q["mos"], abs=0.01)
 
 

@@ -431,8 +431,9 @@ def test_no_ami_is_exit_2_naming_the_settings(pair):
     assert "wrong" not in json.dumps(doc)
     # a daily test call that could not even be placed is a failed one in its metrics
     metrics = prom.read_text()
-    assert "pbx_bridge_test_call_success 0.0" in metrics
-    assert 'pbx_bridge_test_call_finding_failed{finding="ami.connect"} 1.0' in metrics
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.connect",room="7201"} 1.0' in \
+        metrics
     closed = pair.home / "closed.toml"
     closed.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
                                                         f"port = {free_ports(1)[0]}"))
@@ -533,7 +534,7 @@ def test_sigterm_and_sighup_hang_up_what_it_started(pair, sig):
     """systemctl stop, timeout(1) or a closed terminal during the hold: as Ctrl-C, the call is
     hung up, and the metrics say it failed (not the last run's success)."""
     prom = pair.home / f"stopped-{sig.name}.prom"
-    prom.write_text("pbx_bridge_test_call_success 1.0\n")  # yesterday's
+    prom.write_text('pbx_bridge_test_call_success{room="7201"} 1.0\n')  # yesterday's
     proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "60", "--textfile",
                              str(prom)], cwd=pair.home, env=pair.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -555,8 +556,9 @@ def test_sigterm_and_sighup_hang_up_what_it_started(pair, sig):
     assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
     assert channels_up(pair.pbx) == 0 and channels_up(pair.amazon) == 0
     metrics = prom.read_text()
-    assert "pbx_bridge_test_call_success 0.0" in metrics
-    assert 'pbx_bridge_test_call_finding_failed{finding="test_call.run"} 1.0' in metrics
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="test_call.run",room="7201"} 1.0' \
+        in metrics
 
 
 def test_asterisk_ends_the_call_itself_when_test_call_dies(pair):

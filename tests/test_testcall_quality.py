@@ -229,14 +229,38 @@ def test_unknown_figures_are_skipped_with_how_to_measure_them():
     assert status(o, "quality.loss")[0] == Status.WARN
 
 
-def metrics_of(o: Observation) -> dict[str, dict[tuple, float]]:
+def metrics_of(o: Observation, min_mos: float = 3.6) -> dict[str, dict[tuple, float]]:
+    """name -> labels but the room -> value; every sample has the room called."""
     from prometheus_client import generate_latest
-    text = generate_latest(registry(o, diagnose(o), 1_800_000_000.0, 12.5)).decode()
+    text = generate_latest(registry(o, diagnose(o), 1_800_000_000.0, 12.5, min_mos)).decode()
     out: dict[str, dict[tuple, float]] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
+            assert s.labels.pop("room") == o.to, s
             out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
     return out
+
+
+def test_metrics_name_the_room_and_the_calls_own_limit():
+    """Two timers calling two test rooms write two sets of series, not duplicates; the low
+    MOS alert compares with the call's own --min-mos."""
+    o = call()
+    o.to = "7299"
+    m = metrics_of(o, min_mos=4.1)  # every sample's room is 7299
+    assert m["pbx_bridge_test_call_min_mos"][()] == 4.1
+    assert m["pbx_bridge_test_call_quality_measured"][()] == 1
+
+
+def test_what_is_known_of_the_quality_is_exported_and_unknown_is_said():
+    half = call(back=Leg(500, None, None, None, None, 2.0, None, None, 0))
+    m = metrics_of(half)
+    mos = m["pbx_bridge_test_call_mos_estimate"]
+    assert mos[(("direction", "call"),)] == mos[(("direction", TO_AMAZON),)]
+    assert m["pbx_bridge_test_call_quality_measured"][()] == 0  # for the alert
+    blind = call(to=Leg(), back=Leg())
+    assert metrics_of(blind)["pbx_bridge_test_call_quality_measured"][()] == 0
+    refused = Observation("to-alexa", "7404", "alexa", endpoint_loaded=True, sip_code=404)
+    assert "pbx_bridge_test_call_quality_measured" not in metrics_of(refused)  # not held
 
 
 def test_metrics_of_a_measured_call():
@@ -322,12 +346,13 @@ def test_an_unwritable_textfile_is_found_before_the_call(tmp_path):
 def test_no_ami_settings_still_writes_a_failed_call(tmp_path):
     """A timer's daily call that cannot be placed must not leave yesterday's success 1."""
     prom = tmp_path / "tc.prom"
-    prom.write_text("pbx_bridge_test_call_success 1.0\n")
+    prom.write_text('pbx_bridge_test_call_success{room="7201"} 1.0\n')
     settings = tmp_path / "pbx-bridge.toml"
     settings.write_text(f'[paths]\nstate_dir = "{tmp_path}"\n')
     settings.chmod(0o600)
     r = run_test_call("--textfile", str(prom), PBX_BRIDGE_CONFIG=str(settings))
     assert r.returncode == 2 and "[ami] settings" in r.stderr
     text = prom.read_text()
-    assert "pbx_bridge_test_call_success 0.0" in text
-    assert 'pbx_bridge_test_call_finding_failed{finding="ami.settings"} 1.0' in text
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in text
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.settings",room="7201"} 1.0' \
+        in text

@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
                 why = Finding("test_call.run", Status.ERROR, f"internal error: "
                               f"{type(exc).__name__}: {exc}")
             try:
-                _write_metrics(args.textfile, obs, [why], started, time.monotonic() - t0)
+                _write_metrics(args.textfile, obs, [why], started, time.monotonic() - t0,
+                               args.min_mos)
             except (TextfileError, ValueError):
                 pass
         raise
@@ -246,7 +247,8 @@ def _finish(args: argparse.Namespace, obs: "Observation", findings: "list[Findin
     failed = None
     if args.textfile:
         try:
-            _write_metrics(args.textfile, obs, findings, started, time.monotonic() - t0)
+            _write_metrics(args.textfile, obs, findings, started, time.monotonic() - t0,
+                           args.min_mos)
         except TextfileError as exc:
             failed = exc
     _show(args, obs, findings)
@@ -256,11 +258,11 @@ def _finish(args: argparse.Namespace, obs: "Observation", findings: "list[Findin
 
 
 def _write_metrics(path: str, obs: "Observation", findings: "list[Finding]", started: float,
-                   duration: float) -> None:
+                   duration: float, min_mos: float) -> None:
     from prometheus_client import write_to_textfile
     from ..testcall.metrics import registry
     try:
-        write_to_textfile(path, registry(obs, findings, started, duration))
+        write_to_textfile(path, registry(obs, findings, started, duration, min_mos))
     except OSError as exc:
         raise TextfileError(f"--textfile {path}: cannot write: {exc.strerror or exc}"
                             ) from None

@@ -371,6 +371,13 @@ def test_answered_without_media_is_one_way_audio(pair):
     code, doc, _ = pair.test_call("--to", "7300", "--hold", "2")
     assert code == 1 and doc["answered"] and doc["srtp"] is True
     assert doc["rtp"]["sent"] > 40 and doc["rtp"]["received"] == 0
+    # nothing came from Amazon: no counts invented for it, and the skip says why (not the
+    # AMI user's rights: its reports on our stream and ours arrived)
+    back = doc["quality"]["from_amazon"]
+    assert back["sent"] is None and back["received"] is None and back["loss_pct"] is None
+    skip = finding(doc, "quality.loss")
+    assert skip["status"] == "skip" and "nothing came from Amazon" in skip["summary"], skip
+    assert "read=reporting" not in skip["summary"]
     f = finding(doc, "media.rtp")
     assert f["status"] == "fail" and "one-way audio" in f["summary"]
     assert "RTP range" in f["fix"] and "external_media_address" in f["fix"]

@@ -229,6 +229,21 @@ def test_unknown_figures_are_skipped_with_how_to_measure_them():
     assert status(o, "quality.loss")[0] == Status.WARN
 
 
+def test_the_skip_says_which_rtcp_did_not_come():
+    """No RTCP event at all: the AMI user's rights; ours but none of Amazon's: Amazon."""
+    o = call(to=Leg(), back=Leg())
+    o.rtcp_ours, o.rtcp_theirs, o.hold = 0, 0, 15.0
+    s, f = status(o, "quality.loss")
+    assert s == Status.SKIP and "read=reporting" in f.summary and "Amazon sent" not in \
+        f.summary
+    o.rtcp_ours = 3
+    s, f = status(o, "quality.loss")
+    assert "Amazon sent no RTCP report during the 15 s hold (Asterisk sent 3" in f.summary
+    assert "read=reporting" not in f.summary and "--hold" not in f.summary
+    o.hold = 4.0
+    assert "--hold 15" in status(o, "quality.loss")[1].summary  # a short hold may be why
+
+
 def metrics_of(o: Observation, min_mos: float = 3.6) -> dict[str, dict[tuple, float]]:
     """name -> labels but the room -> value; every sample has the room called."""
     from prometheus_client import generate_latest

@@ -218,6 +218,8 @@ class Caller:
             if stats is not None:
                 obs.rtp_sent, obs.rtp_received = stats
             obs.quality = self.media_quality(obs.channel, obs.codec)
+            seen = [m.get("Event") for m in self.events if m.get("Channel") == obs.channel]
+            obs.rtcp_ours, obs.rtcp_theirs = seen.count("RTCPSent"), seen.count("RTCPReceived")
             return
         # not answered: Amazon's answer, from the dialplan, or the dialled channel's cause
         self.pump(2.0, lambda m: m.get("Event") == "Hangup" and

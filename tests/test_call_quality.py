@@ -146,3 +146,15 @@ def test_audio_that_stops_one_way_is_one_way_audio_not_a_perfect_call(lab, way, 
     assert f["status"] == "fail" and f"the audio stopped {said}" in f["summary"], f
     assert finding(doc, "quality.loss")["status"] == "warn"
     assert not doc["ok"]
+
+
+def test_loss_before_the_first_report_counts(lab):
+    """1 packet in 4 dropped toward Amazon between its 15th and 35th (0.3-0.7 s), before
+    its first report (1 s): in its cumulative count, so in the loss from the call's start
+    (measured only between the first and the last report, it read 0 %)."""
+    lab[1].set(to_amazon=Impairment(loss_every=4, until=35))
+    doc = call(lab, "loss before the first report", hold="3")
+    assert lab[1].counts[TO_AMAZON][1] == 5, lab[1].counts
+    to = doc["quality"]["to_amazon"]
+    assert to["lost"] == 5 and to["loss_pct"] >= 2.5, to
+    assert finding(doc, "quality.loss")["status"] == "warn"

@@ -233,6 +233,9 @@ def _run(args: argparse.Namespace, obs: "Observation", started: float, t0: float
         raise NoAmi(f"AMI at {host}:{port} failed during the test call: {exc}",
                     "ami.session") from None
     finally:
+        import signal
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # not now: let the hang-up finish
+            signal.signal(sig, signal.SIG_IGN)
         caller.hang_up_all()  # also on Ctrl-C, SIGTERM, SIGHUP: never leave a channel up
         ami.close()
     findings = diagnose(obs, limits)

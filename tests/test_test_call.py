@@ -610,3 +610,25 @@ def test_other_calls_meanwhile_are_not_taken_for_the_test_call(pair):
         ami.action("Hangup", Channel="background-1")
         ami.close()
     assert channels_up(pair.pbx) == 0
+
+
+def test_a_textfile_that_cannot_be_written_after_the_call_still_shows_the_result(pair):
+    """Its folder was writable when the call was placed (checked), and gone by its end: the
+    call's result is printed all the same, and exit 2 says why the metrics are not."""
+    folder = pair.home / "textfile-gone"
+    folder.mkdir()
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "3", "--format",
+                             "json", "--textfile", str(folder / "tc.prom")], cwd=pair.home,
+                            env=pair.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _up(pair, proc)
+        folder.rmdir()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2 and "cannot write" in err, (proc.returncode, err)
+    doc = json.loads(out)
+    assert doc["answered"] and doc["ok"], doc
+    assert channels_up(pair.pbx) == 0

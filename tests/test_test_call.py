@@ -632,3 +632,81 @@ def test_a_textfile_that_cannot_be_written_after_the_call_still_shows_the_result
     doc = json.loads(out)
     assert doc["answered"] and doc["ok"], doc
     assert channels_up(pair.pbx) == 0
+
+
+class CuttableProxy:
+    """A TCP proxy to the PBX's AMI that can cut every connection it carries."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import threading
+        self.port, self.conns = port, []
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.listen_port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.port))
+            self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pipe(x, y) -> None:
+        try:
+            while data := x.recv(65536):
+                y.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        import socket
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.lsock.close()
+        self.cut()
+
+
+def test_ami_lost_mid_call_is_exit_2_and_a_failed_call_in_the_metrics(pair):
+    """The AMI connection cut during the hold: nothing can hang up over it (the channel's
+    TIMEOUT(absolute) will: test_asterisk_ends_the_call_itself_when_test_call_dies), but
+    the metrics say the call failed instead of keeping yesterday's success."""
+    proxy = CuttableProxy(pair.pbx.ami_port)
+    via = pair.home / "via-proxy.toml"
+    via.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
+                                                     f"port = {proxy.listen_port}"))
+    via.chmod(0o600)
+    prom = pair.home / "ami-lost.prom"
+    prom.write_text('pbx_bridge_test_call_success{room="7201"} 1.0\n')  # yesterday's
+    env = pair.env(PBX_BRIDGE_CONFIG=str(via))
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "30", "--textfile",
+                             str(prom)], cwd=pair.home, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _up(pair, proc)
+        proxy.cut()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proxy.close()
+        if proc.poll() is None:
+            proc.kill()
+        pair.pbx.cli("channel request hangup all")
+    assert proc.returncode == 2 and "failed during the test call" in err, err
+    metrics = prom.read_text()
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.session",room="7201"} 1.0' in \
+        metrics
+    assert channels_up(pair.pbx) == 0

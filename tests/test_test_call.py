@@ -572,7 +572,7 @@ def test_asterisk_ends_the_call_itself_when_test_call_dies(pair):
     """Killed (or AMI lost) during the hold, nothing of pbx-bridge is left to hang up: the
     originated channel's TIMEOUT(absolute) does, 10 s after the ring timeout and the hold."""
     proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--timeout", "1", "--hold",
-                             "4"], cwd=pair.home, env=pair.env(), stdout=subprocess.PIPE,
+                             "3"], cwd=pair.home, env=pair.env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         _up(pair, proc)
@@ -581,7 +581,7 @@ def test_asterisk_ends_the_call_itself_when_test_call_dies(pair):
         assert channels_up(pair.pbx, settle=0) > 0  # it was still up when it died
         t0 = time.monotonic()
         assert channels_up(pair.pbx, settle=30) == 0
-        assert time.monotonic() - t0 < 16  # 1 + 4 + 10 s after the call was placed
+        assert time.monotonic() - t0 < 15  # 1 + 3 + 10 s after the call was placed
         assert channels_up(pair.amazon) == 0
     finally:
         if proc.poll() is None:

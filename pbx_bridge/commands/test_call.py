@@ -164,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
                 why = Finding("test_call.run", Status.FAIL, "the test call was interrupted ("
                               f"{exc.args[0] if exc.args else 'SIGINT'})")
             elif isinstance(exc, PbxBridgeError):
-                why = Finding(getattr(exc, "finding_id", "test_call.run"), Status.FAIL,
-                              str(exc))
+                why = Finding(exc.finding_id if isinstance(exc, NoAmi) else "test_call.run",
+                              Status.FAIL, str(exc))
             else:
                 why = Finding("test_call.run", Status.ERROR, f"internal error: "
                               f"{type(exc).__name__}: {exc}")

@@ -42,7 +42,7 @@ def lab(tmp_path_factory, request):
     return pair, relay
 
 
-def call(lab, what: str, *extra: str, hold: str = HOLD) -> dict:
+def call(lab, what: str, *extra: str, hold: str = HOLD, through: bool = True) -> dict:
     pair, relay = lab
     code, doc, err = pair.test_call("--to", "7202", "--hold", hold, *extra)
     assert doc.get("answered"), (code, doc, err)
@@ -51,7 +51,7 @@ def call(lab, what: str, *extra: str, hold: str = HOLD) -> dict:
           f"pdd {doc['timing']['pdd_ms']} ms, answer {doc['timing']['answer_ms']} ms\n" +
           json.dumps({d: q[d] for d in ("to_amazon", "from_amazon")}) + f" MOS {q['mos']}")
     # the media really went through the relay, both ways
-    assert relay.counts[TO_AMAZON][0] > 100 and relay.counts[TO_PBX][0] > 100, relay.counts
+    assert not through or relay.counts[TO_AMAZON][0] > 100 and relay.counts[TO_PBX][0] > 100, relay.counts
     return doc
 
 
@@ -74,9 +74,12 @@ def test_a_clean_call_has_no_loss_and_a_good_mos(lab):
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for fam in text_string_to_metric_families(prom.read_text())
                for s in fam.samples}
-    assert samples[("pbx_bridge_test_call_success", ())] == 1
-    assert samples[("pbx_bridge_test_call_loss_ratio", (("direction", "to_amazon"),))] == 0
-    assert samples[("pbx_bridge_test_call_mos_estimate", (("direction", "call"),))] == \
+    room = ("room", "7202")
+    assert samples[("pbx_bridge_test_call_success", (room,))] == 1
+    assert samples[("pbx_bridge_test_call_quality_measured", (room,))] == 1
+    assert samples[("pbx_bridge_test_call_loss_ratio", (("direction", "to_amazon"),
+                                                        room))] == 0
+    assert samples[("pbx_bridge_test_call_mos_estimate", (("direction", "call"), room))] == \
         pytest.approx(q["mos"], abs=0.01)
 
 
@@ -122,3 +125,36 @@ def test_jitter_toward_the_pbx_is_reported_in_that_direction(lab):
     f = finding(doc, "quality.jitter")
     assert f["status"] == "warn" and f["summary"].startswith("jitter from Amazon at")
     assert "downlink" in f["fix"]
+
+
+@pytest.mark.parametrize("way, said", [(TO_AMAZON, "to Amazon"), (TO_PBX, "from Amazon")])
+def test_audio_that_stops_one_way_is_one_way_audio_not_a_perfect_call(lab, way, said):
+    """After the relay's first 15 packets, all of one way's RTP is dropped: the receiver's
+    reports stop moving (it cannot count what it never saw), the sender's count goes on."""
+    lab[1].set(**{way: Impairment(loss_every=1)})
+    doc = call(lab, f"the audio {said} stopped", hold="3", through=False)
+    assert lab[1].counts[way][0] == 15 and lab[1].counts[way][1] > 80, lab[1].counts
+    d = "to_amazon" if way == TO_AMAZON else "from_amazon"
+    leg, other = doc["quality"][d], doc["quality"]["from_amazon" if way == TO_AMAZON
+                                                    else "to_amazon"]
+    # a lower bound: its first report is taken as what it had got by then (were the audio
+    # gone from the start, there would be no report of it at all)
+    assert leg["loss_pct"] >= 25 and leg["stopped"] is True, leg
+    assert leg["sent"] > 100 and leg["received"] < leg["sent"] * 3 / 4, leg
+    assert other["loss_pct"] < 1 and other["stopped"] is False, other
+    f = finding(doc, "media.rtp")
+    assert f["status"] == "fail" and f"the audio stopped {said}" in f["summary"], f
+    assert finding(doc, "quality.loss")["status"] == "warn"
+    assert not doc["ok"]
+
+
+def test_loss_before_the_first_report_counts(lab):
+    """1 packet in 4 dropped toward Amazon between its 15th and 35th (0.3-0.7 s), before
+    its first report (1 s): in its cumulative count, so in the loss from the call's start
+    (measured only between the first and the last report, it read 0 %)."""
+    lab[1].set(to_amazon=Impairment(loss_every=4, until=35))
+    doc = call(lab, "loss before the first report", hold="3")
+    assert lab[1].counts[TO_AMAZON][1] == 5, lab[1].counts
+    to = doc["quality"]["to_amazon"]
+    assert to["lost"] == 5 and to["loss_pct"] >= 2.5, to
+    assert finding(doc, "quality.loss")["status"] == "warn"

@@ -56,7 +56,7 @@ def test_each_alert_has_a_firing_and_a_silent_case():
     or an empty list (silent)."""
     text = TESTS.read_text()
     groups = text.split("\n  - name: ")[1:]
-    assert len(alerts()) == 11
+    assert len(alerts()) == 12
     for alert in alerts():
         mine = [g for g in groups if f"alertname: {alert}\n" in g]
         assert mine, f"{alert}: no promtool test"

@@ -103,6 +103,10 @@ exten => 201,1,NoOp(PHONE 201 reached)
 exten => 202,1,Ringing()
  same => n,Wait(120)
 exten => _9X.,1,Dial(PJSIP/${EXTEN:1}@carrier)
+; other calls to Amazon meanwhile: one refused (403) every tenth of a second or so
+exten => 7999,1,Dial(PJSIP/7403@alexa)
+ same => n,Wait(0.1)
+ same => n,Goto(1)
 """
 
 
@@ -367,6 +371,13 @@ def test_answered_without_media_is_one_way_audio(pair):
     code, doc, _ = pair.test_call("--to", "7300", "--hold", "2")
     assert code == 1 and doc["answered"] and doc["srtp"] is True
     assert doc["rtp"]["sent"] > 40 and doc["rtp"]["received"] == 0
+    # nothing came from Amazon: no counts invented for it, and the skip says why (not the
+    # AMI user's rights: its reports on our stream and ours arrived)
+    back = doc["quality"]["from_amazon"]
+    assert back["sent"] is None and back["received"] is None and back["loss_pct"] is None
+    skip = finding(doc, "quality.loss")
+    assert skip["status"] == "skip" and "nothing came from Amazon" in skip["summary"], skip
+    assert "read=reporting" not in skip["summary"]
     f = finding(doc, "media.rtp")
     assert f["status"] == "fail" and "one-way audio" in f["summary"]
     assert "RTP range" in f["fix"] and "external_media_address" in f["fix"]
@@ -427,8 +438,9 @@ def test_no_ami_is_exit_2_naming_the_settings(pair):
     assert "wrong" not in json.dumps(doc)
     # a daily test call that could not even be placed is a failed one in its metrics
     metrics = prom.read_text()
-    assert "pbx_bridge_test_call_success 0.0" in metrics
-    assert 'pbx_bridge_test_call_finding_failed{finding="ami.connect"} 1.0' in metrics
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.connect",room="7201"} 1.0' in \
+        metrics
     closed = pair.home / "closed.toml"
     closed.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
                                                         f"port = {free_ports(1)[0]}"))
@@ -515,3 +527,186 @@ def test_ctrl_c_hangs_up_what_it_started(pair):
     assert proc.returncode == 130 and "interrupted" in err
     assert channels_up(pair.pbx) == 0
     assert channels_up(pair.amazon) == 0
+
+
+def _up(pair: Pair, proc: subprocess.Popen) -> str:
+    """Once the test call is answered: its originated Local channel (;1)."""
+    out = pair.pbx.wait_for("core show channels", r"PJSIP/alexa-\S+\s+\S+\s+Up", timeout=20)
+    assert proc.poll() is None, proc.communicate()
+    return next(w for w in out.split() if w.startswith("Local/") and w.endswith(";1"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_hang_up_what_it_started(pair, sig):
+    """systemctl stop, timeout(1) or a closed terminal during the hold: as Ctrl-C, the call is
+    hung up, and the metrics say it failed (not the last run's success)."""
+    prom = pair.home / f"stopped-{sig.name}.prom"
+    prom.write_text('pbx_bridge_test_call_success{room="7201"} 1.0\n')  # yesterday's
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "60", "--textfile",
+                             str(prom)], cwd=pair.home, env=pair.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        local = _up(pair, proc)
+        # and should it die instead: Asterisk ends the call itself, after the ring timeout
+        # (30), the hold (60) and 10 s more
+        ami = Ami(pair.pbx.ami_port)
+        try:
+            left = ami.action("Getvar", Channel=local, Variable="TIMEOUT(absolute)")
+        finally:
+            ami.close()
+        assert 80 <= float(left.get("Value") or 0) <= 100, left
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+    assert channels_up(pair.pbx) == 0 and channels_up(pair.amazon) == 0
+    metrics = prom.read_text()
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="test_call.run",room="7201"} 1.0' \
+        in metrics
+
+
+def test_asterisk_ends_the_call_itself_when_test_call_dies(pair):
+    """Killed (or AMI lost) during the hold, nothing of pbx-bridge is left to hang up: the
+    originated channel's TIMEOUT(absolute) does, 10 s after the ring timeout and the hold."""
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--timeout", "1", "--hold",
+                             "3"], cwd=pair.home, env=pair.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _up(pair, proc)
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert channels_up(pair.pbx, settle=0) > 0  # it was still up when it died
+        t0 = time.monotonic()
+        assert channels_up(pair.pbx, settle=30) == 0
+        assert time.monotonic() - t0 < 20  # 1 + 3 + 10 s after the call was placed
+        assert channels_up(pair.amazon) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_other_calls_meanwhile_are_not_taken_for_the_test_call(pair):
+    """Calls to Amazon the test call did not place (refused with 403, Q.850 21, several a
+    second) come and go during it: only its own channels count (their Linkedid is the
+    channel it originated)."""
+    ami = Ami(pair.pbx.ami_port)
+    try:
+        r = ami.action("Originate", Channel="Local/7999@internal/n", Application="Wait",
+                       Data="60", Async="true", Timeout="60000", ChannelId="background-1",
+                       OtherChannelId="background-2")
+        assert r.get("Response") == "Success", r
+        pair.pbx.wait_for("core show channels", r"PJSIP/alexa-", timeout=15)
+        # --direct: Amazon's answer only from the dialled channel's cause (1: 404)
+        code, doc, _ = pair.test_call("--to", "7404", "--direct", "--timeout", "5")
+        f = finding(doc, "call.sip")
+        assert code == 1 and f["evidence"]["cause"] == 1, f
+        assert f["evidence"]["sip_from_cause"] == 404 and "does not know" in f["summary"]
+        code, doc, err = pair.test_call("--to", "7201", "--direct", "--hold", "1")
+        assert code == 0 and doc["answered"] and doc["rtp"]["received"] > 20, (doc, err)
+    finally:
+        ami.action("Hangup", Channel="background-1")
+        ami.close()
+    assert channels_up(pair.pbx) == 0
+
+
+def test_a_textfile_that_cannot_be_written_after_the_call_still_shows_the_result(pair):
+    """Its folder was writable when the call was placed (checked), and gone by its end: the
+    call's result is printed all the same, and exit 2 says why the metrics are not."""
+    folder = pair.home / "textfile-gone"
+    folder.mkdir()
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "3", "--format",
+                             "json", "--textfile", str(folder / "tc.prom")], cwd=pair.home,
+                            env=pair.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _up(pair, proc)
+        folder.rmdir()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2 and "cannot write" in err, (proc.returncode, err)
+    doc = json.loads(out)
+    assert doc["answered"] and doc["ok"], doc
+    assert channels_up(pair.pbx) == 0
+
+
+class CuttableProxy:
+    """A TCP proxy to the PBX's AMI that can cut every connection it carries."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import threading
+        self.port, self.conns = port, []
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.listen_port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.port))
+            self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pipe(x, y) -> None:
+        try:
+            while data := x.recv(65536):
+                y.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        import socket
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.lsock.close()
+        self.cut()
+
+
+def test_ami_lost_mid_call_is_exit_2_and_a_failed_call_in_the_metrics(pair):
+    """The AMI connection cut during the hold: nothing can hang up over it (the channel's
+    TIMEOUT(absolute) will: test_asterisk_ends_the_call_itself_when_test_call_dies), but
+    the metrics say the call failed instead of keeping yesterday's success."""
+    proxy = CuttableProxy(pair.pbx.ami_port)
+    via = pair.home / "via-proxy.toml"
+    via.write_text(pair.settings.read_text().replace(f"port = {pair.pbx.ami_port}",
+                                                     f"port = {proxy.listen_port}"))
+    via.chmod(0o600)
+    prom = pair.home / "ami-lost.prom"
+    prom.write_text('pbx_bridge_test_call_success{room="7201"} 1.0\n')  # yesterday's
+    env = pair.env(PBX_BRIDGE_CONFIG=str(via))
+    proc = subprocess.Popen([*PB, "test-call", "--to", "7201", "--hold", "30", "--textfile",
+                             str(prom)], cwd=pair.home, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _up(pair, proc)
+        proxy.cut()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proxy.close()
+        if proc.poll() is None:
+            proc.kill()
+        pair.pbx.cli("channel request hangup all")
+    assert proc.returncode == 2 and "failed during the test call" in err, err
+    metrics = prom.read_text()
+    assert 'pbx_bridge_test_call_success{room="7201"} 0.0' in metrics
+    assert 'pbx_bridge_test_call_finding_failed{finding="ami.session",room="7201"} 1.0' in \
+        metrics
+    assert channels_up(pair.pbx) == 0

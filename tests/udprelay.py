@@ -37,6 +37,7 @@ class Impairment:
     loss_every: int = 0  # drop one RTP packet in each block of this many (0: none)
     delay: tuple[float, float] | None = None  # uniform delay range in ms (None: none)
     after: int = 15  # RTP packets passed untouched first, while each side learns the relay
+    until: int = 0  # RTP packets from which none is dropped any more (0: never)
 
 
 class Relay:
@@ -74,6 +75,8 @@ class Relay:
         if sum(self.counts[way]) < self.impair[way].after:
             return False
         if not every:
+            return False
+        if self.impair[way].until and sum(self.counts[way]) >= self.impair[way].until:
             return False
         i, at = self._block[way]
         if i == 0:

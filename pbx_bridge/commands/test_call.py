@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 from ..log import use_colour
 from ..errors import PbxBridgeError, UsageError
@@ -22,7 +23,13 @@ HELP = HELPS["test-call"]
 
 
 class NoAmi(PbxBridgeError):
+    """No AMI to place or follow the call with; ``finding_id`` names it in the metrics."""
+
     exit_code = 2
+
+    def __init__(self, message: str, finding_id: str) -> None:
+        super().__init__(message)
+        self.finding_id = finding_id
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -81,21 +88,99 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--hold must be 0..600 seconds")
     if not 0 < args.timeout <= 600:
         raise UsageError("--timeout must be more than 0 and at most 600 seconds")
-    if not (0 <= args.max_loss <= 100 and 0 <= args.max_jitter and 0 <= args.max_rtt and
-            1 <= args.min_mos <= 5):
-        raise UsageError("--max-loss is 0..100 %, --max-jitter and --max-rtt 0 or more ms, "
-                         "--min-mos 1..5")
-    if args.textfile:
-        from pathlib import Path
+    import math
+    for option, value, low, high, unit in (
+            ("--max-loss", args.max_loss, 0.0, 100.0, " %"),
+            ("--max-jitter", args.max_jitter, 0.0, math.inf, " ms"),
+            ("--max-rtt", args.max_rtt, 0.0, math.inf, " ms")):
+        # 0 would make every clean call a finding; inf is no limit (and not JSON)
+        if not (math.isfinite(value) and low < value <= high):
+            raise UsageError(f"{option} {value:g}: more than 0" + (
+                f" and at most {high:g}{unit}" if high < math.inf else f"{unit}, finite"))
+    if not (math.isfinite(args.min_mos) and 1 <= args.min_mos <= 5):
+        raise UsageError(f"--min-mos {args.min_mos:g}: 1..5")
+    if args.textfile is not None:
         if not args.textfile.endswith(".prom"):
-            raise UsageError(f"--textfile {args.textfile}: node_exporter's textfile collector "
-                             "reads only files ending in .prom")
-        if not Path(args.textfile).parent.is_dir():
-            raise UsageError(f"--textfile {args.textfile}: the folder "
-                             f"{Path(args.textfile).parent} does not exist")
+            raise UsageError(f"--textfile {args.textfile!r}: node_exporter's textfile "
+                             "collector reads only files ending in .prom")
+        _check_textfile(Path(args.textfile))
+
+
+def _check_textfile(path: Path) -> None:
+    """That --textfile can be written, before a call is placed: its folder is a folder we
+    may create files in (prometheus_client writes a temporary file there and renames it),
+    and the path is not a folder."""
+    import os
+    import tempfile
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--textfile {path}: {folder} is not a folder")
+    if not folder.is_dir():
+        raise UsageError(f"--textfile {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"--textfile {path}: is a folder, not a file")
+    try:  # as it will be written: also a read-only mount, or root on a closed folder
+        fd, tmp = tempfile.mkstemp(prefix=".pbx-bridge-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UsageError(f"--textfile {path}: cannot write in {folder}: "
+                         f"{exc.strerror or exc}") from None
+
+
+class TextfileError(UsageError):
+    """--textfile could not be written (exit 2)."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (systemctl stop, timeout(1)) or SIGHUP: handled as Ctrl-C is, so the call is
+    hung up on the way out (exit 130)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # one is enough: let the hang-up finish
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signal.Signals(signum).name)
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
+    import time
+    from ..findings import Finding, Status
+    from ..testcall.observation import Observation
+    _check(args)
+    started, t0 = time.time(), time.monotonic()
+    obs = Observation("from-alexa" if args.from_alexa else "to-alexa", args.to,
+                      args.endpoint or "alexa")
+    saved = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _run(args, obs, started, t0)
+    except BaseException as exc:
+        # a daily call that could not be placed or finished is a failed one in its metrics
+        # (else the last success would stand): written if it can be
+        if args.textfile and not isinstance(exc, TextfileError):
+            if isinstance(exc, KeyboardInterrupt):
+                why = Finding("test_call.run", Status.FAIL, "the test call was interrupted ("
+                              f"{exc.args[0] if exc.args else 'SIGINT'})")
+            elif isinstance(exc, PbxBridgeError):
+                why = Finding(exc.finding_id if isinstance(exc, NoAmi) else "test_call.run",
+                              Status.FAIL, str(exc))
+            else:
+                why = Finding("test_call.run", Status.ERROR, f"internal error: "
+                              f"{type(exc).__name__}: {exc}")
+            try:
+                _write_metrics(args.textfile, obs, [why], started, time.monotonic() - t0,
+                               args.min_mos)
+            except (TextfileError, ValueError):
+                pass
+        raise
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, obs: "Observation", started: float, t0: float) -> int:
     from ..asterisk.ami import AmiClient, AmiError
     from ..findings import Finding, Status
     from ..rooms import routes
@@ -103,15 +188,9 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import load
     from ..testcall.call import Caller
     from ..testcall.diagnose import diagnose, report
-    from ..testcall.observation import Observation
     from ..testcall.quality import Limits
-    import time
-    _check(args)
-    started, t0 = time.time(), time.monotonic()
     limits = Limits(args.max_loss, args.max_jitter, args.max_rtt, args.min_mos)
     settings = load(args.config)
-    obs = Observation("from-alexa" if args.from_alexa else "to-alexa", args.to,
-                      args.endpoint or "alexa")
     try:
         table = routes.load(settings.state_dir)
         obs.endpoint = args.endpoint or table.endpoint
@@ -126,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         obs.mapped = False
     if settings.ami is None:
         raise NoAmi("test-call needs the [ami] settings (host, port, username, secret) in "
-                    f"{settings.source}; or PBX_BRIDGE_AMI_SECRET for the secret")
+                    f"{settings.source}; or PBX_BRIDGE_AMI_SECRET for the secret",
+                    "ami.settings")
     host, port, user, secret = settings.ami
     ami = AmiClient(host, port, user, secret, timeout=15.0, events="on")
     try:
@@ -136,10 +216,7 @@ def run(args: argparse.Namespace) -> int:
                           "username": user}, settings.source,
                           f"check [ami] host, port, username and secret in {settings.source} "
                           "and that manager.conf enables AMI for that user")
-        if args.textfile:  # a daily call that could not be placed is a failed one
-            _write_metrics(args.textfile, obs, [finding], started, time.monotonic() - t0)
-        _show(args, obs, [finding])
-        return 2
+        return _finish(args, obs, [finding], started, t0, 2)
     caller = Caller(ami)
     try:
         fields = caller.endpoint(obs)
@@ -153,25 +230,45 @@ def run(args: argparse.Namespace) -> int:
                                  transport.get("ca_list_file") or None, ami.local,
                                  args.from_context)
     except AmiError as exc:
-        raise NoAmi(f"AMI at {host}:{port} failed during the test call: {exc}") from None
+        raise NoAmi(f"AMI at {host}:{port} failed during the test call: {exc}",
+                    "ami.session") from None
     finally:
-        caller.hang_up_all()  # also on Ctrl-C: never leave a channel up
+        import signal
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # not now: let the hang-up finish
+            signal.signal(sig, signal.SIG_IGN)
+        caller.hang_up_all()  # also on Ctrl-C, SIGTERM, SIGHUP: never leave a channel up
         ami.close()
     findings = diagnose(obs, limits)
+    return _finish(args, obs, findings, started, t0, 0 if report(obs, findings)["ok"] else 1)
+
+
+def _finish(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]",
+            started: float, t0: float, code: int) -> int:
+    """Write the metrics (--textfile), then show the result, also when they could not be
+    written (and then exit 2, saying why)."""
+    import time
+    failed = None
     if args.textfile:
-        _write_metrics(args.textfile, obs, findings, started, time.monotonic() - t0)
+        try:
+            _write_metrics(args.textfile, obs, findings, started, time.monotonic() - t0,
+                           args.min_mos)
+        except TextfileError as exc:
+            failed = exc
     _show(args, obs, findings)
-    return 0 if report(obs, findings)["ok"] else 1
+    if failed is not None:
+        raise failed
+    return code
 
 
 def _write_metrics(path: str, obs: "Observation", findings: "list[Finding]", started: float,
-                   duration: float) -> None:
+                   duration: float, min_mos: float) -> None:
     from prometheus_client import write_to_textfile
     from ..testcall.metrics import registry
     try:
-        write_to_textfile(path, registry(obs, findings, started, duration))
+        write_to_textfile(path, registry(obs, findings, started, duration, min_mos))
     except OSError as exc:
-        raise UsageError(f"--textfile {path}: cannot write: {exc.strerror or exc}") from None
+        raise TextfileError(f"--textfile {path}: cannot write: {exc.strerror or exc}"
+                            ) from None
 
 
 def _show(args: argparse.Namespace, obs: "Observation", findings: "list[Finding]") -> None:

@@ -59,6 +59,11 @@ def probe_tls(host: str, port: int, cafile: str | None, timeout: float = 5.0) ->
 
 # ------------------------------------------------------------------ gather (over AMI)
 
+# s past the ring timeout and the hold after which Asterisk hangs the call up by itself: the
+# figures are read and the call hung up well within it
+SAFETY = 10.0
+
+
 class Caller:
     """Drives one test call over AMI and hangs up whatever it started, whatever happens."""
 
@@ -97,6 +102,8 @@ class Caller:
         return f
 
     def _track(self, m: Message) -> None:
+        if m.get("Linkedid", self.ids[0]) != self.ids[0]:
+            return  # another call's: every channel of ours is linked to the originated one
         self.events.append(m)
         self.times.append(self.clock())
         uid, name, ev = m.get("Uniqueid", ""), m.get("Channel", ""), m.get("Event")
@@ -123,10 +130,15 @@ class Caller:
             if until is not None and until(m):
                 return m
 
-    def originate(self, channel: str, timeout: float, **extra: str) -> None:
+    def originate(self, channel: str, timeout: float, hold: float = 0.0, **extra: str) -> None:
+        """Place the call: ``timeout`` s to answer, then up to ``hold`` s. Asterisk itself
+        ends it :data:`SAFETY` s after that (``TIMEOUT(absolute)``), should this process
+        die or lose AMI before it hangs up."""
+        limit = int(timeout + hold + SAFETY + 0.999)
         r = self.ami.action("Originate", Channel=channel, Async="true",
                             Timeout=str(int(timeout * 1000)), ChannelId=self.ids[0],
-                            OtherChannelId=self.ids[1], Application="Milliwatt", **extra)
+                            OtherChannelId=self.ids[1], Application="Milliwatt",
+                            Variable=f"TIMEOUT(absolute)={limit}", **extra)
         if r.get("Response") != "Success":
             raise AmiError(f"Originate {channel}: {r.get('Message', 'refused')}")
 
@@ -166,7 +178,7 @@ class Caller:
                   cafile: str | None, local: bool, context: str | None = None) -> None:
         target = f"PJSIP/{obs.to}@{obs.endpoint}" if direct else \
             f"Local/{obs.to}@{context or 'pbx-bridge-to-alexa'}"
-        self.originate(target, timeout)
+        self.originate(target, timeout, hold)
         done = self.pump(timeout + 10, lambda m: m.get("Event") == "OriginateResponse" and
                          m.get("Uniqueid") == self.ids[0])
         if context:
@@ -206,6 +218,8 @@ class Caller:
             if stats is not None:
                 obs.rtp_sent, obs.rtp_received = stats
             obs.quality = self.media_quality(obs.channel, obs.codec)
+            seen = [m.get("Event") for m in self.events if m.get("Channel") == obs.channel]
+            obs.rtcp_ours, obs.rtcp_theirs = seen.count("RTCPSent"), seen.count("RTCPReceived")
             return
         # not answered: Amazon's answer, from the dialplan, or the dialled channel's cause
         self.pump(2.0, lambda m: m.get("Event") == "Hangup" and
@@ -243,21 +257,32 @@ class Caller:
         rtt = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all_rtt)"))
         mes = quality.parse_values(self.getvar(channel, "CHANNEL(rtcp,all_mes)"))
         ours, theirs = _ssrc(rtcp.get("ssrc")), _ssrc(rtcp.get("themssrc"))
-        received, sent, amazon_sent = [], [], None
+        received, sent = [], []
+        our_counts: list[tuple[float, int]] = []  # our packet count, when
+        amazon_counts: list[tuple[float, int]] = []  # Amazon's, from its sender reports
+        start = None
         for at, m in zip(self.times, self.events):
             if m.get("Channel") != channel:
                 continue
-            if m.get("Event") == "RTCPReceived":
+            ev = m.get("Event")
+            if start is None and ev == "Newstate" and m.get("ChannelStateDesc") == "Up":
+                start = at  # answered: both counts start at 0
+            if ev == "RTCPReceived":
                 b = quality.block_of(m, ours, at)
                 if b is not None:
                     received.append(b)
                 if m.get("SentPackets", "").isdigit():
-                    amazon_sent = int(m["SentPackets"])
-            elif m.get("Event") == "RTCPSent":
+                    amazon_counts.append((at, int(m["SentPackets"])))
+            elif ev == "RTCPSent":
                 b = quality.block_of(m, theirs, at)
                 if b is not None:
                     sent.append(b)
-        return quality.legs(codec, rtcp, rtt, mes, received, sent, amazon_sent)
+                if m.get("SentPackets", "").isdigit():
+                    our_counts.append((at, int(m["SentPackets"])))
+        if "txcount" in rtcp:
+            our_counts.append((self.clock(), int(rtcp["txcount"])))
+        return quality.legs(codec, rtcp, rtt, mes, received, sent, our_counts, amazon_counts,
+                            start)
 
     def _pjsip_channel(self) -> str | None:
         for m in self.events:

@@ -142,6 +142,14 @@ def _media_findings(o: Observation) -> list[Finding]:
                            f"({o.rtp_sent} sent): one-way audio", ev, None,
                            "open the RTP range to Amazon in the firewall, and check the "
                            "transport's external_media_address (pbx-bridge preflight)"))
+    elif stopped := [d for d in DIRECTIONS if d in o.quality and o.quality[d].stopped]:
+        legs = {d: o.quality[d] for d in stopped}
+        said = " and ".join(f"{SAID[d]} ({_n(leg.received)} of {_n(leg.sent)} packets "
+                            "arrived)" for d, leg in legs.items())
+        out.append(Finding("media.rtp", Status.FAIL, f"the audio stopped {said}: one-way "
+                           "audio (the receiver's RTCP reports show no new packet while the "
+                           "sender still sends)", {**ev, "stopped": stopped}, None,
+                           LOSS_FIX[stopped[0] if len(stopped) == 1 else "both"]))
     elif o.rtp_sent == 0:
         out.append(Finding("media.rtp", Status.FAIL, f"no RTP sent ({o.rtp_received} "
                            "received): one-way audio", ev, None,
@@ -180,9 +188,6 @@ def _quality_findings(o: Observation, lim: Limits) -> list[Finding]:
     q = o.quality
     if not q:
         return []
-    unknown = ("no RTCP report covered it during the " + (f"{o.hold:g} s " if o.hold else "")
-               + "hold (they come every few seconds, 5 s is usual): hold longer (--hold 15); "
-               "the AMI user needs read=reporting (or all) for Asterisk's RTCP events")
 
     def figures(attr: str) -> dict[str, Any]:
         return {d: getattr(q[d], attr) for d in DIRECTIONS if d in q}
@@ -202,8 +207,9 @@ def _quality_findings(o: Observation, lim: Limits) -> list[Finding]:
                            f"{what} {where} {'at or over' if worse_high else 'under'} "
                            f"{limit:g}{unit}: {shown}", ev, None, fix)
         if any(v is None for v in vals.values()):
-            gone = " and ".join(SAID[d] for d, v in vals.items() if v is None)
-            return Finding(id_, Status.SKIP, f"{what} {gone} not known: {unknown}", ev)
+            gone = [d for d, v in vals.items() if v is None]
+            return Finding(id_, Status.SKIP, f"{what} {' and '.join(SAID[d] for d in gone)} "
+                           f"not known: {_why_unknown(o, gone)}", ev)
         return Finding(id_, Status.PASS, f"{what} under {limit:g}{unit}: {shown}"
                        if worse_high else f"{what} {limit:g} or more: {shown}", ev)
 
@@ -215,6 +221,34 @@ def _quality_findings(o: Observation, lim: Limits) -> list[Finding]:
             judge("quality.jitter", "jitter_ms", lim.jitter_ms, " ms", "jitter", JITTER_FIX),
             judge("quality.rtt", "rtt_ms", lim.rtt_ms, " ms", "round-trip time", RTT_FIX),
             mos]
+
+
+def _why_unknown(o: Observation, gone: list[str]) -> str:
+    """Why no RTCP report covered a direction, from which of the call's RTCP events came."""
+    hold = f"the {o.hold:g} s hold" if o.hold else "the hold"
+    longer = ("hold longer (--hold 15): reports come every few seconds, 5 s is usual")
+    if not o.rtcp_ours:  # not even our own reports: Asterisk's RTCP events do not reach us
+        return (f"no RTCP event of the call reached pbx-bridge during {hold}: the AMI user "
+                "needs read=reporting (or all) in manager.conf for Asterisk's RTCP events; "
+                "if it has it, " + longer)
+    if not o.rtcp_theirs:
+        return (f"Amazon sent no RTCP report during {hold} (Asterisk sent {o.rtcp_ours} of "
+                "its own): " + ("if short, " + longer + "; else " if (o.hold or 0) < 15
+                                else "") +
+                "Amazon's side sends no RTCP, or the firewall drops it (it comes from the "
+                "RTP port + 1)")
+    said = []
+    if TO_AMAZON in gone:
+        said.append("Amazon's reports said nothing of the stream we sent it (it received "
+                    "none: see media.rtp)")
+    if FROM_AMAZON in gone:
+        said.append("our reports said nothing of Amazon's stream (nothing came from Amazon: "
+                    "see media.rtp)")
+    return "; ".join(said) or longer
+
+
+def _n(v: int | None) -> str:
+    return "?" if v is None else str(v)
 
 
 def _fmt(v: float | None) -> str:

@@ -54,6 +54,8 @@ class Observation:
     answer_ms: float | None = None  # INVITE to 200 OK
     hold: float | None = None  # how long the answered call was held (s)
     quality: dict[str, Leg] = field(default_factory=dict)  # per direction (quality.DIRECTIONS)
+    rtcp_ours: int | None = None  # RTCPSent events of the call seen over AMI (our reports)
+    rtcp_theirs: int | None = None  # RTCPReceived events (Amazon's reports)
 
 
 def parse_sip(value: str) -> tuple[int | None, str | None]:

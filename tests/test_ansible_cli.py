@@ -121,3 +121,28 @@ def test_trunk_update_create_keeps_one_trunk_as_the_pbx_wants(emulator, tmp_path
     del srv.emulator.state.trunks[doc["trunkId"]]
     r = pb(e, "trunk", "update", "--asterisk-dir", str(EXAMPLE), "--json")
     assert r.returncode == 1 and "404" in r.stderr
+
+
+def test_rollback_dry_run_shows_what_the_files_would_become_hand_edits_included(tmp_path):
+    """Finding 4: config state=absent in --check --diff needs what a rollback would restore,
+    read-only, with the hand edit it would lose."""
+    etc, env = _tree(tmp_path)
+    args = ["generate", "--asterisk-dir", str(etc), "--public-ip", PUBLIC_IP]
+    assert pb(env, *args, "--write").returncode == 0
+    pjsip = etc / "pjsip.conf"
+    pjsip.write_text(pjsip.read_text() + "; my hand edit\n")
+    before = _files(tmp_path)
+    bid = json.loads(pb(env, "generate", "--asterisk-dir", str(etc), "--list-backups",
+                        "--json").stdout)["backups"][0]["id"]
+    r = pb(env, "generate", "--asterisk-dir", str(etc), "--rollback", "--to", bid,
+           "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["rolled_back"] == [bid] and doc["changed"] is True
+    by_path = {f["path"]: f for f in doc["files"]}
+    assert "-; my hand edit" in by_path[str(pjsip)]["diff"]
+    assert any(f["removed"] and f["path"].endswith("pjsip_pbx-bridge.conf")
+               for f in doc["files"])
+    assert _files(tmp_path) == before  # nothing written, no lock, no marks
+    r = pb(env, "generate", "--asterisk-dir", str(etc), "--dry-run")
+    assert r.returncode == 2 and "--rollback" in r.stderr

@@ -56,8 +56,9 @@ options:
     default: true
 attributes:
   check_mode:
-    description: Changes no config; the call is placed in check mode too.
-    support: full
+    description: In check mode no call is placed (the task is skipped); only a check
+      I(from_alexa) without I(ring), which reads the running dialplan, runs.
+    support: partial
   diff_mode:
     description: Nothing changes.
     support: none
@@ -73,11 +74,11 @@ EXAMPLES = r'''
 RETURN = r'''
 ok:
   description: Whether the call worked.
-  returned: always
+  returned: unless skipped in check mode
   type: bool
 result:
   description: The whole result, as C(pbx-bridge test-call --format json) gives it (answered, sip, tls, srtp, codec, rtp, findings).
-  returned: always
+  returned: unless skipped in check mode
   type: dict
 '''
 
@@ -115,6 +116,10 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("direct", "from_context", "from_alexa")])
+    p = module.params
+    if module.check_mode and not (p["from_alexa"] and not p["ring"]):
+        module.exit_json(changed=False, skipped=True,
+                         msg="check mode: no call placed")
     rc, doc, err = PbxBridge(module).json(call_args(module.params), ok=(0, 1))
     result = dict(changed=False, ok=bool(doc.get("ok")), result=doc)
     if not result["ok"] and module.params["fail_when_failed"]:

@@ -71,6 +71,15 @@ options:
     description: With I(state=absent), delete the trunk even while extensions are mapped to it.
     type: bool
     default: false
+  pending:
+    description:
+      - In check mode, why the trunk cannot be judged now (e.g. a config change that check
+        mode did not write, which the trunk's values come from). The dry run is then not
+        run (it would read the config on disk); the task reports C(changed) with
+        I(action=pending) and warns with this reason, and never fails or claims the trunk
+        is as wanted. Empty, or outside check mode, it has no effect.
+    type: str
+    default: ''
 attributes:
   check_mode:
     description: pbx-bridge's C(--dry-run); nothing is sent to Amazon or saved.
@@ -99,14 +108,15 @@ action:
   returned: always
   type: str
   sample: created
-  choices: [created, adopted, updated, unchanged, deleted, forgotten, absent]
+  choices: [created, adopted, updated, unchanged, deleted, forgotten, absent, pending]
 trunk:
   description: The trunk as Amazon holds it, after the change (C(trunk show --json)).
   returned: state=present, not in check mode
   type: dict
   sample: {"trunkId": "amzn1.comms.network.siptrunk.12345", "status": "ACTIVE"}
 trunk_id:
-  description: The trunk's id (none when one would be created in check mode).
+  description: The trunk's id (none when one would be created in check mode, or, with
+    I(pending), when none is saved).
   returned: always
   type: str
 changed_parts:
@@ -156,9 +166,20 @@ def saved_trunk(pb):
     return saved, saved in ids
 
 
+def pending(module, pb):
+    """Check mode with the config not written: say so, with the saved trunk (if any)."""
+    saved, at_amazon = saved_trunk(pb)
+    reason = module.params["pending"]
+    module.warn(reason)
+    return dict(changed=True, action="pending", msg=reason,
+                trunk_id=saved if at_amazon else None, changed_parts=[])
+
+
 def present(module, pb):
     """One command: the saved trunk updated where it differs, or created (adopted) when none
     is saved or Amazon no longer has it."""
+    if module.check_mode and module.params["pending"]:
+        return pending(module, pb)
     rc, doc, err = pb.json(["trunk", "update", "--create"] +
                            spec_args(module.params, module.check_mode))
     action = doc.get("action")
@@ -207,6 +228,7 @@ def main():
         wait=dict(type="bool", default=True),
         timeout=dict(type="int", default=900),
         force=dict(type="bool", default=False),
+        pending=dict(type="str", default=""),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     pb = PbxBridge(module)

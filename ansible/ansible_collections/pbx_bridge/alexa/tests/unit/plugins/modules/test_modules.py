@@ -127,11 +127,14 @@ def test_config_absent_rolls_back_to_before_the_oldest_change_in_effect(run_modu
         {"id": "20260102T000000-b", "state": "verified", "files": ["/etc/asterisk/a.conf"]},
         {"id": "20260101T000000-a", "state": "written", "files": ["/etc/asterisk/b.conf"]},
         {"id": "20251231T000000-z", "state": "rolled back", "files": ["/etc/asterisk/c"]}]}
+    preview = {"rolled_back": ["20260102T000000-b", "20260101T000000-a"], "changed": True,
+               "files": [{"path": "/etc/asterisk/a.conf", "removed": False, "private": False,
+                          "diff": "--- a\n+++ a\n-; a hand edit\n"}]}
     result, failed, rec = run_module(config.main, {"state": "absent", "_ansible_check_mode": True},
-                                     [(0, backups, "")])
+                                     [(0, backups, ""), (0, preview, "")])
     assert result["changed"] and result["rolled_back"] == ["20260102T000000-b",
                                                            "20260101T000000-a"]
-    assert len(rec.calls) == 1  # check mode: only the listing
+    assert len(rec.calls) == 2  # check mode: the listing and the read-only preview
     result, failed, rec = run_module(config.main, {"state": "absent"},
                                      [(0, backups, ""), (0, "rolled back 2 changes\n", "")])
     assert cmd(rec, 1) == ["generate", "--rollback", "--to", "20260101T000000-a"]
@@ -225,7 +228,7 @@ def test_rooms_apply_stopped_fails_with_what_was_done(run_module):
     stopped = dict(PLAN, done=1, not_done=1, error="429 throttled")
     result, failed, rec = run_module(rooms.main, {"mappings": MAPPINGS}, [
         (1, stopped, "pbx-bridge: stopped: 429 throttled\n")])
-    assert failed and result["result"]["done"] == 1
+    assert failed and result["done"] == 1
 
 
 def test_rooms_needs_a_map_or_mappings(run_module):
@@ -242,3 +245,115 @@ def test_test_call_failure_fails_the_task(run_module):
                                      [(1, doc, "")])
     assert cmd(rec) == ["test-call", "--format", "json", "--to", "7404", "--hold", "1"]
     assert failed and "7404" in result["msg"] and result["changed"] is False
+
+
+# ------------------------------------------------------------------ findings of the review
+
+def test_preflight_in_check_mode_with_the_config_pending_does_not_fail(run_module):
+    """Finding 1: a fresh PBX has no TLS transport until config writes it; in check mode the
+    preflight of the config on disk must not stop the host."""
+    doc = {"ok": False, "verdict": "NOT ready for Amazon", "findings": [
+        {"id": "tls.transport", "status": "fail"}]}
+    args = {"pending": "the config change is not written (check mode)",
+            "_ansible_check_mode": True}
+    result, failed, rec = run_module(preflight.main, args, [(1, doc, "")])
+    assert not failed and result["ready"] is False
+    # not in check mode, pending changes nothing: not ready fails
+    result, failed, rec = run_module(preflight.main, dict(args, _ansible_check_mode=False),
+                                     [(1, doc, "")])
+    assert failed and "tls.transport" in result["msg"]
+
+
+def test_trunk_in_check_mode_with_the_config_pending_runs_no_dry_run(run_module):
+    """Finding 2: the dry run would read the config on disk, not the one the run writes."""
+    args = {"pending": "the trunk is checked once the config change is written",
+            "_ansible_check_mode": True, "_ansible_diff": True}
+    result, failed, rec = run_module(trunk.main, args, [(0, TRUNKS, "")])
+    assert not failed and cmd(rec) == ["trunk", "list", "--json"] and len(rec.calls) == 1
+    assert result["changed"] is True and result["action"] == "pending"
+    assert result["trunk_id"] == TRUNKS["saved"] and "config" in result["msg"]
+    result, failed, rec = run_module(trunk.main, args, [(0, {"trunks": [], "saved": None}, "")])
+    assert result["changed"] is True and result["trunk_id"] is None
+
+
+def test_rooms_in_check_mode_without_a_trunk_yet_shows_the_mappings_as_creates(run_module):
+    """Finding 2: a fresh fleet's check mode never showed the rooms."""
+    args = {"mappings": MAPPINGS, "pending": "no trunk yet", "_ansible_check_mode": True,
+            "_ansible_diff": True}
+    result, failed, rec = run_module(rooms.main, args, [])
+    assert not failed and rec.calls == [] and result["changed"] is True
+    assert result["diff"]["prepared"].splitlines() == [
+        "+ 7101 Room 101, sea view amzn1.alexa.unit.did.p1", "+ 7102 Room 102 "]
+
+
+def test_rooms_mappings_are_written_to_the_map_the_timer_applies(run_module, tmp_path):
+    """Finding 3: with map and mappings the list goes to the map file (the one
+    pbx-bridge-sync.timer applies), so the timer and the inventory agree."""
+    path = tmp_path / "rooms.csv"
+    path.write_text("extension,room,comms_profile_id\n7109,Old,amzn1.alexa.unit.did.old\n")
+    args = {"map": str(path), "mappings": MAPPINGS}
+    # check mode: the file is not written; the plan is of a temporary copy of the new map
+    result, failed, rec = run_module(rooms.main, dict(args, _ansible_check_mode=True,
+                                                      _ansible_diff=True),
+                                     [(0, EMPTY_PLAN, "")])
+    assert "7109,Old" in path.read_text() and result["changed"] and result["map_changed"]
+    planned = cmd(rec)[cmd(rec).index("--map") + 1]
+    assert planned != str(path)
+    assert "-7109,Old,amzn1.alexa.unit.did.old" in result["diff"]["prepared"]
+    done = dict(EMPTY_PLAN, done=0, not_done=0, error=None)
+    result, failed, rec = run_module(rooms.main, args, [(0, done, "")])
+    assert not failed and result["changed"] and cmd(rec)[4] == str(path)
+    assert path.read_text() == rooms.map_csv(
+        [dict(m, comms_profile_id=m.get("comms_profile_id")) for m in MAPPINGS])
+    result, failed, rec = run_module(rooms.main, args, [(0, done, "")])
+    assert result["changed"] is False and result["map_changed"] is False
+
+
+def test_config_absent_check_mode_diff_is_what_the_files_would_become(run_module):
+    """Finding 4: --check --diff showed only '# FILE: restored as before ID'; a hand edit
+    the rollback would lose must show."""
+    backups = {"backups": [{"id": "20260101T000000-a", "state": "verified",
+                            "files": ["/etc/asterisk/pjsip.conf"]}]}
+    hand = "--- /etc/asterisk/pjsip.conf\n+++ /etc/asterisk/pjsip.conf\n-; my hand edit\n"
+    preview = {"rolled_back": ["20260101T000000-a"], "changed": True, "files": [
+        {"path": "/etc/asterisk/pjsip.conf", "removed": False, "private": False, "diff": hand}]}
+    result, failed, rec = run_module(config.main, {"state": "absent", "_ansible_check_mode": True,
+                                                   "_ansible_diff": True},
+                                     [(0, backups, ""), (0, preview, "")])
+    assert cmd(rec, 1) == ["generate", "--rollback", "--to", "20260101T000000-a", "--dry-run",
+                           "--json"]
+    assert result["diff"]["prepared"] == hand and "restored as before" not in hand
+
+
+def test_test_call_places_no_call_in_check_mode(run_module):
+    """Finding 21: check mode placed a real call (with ring, the guest's phone rang)."""
+    for extra in ({}, {"from_alexa": True, "ring": True}):
+        result, failed, rec = run_module(test_call.main, dict(extra, to="7101",
+                                                              _ansible_check_mode=True), [])
+        assert rec.calls == [] and result["skipped"] and not failed
+    doc = {"ok": True, "findings": []}  # a check from a room without ring only reads
+    result, failed, rec = run_module(test_call.main, {"to": "201", "from_alexa": True,
+                                                      "_ansible_check_mode": True},
+                                     [(0, doc, "")])
+    assert "--from-alexa" in cmd(rec) and "--ring" not in cmd(rec)
+
+
+def test_rooms_apply_part_done_is_changed_and_says_why(run_module):
+    """Finding 5: 2 mappings done at Amazon, then HTTP 400: changed, and the real cause."""
+    stopped = dict(PLAN, done=2, not_done=1, error="HTTP 400: profile unknown")
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv"}, [
+        (1, stopped, "pbx-bridge: warning: the AGI user cannot read routes.json\n")])
+    assert failed and result["changed"] is True and result["done"] == 2
+    assert "HTTP 400: profile unknown" in result["msg"]
+
+
+def test_rooms_check_mode_refuses_what_apply_would_refuse(run_module):
+    """Finding 12: over 25 % check mode only warned; the real run refuses."""
+    big = dict(PLAN, updates=PLAN["updates"] * 2, existing=4)
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv", "_ansible_check_mode": True},
+                                     [(0, big, "")])
+    assert failed and "force: true" in result["msg"] and "--force" not in result["msg"]
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv", "force": True,
+                                                  "_ansible_check_mode": True},
+                                     [(0, big, "")])
+    assert not failed

@@ -146,3 +146,14 @@ def test_rollback_dry_run_shows_what_the_files_would_become_hand_edits_included(
     assert _files(tmp_path) == before  # nothing written, no lock, no marks
     r = pb(env, "generate", "--asterisk-dir", str(etc), "--dry-run")
     assert r.returncode == 2 and "--rollback" in r.stderr
+
+
+def test_a_read_only_token_cache_is_read_and_never_written(emulator, tmp_path):
+    """Finding 17: Ansible's check mode (PBX_BRIDGE_TOKEN_CACHE=read-only) wrote token.json."""
+    srv = emulator(client_secret=SECRET, activate_after=0)
+    e = cli_env(srv, tmp_path / "state")
+    r = pb({**e, "PBX_BRIDGE_TOKEN_CACHE": "read-only"}, "trunk", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "state" / "token.json").exists()
+    assert pb(e, "trunk", "list", "--json").returncode == 0
+    assert (tmp_path / "state" / "token.json").exists()  # otherwise cached as before

@@ -58,6 +58,8 @@ class PbxBridge:
             value = module.params.get(option)
             if value is not None:
                 env[variable] = str(value)
+        if module.check_mode:  # check mode writes no file, the token cache included
+            env["PBX_BRIDGE_TOKEN_CACHE"] = "read-only"
         if module.params.get("allow_private_peers"):
             env["PBX_BRIDGE_ALLOW_PRIVATE_PEERS"] = "1"
         self.env = env

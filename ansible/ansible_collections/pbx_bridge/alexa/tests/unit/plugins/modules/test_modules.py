@@ -357,3 +357,12 @@ def test_rooms_check_mode_refuses_what_apply_would_refuse(run_module):
                                                   "_ansible_check_mode": True},
                                      [(0, big, "")])
     assert not failed
+
+
+def test_check_mode_asks_for_a_read_only_token_cache(run_module):
+    """Finding 17: check mode wrote token.json when the cached token was missing."""
+    result, failed, rec = run_module(status.main, {"_ansible_check_mode": True},
+                                     [(0, {"state": "OK"}, "")])
+    assert rec.calls[0][1]["PBX_BRIDGE_TOKEN_CACHE"] == "read-only"
+    result, failed, rec = run_module(status.main, {}, [(0, {"state": "OK"}, "")])
+    assert "PBX_BRIDGE_TOKEN_CACHE" not in rec.calls[0][1]

@@ -157,3 +157,16 @@ def test_a_read_only_token_cache_is_read_and_never_written(emulator, tmp_path):
     assert not (tmp_path / "state" / "token.json").exists()
     assert pb(e, "trunk", "list", "--json").returncode == 0
     assert (tmp_path / "state" / "token.json").exists()  # otherwise cached as before
+
+
+def test_a_wait_that_fails_after_the_change_still_says_what_was_done(emulator, tmp_path):
+    """Finding 6: trunk create/update --wait --json whose wait fails prints the action done
+    (with the error) before it exits 1, so Ansible can report changed."""
+    srv = emulator(client_secret=SECRET, activate_after=3600)
+    e = cli_env(srv, tmp_path / "state")
+    r = pb(e, "trunk", "update", "--create", "--asterisk-dir", str(EXAMPLE), "--wait",
+           "--timeout", "1", "--json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["action"] == "created" and doc["trunkId"] and "after" in doc["error"]
+    assert doc["trunkId"] in srv.emulator.state.trunks

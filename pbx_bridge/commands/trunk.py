@@ -186,6 +186,19 @@ def wait_active(ctx: Context, trunk_id: str, timeout: float) -> Trunk:
     return wait(ctx.api, ctx.clock, trunk_id, timeout, show)
 
 
+def _wait_after_change(args: argparse.Namespace, ctx: Context, trunk_id: str,
+                       done: dict[str, Any]) -> Trunk:
+    """--wait after a change was sent: when the wait fails, --json still prints what was
+    done (``done`` with ``error``) before the error ends the command (exit 1)."""
+    from ..errors import PbxBridgeError
+    try:
+        return wait_active(ctx, trunk_id, args.timeout)
+    except PbxBridgeError as exc:
+        if args.json:
+            emit(args, {**done, "trunkId": trunk_id, "error": str(exc)}, "")
+        raise
+
+
 # ---------------------------------------------------------------- commands
 
 def _save(ctx: Context, trunk: Trunk) -> None:
@@ -223,7 +236,8 @@ def _create(args: argparse.Namespace, ctx: Context, spec: "TrunkSpec") -> int:
     trunk = found
     _save(ctx, trunk)
     if args.wait:
-        trunk = wait_active(ctx, trunk.trunk_id, args.timeout)
+        trunk = _wait_after_change(args, ctx, trunk.trunk_id,
+                                   {"action": action, "desired": want})
     elif trunk.status is None:
         trunk = ctx.api.get_trunk(trunk.trunk_id)
     emit(args, {"action": action, "desired": want, **trunk.to_json()},
@@ -297,7 +311,8 @@ def run_update(args: argparse.Namespace) -> int:
         return 0
     trunk = ctx.api.update_trunk(tid, spec)  # the whole trunk: PUT replaces it
     if args.wait:
-        trunk = wait_active(ctx, tid, args.timeout)
+        trunk = _wait_after_change(args, ctx, tid, {"action": "updated",
+                                                    "changed": sorted(diff), **views})
     emit(args, {"action": "updated", "changed": sorted(diff), **views, **trunk.to_json()},
          f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
     return 0

@@ -95,11 +95,13 @@ class PbxBridge:
 
 
 def last_error(err):
-    """pbx-bridge's one-line error (``pbx-bridge: ...``), else the last line of stderr."""
+    """pbx-bridge's error (``pbx-bridge: ...``) with the lines that follow it (a map's
+    problems, the preflight checks that failed), else the last line of stderr."""
     lines = [line for line in (err or "").splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("pbx-bridge: "):
-            return line[len("pbx-bridge: "):]
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        if line.startswith("pbx-bridge: ") and not line.startswith("pbx-bridge: warning"):
+            return "\n".join([line[len("pbx-bridge: "):]] + lines[i + 1:])
     return lines[-1] if lines else ""
 
 

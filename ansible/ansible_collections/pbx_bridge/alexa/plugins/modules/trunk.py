@@ -126,6 +126,8 @@ changed_parts:
   elements: str
 '''
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pbx_bridge.alexa.plugins.module_utils.pbx_bridge import (
@@ -158,6 +160,13 @@ def trunk_diff(doc, action):
             "after_header": "trunk this PBX wants (%s)" % action}
 
 
+def parsed(out):
+    try:
+        return json.loads(out) if out.strip() else None
+    except ValueError:
+        return None
+
+
 def saved_trunk(pb):
     """(the saved trunk id or None, whether Amazon still has it)."""
     rc, doc, err = pb.json(["trunk", "list", "--json"])
@@ -180,10 +189,16 @@ def present(module, pb):
     is saved or Amazon no longer has it."""
     if module.check_mode and module.params["pending"]:
         return pending(module, pb)
-    rc, doc, err = pb.json(["trunk", "update", "--create"] +
-                           spec_args(module.params, module.check_mode))
-    action = doc.get("action")
+    args = ["trunk", "update", "--create"] + spec_args(module.params, module.check_mode)
+    rc, out, err = pb.run(args)
+    doc = parsed(out)
+    action = doc.get("action") if doc else None
     changed = action in ("created", "adopted", "updated")
+    if rc != 0 or doc is None:
+        # a wait that fails after the change was sent: the change happened (changed)
+        extra = dict(changed=True, action=action, trunk_id=doc.get("trunkId")) \
+            if rc != 0 and changed else {}
+        pb.fail(args, rc, out, err, doc, **extra)
     parts = doc.get("changed") or ([] if action in ("updated", "unchanged") else
                                    ["tls", "peers"])
     result = dict(changed=changed, action=action, trunk_id=doc.get("trunkId"),

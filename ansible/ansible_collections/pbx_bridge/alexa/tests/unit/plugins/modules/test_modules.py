@@ -366,3 +366,24 @@ def test_check_mode_asks_for_a_read_only_token_cache(run_module):
     assert rec.calls[0][1]["PBX_BRIDGE_TOKEN_CACHE"] == "read-only"
     result, failed, rec = run_module(status.main, {}, [(0, {"state": "OK"}, "")])
     assert "PBX_BRIDGE_TOKEN_CACHE" not in rec.calls[0][1]
+
+
+def test_a_wait_that_fails_after_the_update_is_changed(run_module):
+    """Finding 6: the update was sent, then the wait for ACTIVE timed out: changed."""
+    doc = {"action": "updated", "changed": ["peers"], "trunkId": TRUNKS["saved"],
+           "error": "trunk t1 still PENDING after 60 s"}
+    result, failed, rec = run_module(trunk.main, {"timeout": 60}, [
+        (1, doc, "pbx-bridge: trunk t1 still PENDING after 60 s\n")])
+    assert failed and result["changed"] is True and result["action"] == "updated"
+    assert result["msg"] == "trunk t1 still PENDING after 60 s"
+    result, failed, rec = run_module(trunk.main, {}, [(1, "", "pbx-bridge: 401 denied\n")])
+    assert failed and not result.get("changed")
+
+
+def test_a_multi_line_error_is_kept_whole():
+    """Finding 7: the map's problems and the preflight gate's list followed the first line."""
+    err = ("pbx-bridge: warning: slow\npbx-bridge: /etc/pbx-bridge/rooms.csv: 2 problem(s):\n"
+           "  line 3: extension 7x01 is not digits\n  line 5: room is empty\n")
+    assert utils.last_error(err) == ("/etc/pbx-bridge/rooms.csv: 2 problem(s):\n"
+                                     "  line 3: extension 7x01 is not digits\n"
+                                     "  line 5: room is empty")

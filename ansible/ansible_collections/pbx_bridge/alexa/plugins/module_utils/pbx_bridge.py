@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import os
+import time
 
 # option -> the environment variable pbx-bridge reads it from
 ENV_OPTIONS = (
@@ -40,11 +41,20 @@ def common_argument_spec():
         client_secret=dict(type="str", no_log=True),
         refresh_token=dict(type="str", no_log=True),
         allow_private_peers=dict(type="bool", default=False),
+        lock_wait=dict(type="int", default=0),
     )
+
+
+def lock_taken(rc, err):
+    """Whether pbx-bridge stopped at once because another command holds the state dir."""
+    return rc != 0 and "another pbx-bridge " in (err or "") and " is running (pid " in err
 
 
 class PbxBridge:
     """Runs the installed ``pbx-bridge`` for one module invocation."""
+
+    sleep = staticmethod(time.sleep)  # the clock's door (tests swap it)
+    monotonic = staticmethod(time.monotonic)
 
     def __init__(self, module):
         self.module = module
@@ -65,9 +75,16 @@ class PbxBridge:
         self.env = env
 
     def run(self, args):
-        """(exit code, stdout, stderr) of ``pbx-bridge ARGS``."""
-        return self.module.run_command([self.exe] + list(args), environ_update=self.env,
-                                       check_rc=False)
+        """(exit code, stdout, stderr) of ``pbx-bridge ARGS``; while another command holds
+        the state dir's lock, run again for up to ``lock_wait`` seconds."""
+        deadline = self.monotonic() + (self.module.params.get("lock_wait") or 0)
+        while True:
+            rc, out, err = self.module.run_command([self.exe] + list(args),
+                                                   environ_update=self.env, check_rc=False)
+            left = deadline - self.monotonic()
+            if not lock_taken(rc, err) or left <= 0:
+                return rc, out, err
+            self.sleep(min(2.0, left))
 
     def json(self, args, ok=(0,)):
         """Run, and the JSON document it printed; fails the module (with pbx-bridge's own

@@ -387,3 +387,23 @@ def test_a_multi_line_error_is_kept_whole():
     assert utils.last_error(err) == ("/etc/pbx-bridge/rooms.csv: 2 problem(s):\n"
                                      "  line 3: extension 7x01 is not digits\n"
                                      "  line 5: room is empty")
+
+
+def test_a_taken_lock_is_waited_for_up_to_lock_wait(run_module, monkeypatch):
+    """Finding 11: another playbook or the PBX's own timer held the lock: failed at once."""
+    now = [0.0]
+    monkeypatch.setattr(utils.PbxBridge, "monotonic", staticmethod(lambda: now[0]))
+    monkeypatch.setattr(utils.PbxBridge, "sleep",
+                        staticmethod(lambda s: now.__setitem__(0, now[0] + s)))
+    busy = (1, "", "pbx-bridge: another pbx-bridge rooms apply is running (pid 7); wait for "
+            "it to finish (lock: /var/lib/pbx-bridge/pbx-bridge.lock)\n")
+    done = dict(EMPTY_PLAN, done=0, not_done=0, error=None)
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv", "lock_wait": 10},
+                                     [busy, busy, (0, done, "")])
+    assert not failed and len(rec.calls) == 3 and now[0] == 4.0
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv"}, [busy])
+    assert failed and "another pbx-bridge rooms apply" in result["msg"]
+    now[0] = 0.0
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv", "lock_wait": 3},
+                                     [busy, busy, busy])
+    assert failed and len(rec.calls) == 3 and now[0] == 3.0

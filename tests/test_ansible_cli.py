@@ -170,3 +170,23 @@ def test_a_wait_that_fails_after_the_change_still_says_what_was_done(emulator, t
     doc = json.loads(r.stdout)
     assert doc["action"] == "created" and doc["trunkId"] and "after" in doc["error"]
     assert doc["trunkId"] in srv.emulator.state.trunks
+
+
+def test_trunk_delete_dry_run_refuses_as_the_delete_would_and_sends_nothing(emulator,
+                                                                           tmp_path):
+    """Finding 12: Ansible's check mode of trunk state=absent needs the delete's checks."""
+    srv = emulator(client_secret=SECRET, activate_after=0)
+    e = cli_env(srv, tmp_path / "state")
+    r = pb(e, "trunk", "create", "--asterisk-dir", str(EXAMPLE), "--json")
+    tid = json.loads(r.stdout)["trunkId"]
+    mapfile = tmp_path / "rooms.csv"
+    mapfile.write_text("extension,room,comms_profile_id\n7101,Room 101,amzn1.alexa.unit.did.1\n")
+    assert pb(e, "rooms", "apply", "--map", str(mapfile), "--yes").returncode == 0
+    r = pb(e, "trunk", "delete", "--yes", "--dry-run", "--json")
+    assert r.returncode == 1 and "1 extension mapping" in r.stderr
+    r = pb(e, "trunk", "delete", "--yes", "--dry-run", "--force", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc == {"action": "deleted", "dry_run": True, "trunkId": tid, "mappings_removed": 1}
+    assert tid in srv.emulator.state.trunks
+    assert json.loads((tmp_path / "state" / "state.json").read_text())["trunkId"] == tid

@@ -80,6 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     d.add_argument("--yes", action="store_true", help="really delete")
     d.add_argument("--force", action="store_true", help="delete even while extensions are "
                    "mapped to it; forget a trunk already gone at Amazon")
+    d.add_argument("--dry-run", action="store_true", help="check as the delete would "
+                   "(refusing as it would) and say what it would do; nothing sent or changed")
 
 
 # ---------------------------------------------------------------- building the spec
@@ -339,6 +341,12 @@ def run_delete(args: argparse.Namespace) -> int:
     if mapped and not args.force:
         raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "
                           f"(e.g. {mapped[0].extension}); remove them or pass --force")
+    if args.dry_run:
+        emit(args, {"action": "forgotten" if gone else "deleted", "dry_run": True,
+                    "trunkId": tid, "mappings_removed": len(mapped)},
+             f"would {'forget' if gone else 'delete'} trunk {tid} and its {len(mapped)} "
+             "mapping(s) (dry run: nothing sent)")
+        return 0
     if not gone:
         try:
             api.delete_trunk(tid)

@@ -23,7 +23,8 @@ description:
     C(--diff) shows the trunk Amazon holds beside the one this PBX wants (name, peers, and
     each certificate by subject and fingerprint).
   - I(state=absent) deletes the saved trunk (C(pbx-bridge trunk delete --yes)); it refuses
-    while extensions are mapped to it unless I(force). A saved trunk Amazon no longer has is
+    while extensions are mapped to it unless I(force); so does check mode
+    (C(trunk delete --dry-run)). A saved trunk Amazon no longer has is
     forgotten locally with its mappings.
 version_added: 0.1.0
 author:
@@ -131,7 +132,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pbx_bridge.alexa.plugins.module_utils.pbx_bridge import (
-    PbxBridge, common_argument_spec)
+    PbxBridge, common_argument_spec, last_error)
 
 
 def spec_args(params, check_mode):
@@ -219,12 +220,18 @@ def absent(module, pb):
     result = dict(changed=True, action=action, trunk_id=saved)
     if module._diff:
         result["diff"] = {"before": {"trunkId": saved}, "after": {}}
-    if module.check_mode:
-        return result
+    # check mode: the delete's own checks (--dry-run), so it refuses where the real run would
     args = ["trunk", "delete", saved, "--yes", "--json"]
     if module.params["force"] or not at_amazon:  # gone at Amazon: only forgotten here
         args.append("--force")
-    rc, doc, err = pb.json(args)
+    if module.check_mode:
+        args.append("--dry-run")
+    rc, out, err = pb.run(args)
+    doc = parsed(out)
+    if rc != 0 or doc is None:
+        pb.fail(args, rc, out, err, doc,
+                msg=last_error(err).replace("pass --force", "set force: true") or
+                "pbx-bridge trunk delete: exit %d" % rc)
     result["action"] = doc.get("action", action)
     return result
 

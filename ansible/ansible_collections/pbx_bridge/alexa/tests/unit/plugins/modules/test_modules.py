@@ -407,3 +407,20 @@ def test_a_taken_lock_is_waited_for_up_to_lock_wait(run_module, monkeypatch):
     result, failed, rec = run_module(rooms.main, {"map": "/r.csv", "lock_wait": 3},
                                      [busy, busy, busy])
     assert failed and len(rec.calls) == 3 and now[0] == 3.0
+
+
+def test_trunk_absent_in_check_mode_refuses_as_the_delete_would(run_module):
+    """Finding 12: check mode said changed; the real run refused (and named --force)."""
+    refused = ("pbx-bridge: trunk t1 still has 4 extension mapping(s) (e.g. 7101); remove "
+               "them or pass --force\n")
+    result, failed, rec = run_module(trunk.main, {"state": "absent",
+                                                  "_ansible_check_mode": True},
+                                     [(0, TRUNKS, ""), (1, "", refused)])
+    assert cmd(rec, 1) == ["trunk", "delete", TRUNKS["saved"], "--yes", "--json", "--dry-run"]
+    assert failed and "set force: true" in result["msg"] and "--force" not in result["msg"]
+    would = {"action": "deleted", "dry_run": True, "trunkId": TRUNKS["saved"],
+             "mappings_removed": 4}
+    result, failed, rec = run_module(trunk.main, {"state": "absent", "force": True,
+                                                  "_ansible_check_mode": True},
+                                     [(0, TRUNKS, ""), (0, would, "")])
+    assert not failed and result["changed"] and "--force" in cmd(rec, 1)

@@ -190,3 +190,23 @@ def test_trunk_delete_dry_run_refuses_as_the_delete_would_and_sends_nothing(emul
     assert doc == {"action": "deleted", "dry_run": True, "trunkId": tid, "mappings_removed": 1}
     assert tid in srv.emulator.state.trunks
     assert json.loads((tmp_path / "state" / "state.json").read_text())["trunkId"] == tid
+
+
+def test_a_renamed_room_is_in_the_plan_until_applied(emulator, tmp_path):
+    """Finding 8: same profile, new name changes the routes' caller-ID name: the plan says
+    so (renames), and after apply it is recorded."""
+    srv = emulator(client_secret=SECRET, activate_after=0)
+    e = cli_env(srv, tmp_path / "state")
+    assert pb(e, "trunk", "create", "--asterisk-dir", str(EXAMPLE), "--json").returncode == 0
+    mapfile = tmp_path / "rooms.csv"
+    mapfile.write_text("extension,room,comms_profile_id\n7101,Room 101,amzn1.alexa.unit.did.1\n")
+    assert pb(e, "rooms", "apply", "--map", str(mapfile), "--yes").returncode == 0
+    mapfile.write_text("extension,room,comms_profile_id\n7101,Suite 1,amzn1.alexa.unit.did.1\n")
+    r = pb(e, "rooms", "plan", "--map", str(mapfile), "--json")
+    doc = json.loads(r.stdout)
+    assert doc["renames"] == [{"extension": "7101", "oldRoom": "Room 101", "room": "Suite 1"}]
+    assert doc["updates"] == [] and doc["creates"] == []
+    assert pb(e, "rooms", "apply", "--map", str(mapfile), "--yes").returncode == 0
+    assert "Suite 1" in (tmp_path / "state" / "routes.json").read_text()
+    r = pb(e, "rooms", "plan", "--map", str(mapfile), "--json")
+    assert json.loads(r.stdout)["renames"] == []

@@ -13,7 +13,8 @@ short_description: Keep a property's extension-to-room mappings at Amazon in syn
 description:
   - Makes the mappings Amazon holds for the saved trunk match a room map, with
     C(pbx-bridge rooms apply --json --yes); deletes, then updates, then creates, and publishes
-    the routes the dialplan's AGI reads. C(changed) only when Amazon's mappings change.
+    the routes the dialplan's AGI reads. C(changed) only when Amazon's mappings change, a
+    room's name changes (the routes' caller-ID name), or the I(map) file written changes.
   - The map is a CSV file on the managed host (I(map)) or a list of dicts (I(mappings));
     every row is checked by pbx-bridge before anything is sent. With both, the list is
     written to I(map) first (only when its bytes change, atomically) and applied from there:
@@ -156,6 +157,9 @@ def plan_lines(plan):
                                            c.get("oldCommsProfileId"), c["commsProfileId"]))
     for c in plan.get("creates") or ():
         lines.append("+ %s %s %s" % (c["extension"], c.get("room") or "", c["commsProfileId"]))
+    for c in plan.get("renames") or ():
+        lines.append("~ %s room name %s -> %s" % (c["extension"], c.get("oldRoom") or '""',
+                                                   c.get("room") or '""'))
     return lines
 
 
@@ -187,7 +191,7 @@ def write_map(module, path, text):
 
 
 def has_changes(plan):
-    return any(plan.get(k) for k in ("creates", "updates", "deletes"))
+    return any(plan.get(k) for k in ("creates", "updates", "deletes", "renames"))
 
 
 def main():
@@ -266,7 +270,9 @@ def main():
     rc, doc, err = pb.json(["rooms", "apply"] + args, ok=(0, 1))
     plan = dict((k, v) for k, v in doc.items() if k not in ("done", "not_done", "error"))
     done = doc.get("done") or 0
-    result.update(changed=done > 0 or map_changed, plan=plan, done=done)
+    # a rename changes only the routes the AGI reads (the caller-ID name), recorded on success
+    renamed = rc == 0 and bool(plan.get("renames"))
+    result.update(changed=done > 0 or renamed or map_changed, plan=plan, done=done)
     if module._diff and (has_changes(plan) or file_diff):
         result["diff"] = prepared_diff(file_diff + "".join(
             line + "\n" for line in plan_lines(plan)))

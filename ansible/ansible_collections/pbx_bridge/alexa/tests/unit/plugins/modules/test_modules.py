@@ -424,3 +424,16 @@ def test_trunk_absent_in_check_mode_refuses_as_the_delete_would(run_module):
                                                   "_ansible_check_mode": True},
                                      [(0, TRUNKS, ""), (0, would, "")])
     assert not failed and result["changed"] and "--force" in cmd(rec, 1)
+
+
+def test_a_renamed_room_is_a_change_with_its_diff(run_module):
+    """Finding 8: same profile, new name: routes.json changes, yet it was changed=false."""
+    renamed = dict(EMPTY_PLAN, renames=[{"extension": "7102", "oldRoom": "Room 102",
+                                         "room": "Suite 102"}])
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv", "_ansible_check_mode": True,
+                                                  "_ansible_diff": True}, [(0, renamed, "")])
+    assert result["changed"] is True
+    assert result["diff"]["prepared"] == "~ 7102 room name Room 102 -> Suite 102\n"
+    done = dict(renamed, done=0, not_done=0, error=None)
+    result, failed, rec = run_module(rooms.main, {"map": "/r.csv"}, [(0, done, "")])
+    assert result["changed"] is True and result["done"] == 0

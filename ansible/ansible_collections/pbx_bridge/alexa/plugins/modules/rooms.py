@@ -44,8 +44,10 @@ options:
     elements: dict
     suboptions:
       extension:
-        description: The room's Alexa extension (digits).
-        type: str
+        description:
+          - The room's Alexa extension (digits), a string; quote it in YAML (C("0701"):
+            unquoted, YAML reads a leading zero as an octal number). A number is refused.
+        type: raw
         required: true
       room:
         description: The room's display name.
@@ -199,7 +201,7 @@ def main():
     spec.update(
         map=dict(type="path"),
         mappings=dict(type="list", elements="dict", options=dict(
-            extension=dict(type="str", required=True),
+            extension=dict(type="raw", required=True),
             room=dict(type="str", required=True),
             comms_profile_id=dict(type="str", default=""),
         )),
@@ -214,8 +216,13 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_one_of=[("map", "mappings")])
-    pb = PbxBridge(module)
     p = module.params
+    for i, m in enumerate(p["mappings"] or ()):
+        if not isinstance(m["extension"], str):  # 0701 unquoted is YAML's octal 449
+            module.fail_json(msg="mappings[%d].extension %r is a number, not a string: quote "
+                             "it in YAML (\"0701\": unquoted, a leading zero makes it octal)"
+                             % (i, m["extension"]))
+    pb = PbxBridge(module)
     result = {}
     file_diff = ""
     path = p["map"]

@@ -50,6 +50,12 @@ options:
   endpoint:
     description: The trunk's PJSIP endpoint (default C(alexa)).
     type: str
+  ami_secret:
+    description:
+      - The AMI secret (C(PBX_BRIDGE_AMI_SECRET)); default the settings' C([ami] secret).
+        A secret: handed to pbx-bridge in its environment, never shown in output or logs
+        (rather than the task's C(environment:), which C(-vvv) shows).
+    type: str
   fail_when_failed:
     description: Fail the task when the call did not work.
     type: bool
@@ -112,6 +118,7 @@ def main():
         hold=dict(type="int"),
         timeout=dict(type="int"),
         endpoint=dict(type="str"),
+        ami_secret=dict(type="str", no_log=True),
         fail_when_failed=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
@@ -120,7 +127,10 @@ def main():
     if module.check_mode and not (p["from_alexa"] and not p["ring"]):
         module.exit_json(changed=False, skipped=True,
                          msg="check mode: no call placed")
-    rc, doc, err = PbxBridge(module).json(call_args(module.params), ok=(0, 1))
+    pb = PbxBridge(module)
+    if p["ami_secret"]:
+        pb.env["PBX_BRIDGE_AMI_SECRET"] = p["ami_secret"]
+    rc, doc, err = pb.json(call_args(module.params), ok=(0, 1))
     result = dict(changed=False, ok=bool(doc.get("ok")), result=doc)
     if not result["ok"] and module.params["fail_when_failed"]:
         bad = [f.get("summary") for f in doc.get("findings") or ()

@@ -437,3 +437,19 @@ def test_a_renamed_room_is_a_change_with_its_diff(run_module):
     done = dict(renamed, done=0, not_done=0, error=None)
     result, failed, rec = run_module(rooms.main, {"map": "/r.csv"}, [(0, done, "")])
     assert result["changed"] is True and result["done"] == 0
+
+
+def test_an_unquoted_extension_is_refused(run_module):
+    """Finding 19: 0701 unquoted is YAML's octal 449 and became extension 449, silently."""
+    result, failed, rec = run_module(rooms.main, {"mappings": [
+        {"extension": 449, "room": "Room 701"}]}, [])
+    assert failed and "mappings[0].extension 449" in result["msg"] and rec.calls == []
+    assert "quote" in result["msg"]
+
+
+def test_the_ami_secret_goes_in_the_environment(run_module):
+    """Finding 16: the AMI secret had no no_log option (only environment:, shown by -vvv)."""
+    result, failed, rec = run_module(test_call.main, {"to": "7101", "ami_secret": SECRET},
+                                     [(0, {"ok": True, "findings": []}, "")])
+    argv, env = rec.calls[0]
+    assert env["PBX_BRIDGE_AMI_SECRET"] == SECRET and SECRET not in " ".join(argv)

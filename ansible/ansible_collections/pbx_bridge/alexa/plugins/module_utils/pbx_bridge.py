@@ -101,7 +101,13 @@ class PbxBridge:
         return rc, doc, err
 
     def fail(self, args, rc, out, err, doc=None, **extra):
-        message = last_error(err) or ("pbx-bridge %s: exit %d" % (" ".join(args[:2]), rc))
+        if rc == 0 and doc is None:  # it worked, but said something else than JSON
+            first = (out or "").strip().splitlines()[:1]
+            message = "pbx-bridge %s printed no JSON%s" % (
+                " ".join(a for a in args[:2] if not a.startswith("-")),
+                (": " + first[0]) if first else " (nothing)")
+        else:
+            message = last_error(err) or ("pbx-bridge %s: exit %d" % (" ".join(args[:2]), rc))
         result = dict(msg=message, rc=rc, stderr=err, command=["pbx-bridge"] + list(args))
         if doc is not None:
             result["result"] = doc

@@ -68,6 +68,8 @@ def test_a_failing_command_fails_the_task_with_its_message(run_module):
 def test_output_that_is_not_json_fails_the_task(run_module):
     result, failed, rec = run_module(status.main, {}, [(0, "PBX-BRIDGE OK", "")])
     assert failed and result["stdout"] == "PBX-BRIDGE OK"
+    # finding 20: not "exit 0"
+    assert result["msg"] == "pbx-bridge status printed no JSON: PBX-BRIDGE OK"
 
 
 # ------------------------------------------------------------------ preflight

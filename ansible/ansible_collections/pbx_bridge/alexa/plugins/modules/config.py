@@ -23,9 +23,9 @@ description:
   - I(state=absent) undoes every change pbx-bridge made to this Asterisk dir that is not
     rolled back yet (C(pbx-bridge generate --rollback --to) the oldest of them), so the files
     are as they were before pbx-bridge's first change.
-  - B(A hand edit made since to one of those files is lost with it): whole files are put
-    back. Run it with C(--check --diff) first; the diff shows exactly what each file would
-    become (C(generate --rollback --dry-run --json)), hand edits included.
+  - B(A hand edit made since to one of those files is lost with it), as whole files are
+    put back. Run it with C(--check --diff) first; the diff shows exactly what each file
+    would become (C(generate --rollback --dry-run --json)), hand edits included.
 version_added: 0.1.0
 author:
   - pbx-bridge developers (!UNKNOWN)

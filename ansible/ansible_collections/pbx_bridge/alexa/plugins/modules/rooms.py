@@ -17,8 +17,8 @@ description:
     room's name changes (the routes' caller-ID name), or the I(map) file written changes.
   - The map is a CSV file on the managed host (I(map)) or a list of dicts (I(mappings));
     every row is checked by pbx-bridge before anything is sent. With both, the list is
-    written to I(map) first (only when its bytes change, atomically) and applied from there:
-    give the map the PBX's own C(pbx-bridge-sync.timer) applies
+    written to I(map) first (only when its bytes change, atomically) and applied from there.
+    Give it the map the PBX's own C(pbx-bridge-sync.timer) applies
     (C(/etc/pbx-bridge/rooms.csv)) so that the timer and the inventory agree rather than undo
     each other every 15 minutes. With I(mappings) alone they go to a temporary CSV.
   - In check mode it runs C(pbx-bridge rooms plan --json), the plan apply would run,
@@ -45,8 +45,9 @@ options:
     suboptions:
       extension:
         description:
-          - The room's Alexa extension (digits), a string; quote it in YAML (C("0701"):
-            unquoted, YAML reads a leading zero as an octal number). A number is refused.
+          - The room's Alexa extension (digits), a string. Quote it in YAML, as in
+            C("0701"); unquoted, YAML reads a leading zero as an octal number. A number is
+            refused.
         type: raw
         required: true
       room:
@@ -160,8 +161,8 @@ def plan_lines(plan):
     for c in plan.get("creates") or ():
         lines.append("+ %s %s %s" % (c["extension"], c.get("room") or "", c["commsProfileId"]))
     for c in plan.get("renames") or ():
-        lines.append("~ %s room name %s -> %s" % (c["extension"], c.get("oldRoom") or '""',
-                                                   c.get("room") or '""'))
+        lines.append("~ %s room name %s -> %s" % (
+            c["extension"], c.get("oldRoom") or '""', c.get("room") or '""'))
     return lines
 
 

@@ -53,8 +53,8 @@ options:
   ami_secret:
     description:
       - The AMI secret (C(PBX_BRIDGE_AMI_SECRET)); default the settings' C([ami] secret).
-        A secret: handed to pbx-bridge in its environment, never shown in output or logs
-        (rather than the task's C(environment:), which C(-vvv) shows).
+        A secret, handed to pbx-bridge in its environment, never shown in output or logs
+        (unlike the task's C(environment) keyword, which C(-vvv) shows).
     type: str
   fail_when_failed:
     description: Fail the task when the call did not work.

@@ -62,9 +62,10 @@ options:
     default: true
 attributes:
   check_mode:
-    description: In check mode no call is placed (the task is skipped); only a check
-      I(from_alexa) without I(ring), which reads the running dialplan, runs.
+    description: A call is a real action, so check mode places none.
     support: partial
+    details: In check mode no call is placed (the task is skipped); only a check
+      I(from_alexa) without I(ring), which reads the running dialplan, runs.
   diff_mode:
     description: Nothing changes.
     support: none

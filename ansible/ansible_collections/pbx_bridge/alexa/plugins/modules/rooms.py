@@ -133,6 +133,7 @@ import csv
 import difflib
 import io
 import os
+import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -164,6 +165,17 @@ def plan_lines(plan):
         lines.append("~ %s room name %s -> %s" % (
             c["extension"], c.get("oldRoom") or '""', c.get("room") or '""'))
     return lines
+
+
+def name_rows(message, mappings, path):
+    """pbx-bridge names a map's rows by line; a temporary map's lines mean nothing to the
+    task's author: name them by the list's index and extension instead."""
+    def row(match):
+        i = int(match.group(1)) - 2  # line 1 is the header
+        if 0 <= i < len(mappings):
+            return "mappings[%d] (extension %s)" % (i, mappings[i]["extension"])
+        return match.group(0)
+    return re.sub(r"\bline (\d+)\b", row, message.replace(path + ": ", "mappings: "))
 
 
 def read_text(path):
@@ -250,6 +262,12 @@ def main():
         if module._diff:
             result["diff"] = prepared_diff(file_diff + "\n".join(plan_lines(plan)) + "\n")
         module.exit_json(**result)
+    if p["mappings"] is not None and path.startswith(module.tmpdir):
+        plain_fail = pb.fail
+
+        def fail(args, rc, out, err, doc=None, **extra):
+            plain_fail(args, rc, out, name_rows(err or "", p["mappings"], path), doc, **extra)
+        pb.fail = fail
     args = ["--json", "--map", path]
     for option, flag in (("property", "--property"), ("trunk", "--trunk")):
         if p[option]:

@@ -455,3 +455,15 @@ def test_the_ami_secret_goes_in_the_environment(run_module):
                                      [(0, {"ok": True, "findings": []}, "")])
     argv, env = rec.calls[0]
     assert env["PBX_BRIDGE_AMI_SECRET"] == SECRET and SECRET not in " ".join(argv)
+
+
+def test_map_problems_of_a_list_name_its_rows_not_a_temporary_files_lines(run_module):
+    """Finding 7: with mappings, line numbers referred to a temporary CSV already deleted."""
+    def answer(argv):
+        path = argv[argv.index("--map") + 1]
+        return (2, "", "pbx-bridge: %s: 1 problem(s):\n  line 3: no room named 'Room 102'\n"
+                % path)
+    result, failed, rec = run_module(rooms.main, {"mappings": MAPPINGS, "_ansible_check_mode": True},
+                                     [answer])
+    assert failed and result["msg"] == ("mappings: 1 problem(s):\n"
+                                        "  mappings[1] (extension 7102): no room named 'Room 102'")

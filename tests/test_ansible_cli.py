@@ -210,3 +210,7 @@ def test_a_renamed_room_is_in_the_plan_until_applied(emulator, tmp_path):
     assert "Suite 1" in (tmp_path / "state" / "routes.json").read_text()
     r = pb(e, "rooms", "plan", "--map", str(mapfile), "--json")
     assert json.loads(r.stdout)["renames"] == []
+    # finding 20: a delete says which room it was (the recorded name)
+    mapfile.write_text("extension,room,comms_profile_id\n")
+    r = pb(e, "rooms", "plan", "--map", str(mapfile), "--json")
+    assert [d["room"] for d in json.loads(r.stdout)["deletes"]] == ["Suite 1"], r.stderr

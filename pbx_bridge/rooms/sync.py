@@ -207,7 +207,9 @@ def build_plan(trunk_id: str, desired: list[Desired], at_amazon: list[Mapping], 
     kept = []
     for ext in sorted(set(have) - wanted):
         if prune or ext in ours:
-            changes.append(Change("delete", ext, have[ext].comms_profile_id))
+            # the room's recorded name, so a delete says which room it was
+            changes.append(Change("delete", ext, have[ext].comms_profile_id,
+                                  rows[ext].room if ext in rows else ""))
         else:
             kept.append(have[ext])
     changes.sort(key=lambda c: (ORDER.index(c.action), c.extension))

@@ -120,6 +120,12 @@ trunk_id:
     I(pending), when none is saved).
   returned: always
   type: str
+unsaved_at_amazon:
+  description: With state=absent and no trunk saved on this PBX, the trunks Amazon holds for
+    these credentials (not deleted; they may be other PBXs'; a warning names them).
+  returned: state=absent, when no trunk is saved
+  type: list
+  elements: str
 changed_parts:
   description: Which parts differ (C(tls), C(peers)).
   returned: state=present
@@ -168,9 +174,11 @@ def parsed(out):
         return None
 
 
-def saved_trunk(pb):
+def saved_trunk(pb, listed=None):
     """(the saved trunk id or None, whether Amazon still has it)."""
     rc, doc, err = pb.json(["trunk", "list", "--json"])
+    if listed is not None:
+        listed.extend(doc.get("trunks") or ())
     saved = doc.get("saved")
     ids = set(t.get("trunkId") for t in doc.get("trunks") or ())
     return saved, saved in ids
@@ -213,9 +221,18 @@ def present(module, pb):
 
 
 def absent(module, pb):
-    saved, at_amazon = saved_trunk(pb)
+    listed = []
+    saved, at_amazon = saved_trunk(pb, listed)
     if saved is None:
-        return dict(changed=False, action="absent", trunk_id=None)
+        # nothing saved here; what Amazon holds for the account is not this PBX's to judge
+        # (it may be another PBX's), but it is said
+        if listed:
+            module.warn("no trunk is saved on this PBX, so none is deleted; Amazon holds %d "
+                        "trunk(s) for these credentials: %s (pbx-bridge trunk list; delete one "
+                        "with pbx-bridge trunk delete TRUNK_ID --yes)" % (len(listed), ", ".join(
+                            "%s %s" % (t.get("trunkId"), t.get("name") or "") for t in listed)))
+        return dict(changed=False, action="absent", trunk_id=None,
+                    unsaved_at_amazon=[t.get("trunkId") for t in listed])
     action = "deleted" if at_amazon else "forgotten"
     result = dict(changed=True, action=action, trunk_id=saved)
     if module._diff:

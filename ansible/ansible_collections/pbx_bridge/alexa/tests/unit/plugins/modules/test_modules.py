@@ -467,3 +467,12 @@ def test_map_problems_of_a_list_name_its_rows_not_a_temporary_files_lines(run_mo
                                      [answer])
     assert failed and result["msg"] == ("mappings: 1 problem(s):\n"
                                         "  mappings[1] (extension 7102): no room named 'Room 102'")
+
+
+def test_trunk_absent_with_nothing_saved_names_what_amazon_holds(run_module):
+    """Finding 14: absent trusted local state only, silent while Amazon held a trunk."""
+    held = {"trunks": [{"trunkId": "amzn1.comms.network.siptrunk.t9", "name": "pbx.x"}],
+            "saved": None}
+    result, failed, rec = run_module(trunk.main, {"state": "absent"}, [(0, held, "")])
+    assert not failed and result["changed"] is False
+    assert result["unsaved_at_amazon"] == ["amzn1.comms.network.siptrunk.t9"]

@@ -114,7 +114,8 @@ class Property:
             for p in sorted(root.rglob("*")):
                 if p.is_file():
                     out[str(p)] = p.read_bytes()
-        out[str(self.emulator.state)] = self.emulator.state.read_bytes()
+        if self.emulator.state.exists():  # a fresh emulator has saved nothing yet
+            out[str(self.emulator.state)] = self.emulator.state.read_bytes()
         return out
 
 
@@ -189,6 +190,7 @@ def inventory(props: list[Property], path: Path) -> Path:
             "pbx_bridge_require_ready": False,  # no DNS, no firewall rules on this machine
             "pbx_bridge_trunk_timeout": 30,
             "pbx_bridge_rooms": p.rooms,
+            "pbx_bridge_rooms_file": str(p.home / "rooms.csv"),  # the sync timer's map
             **p.extra,
         }
     path.write_text(json.dumps({"pbx": {"hosts": hosts}}))
@@ -250,6 +252,22 @@ def test_fleet_playbook_converges_checks_and_isolates_a_failing_property(ansible
     props, ast = fleet
     inv = inventory(props, tmp_path / "inventory.json")
 
+    # a fresh fleet in check mode, preflight required (a string: | bool): no TLS transport
+    # yet, but config would write it; the trunk and rooms say what waits for the config
+    before = {p.name: p.files() for p in props}
+    fresh = run_playbook(ansible, inv, tmp_path, "--check", "--diff",
+                         "-e", "pbx_bridge_require_ready=true")
+    assert fresh["_rc"] == 0, (failures(fresh), fresh["_stdout"][-3000:])
+    after = {p.name: p.files() for p in props}
+    assert [f for n in after for f in set(after[n]) | set(before[n])
+            if after[n].get(f) != before[n].get(f)] == []  # byte for byte
+    assert all(len(p.emulator.writes()) == 0 for p in props)
+    assert all(r["changed"] and r["action"] == "pending"
+               for r in results(fresh, "The Amazon SIP trunk").values())
+    planned = results(fresh, "Extension-to-room")
+    assert all(r["changed"] for r in planned.values())
+    assert "+ 7101 Room 101 amzn1.alexa.unit.did.harbor1" in fresh["_stdout"]
+
     first = run_playbook(ansible, inv, tmp_path)
     assert first["_rc"] == 0, first["_stdout"][-4000:] + first["_stderr"][-2000:]
     assert all(changed > 0 and failed == 0 for changed, failed in stats(first).values()), \
@@ -261,6 +279,9 @@ def test_fleet_playbook_converges_checks_and_isolates_a_failing_property(ansible
     assert "transport-alexa-tls" in ast.cli("pjsip show transports")
     secret_seen = [SECRET in json.dumps(first)]
     assert secret_seen == [False]
+    # the rooms are in the map the PBX's own sync timer applies: both agree
+    assert (harbor_map := (props[0].home / "rooms.csv").read_text()).startswith(
+        "extension,room,comms_profile_id\n7101,Room 101,amzn1.alexa.unit.did.harbor1\n")
 
     second = run_playbook(ansible, inv, tmp_path)
     assert second["_rc"] == 0
@@ -310,8 +331,10 @@ def test_fleet_playbook_converges_checks_and_isolates_a_failing_property(ansible
     assert again["_rc"] == 0, json.dumps(again["stats"])
     s = stats(again)
     assert s["lakeside"][0] > 0 and s["harbor"] == (0, 0) and s["summit"] == (0, 0), s
-    final = run_playbook(ansible, inv, tmp_path)
+    final = run_playbook(ansible, inv, tmp_path, "-e", "pbx_bridge_preflight=false")
     assert all(v == (0, 0) for v in stats(final).values()), stats(final)
+    assert all(r["_status"] == "skipped" for r in results(final, "Preflight").values())
+    assert "7103,Room 103" in (harbor.home / "rooms.csv").read_text() != harbor_map
 
 
 
@@ -336,3 +359,23 @@ def test_the_example_inventory_and_the_playbook_parse(ansible, tmp_path):
     r = subprocess.run([ansible, "-i", str(examples / "inventory.yml"), "--syntax-check",
                         str(PLAYBOOK)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+    # as the README says: from ansible/examples, no collections path set (its ansible.cfg)
+    del env["ANSIBLE_COLLECTIONS_PATH"]
+    r = subprocess.run([ansible, "-i", "inventory.yml", "pbx_bridge.alexa.fleet",
+                        "--syntax-check"], capture_output=True, text=True, env=env, cwd=examples,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # by its path from the top of the clone, as AWX runs it (the top's ansible.cfg); a
+    # credential naming a vault variable that is not loaded stops that host, by name
+    inv = tmp_path / "inv.json"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "pbx_bridge_executable": "/bin/false"}
+    inv.write_text(json.dumps({"pbx": {"hosts": {
+        "unloaded": {**host, "pbx_bridge_client_secret": "{{ vault_not_loaded }}"},
+        "loaded": {**host, "pbx_bridge_client_secret": "s"}}}}))
+    r = subprocess.run([ansible, "-i", str(inv), str(PLAYBOOK.relative_to(ROOT))],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert "module_defaults" not in r.stdout + r.stderr
+    fatal = [line for line in r.stdout.splitlines() if line.startswith(("fatal", "failed"))]
+    assert any("[unloaded]" in line and "vault_not_loaded" in line for line in fatal), r.stdout
+    assert any("[loaded]" in line and "generate" in line for line in fatal), r.stdout

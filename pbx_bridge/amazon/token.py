@@ -25,8 +25,10 @@ EARLY = 60.0  # refresh this many seconds before expiry
 
 class TokenProvider:
     def __init__(self, settings: Settings, http: Http, clock: Clock | None = None,
-                 retry: RetryPolicy | None = None, rng: random.Random | None = None) -> None:
+                 retry: RetryPolicy | None = None, rng: random.Random | None = None,
+                 save_cache: bool = True) -> None:
         self.settings = settings
+        self.save_cache = save_cache  # False: the cache is read, never written (a dry run)
         self.http = http
         self.clock = clock or Clock()
         self.retry = retry or RetryPolicy()
@@ -63,6 +65,8 @@ class TokenProvider:
             return None  # no cache, or a damaged one: get a fresh token
 
     def _save_cache(self, token: Secret, info: Token) -> None:
+        if not self.save_cache:
+            return
         doc = {"key": self._cache_key(), "access_token": token.reveal(), "scope": info.scope,
                "expires_at": info.expires_at, "token_type": info.token_type}
         try:

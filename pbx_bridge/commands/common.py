@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 
 
@@ -79,7 +80,9 @@ def context(args: argparse.Namespace, clock: "Clock | None" = None) -> Context:
     settings = load(args.config)
     clock = clock or Clock()
     http = Http(settings.timeout)
-    tokens = TokenProvider(settings, http, clock)
+    # PBX_BRIDGE_TOKEN_CACHE=read-only (Ansible's check mode): a dry run writes no file
+    tokens = TokenProvider(settings, http, clock, save_cache=os.environ.get(
+        "PBX_BRIDGE_TOKEN_CACHE", "") != "read-only")
     api = PbxApi(settings.api_url, http, tokens, clock)
     return Context(settings, tokens, api, State(settings.state_dir), clock)
 

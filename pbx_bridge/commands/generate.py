@@ -71,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                       "--asterisk-dir, newest first (id, when, state, files, which command)")
     p.add_argument("--to", metavar="ID", help="with --rollback: undo the change of backup ID "
                    "and every later one (an id from --list-backups, or a unique start of one)")
+    p.add_argument("--dry-run", action="store_true", help="with --rollback: show the diff of "
+                   "what it would restore (hand edits made since included), write nothing")
     p.add_argument("--no-reload", action="store_true", help="write without reloading Asterisk")
     p.add_argument("--json", action="store_true", help="print the result as JSON (the diff, "
                    "files, notes, firewall rules, what was written; --list-backups: the "
@@ -145,6 +147,28 @@ def _list_backups(settings: "Settings", asterisk_dir: Path, as_json: bool = Fals
     return 0
 
 
+def _rollback_preview(settings: "Settings", asterisk_dir: Path, to: "str | None",
+                      as_json: bool) -> int:
+    """``--rollback --dry-run``: read-only, no lock; each file's diff from now to restored."""
+    from ..generate.transaction import Transaction
+    from ..asterisk.cli import Asterisk
+    folders, restores = Transaction(settings.state_dir, asterisk_dir,
+                                    Asterisk()).rollback_preview(to)
+    if as_json:
+        import json
+        json.dump({"rolled_back": [f.name for f in folders], "changed": bool(restores),
+                   "files": [{"path": str(r.path), "removed": r.then is None,
+                              "private": r.private, "diff": r.diff()} for r in restores]},
+                  sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in restores:
+        sys.stdout.write(r.diff())
+    sys.stdout.write(f"# dry run: undoing {len(folders)} change(s) would change "
+                     f"{len(restores)} file(s); nothing written\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..generate.transaction import open_transaction
     from pathlib import Path
@@ -152,13 +176,19 @@ def run(args: argparse.Namespace) -> int:
     from ..statedir import exclusive
     if args.to is not None and not args.rollback:
         raise UsageError("--to needs --rollback")
+    if args.dry_run and not args.rollback:
+        raise UsageError("--dry-run is for --rollback (generate without --write is the "
+                         "dry run)")
     settings = load(args.config)
     asterisk_dir = Path(args.asterisk_dir or settings.asterisk_dir)
     if args.list_backups:
         return _list_backups(settings, asterisk_dir, args.json)
+    if args.rollback and args.dry_run:
+        return _rollback_preview(settings, asterisk_dir, args.to, args.json)
     if args.rollback:
         if args.json:
-            raise UsageError("--json is for the diff and --list-backups, not --rollback")
+            raise UsageError("--json is for the diff, --list-backups and --rollback "
+                             "--dry-run, not --rollback")
         tx = open_transaction(settings, asterisk_dir)
         try:
             with exclusive(settings.state_dir, "generate --rollback"):

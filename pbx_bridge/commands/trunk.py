@@ -80,6 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     d.add_argument("--yes", action="store_true", help="really delete")
     d.add_argument("--force", action="store_true", help="delete even while extensions are "
                    "mapped to it; forget a trunk already gone at Amazon")
+    d.add_argument("--dry-run", action="store_true", help="check as the delete would "
+                   "(refusing as it would) and say what it would do; nothing sent or changed")
 
 
 # ---------------------------------------------------------------- building the spec
@@ -186,6 +188,19 @@ def wait_active(ctx: Context, trunk_id: str, timeout: float) -> Trunk:
     return wait(ctx.api, ctx.clock, trunk_id, timeout, show)
 
 
+def _wait_after_change(args: argparse.Namespace, ctx: Context, trunk_id: str,
+                       done: dict[str, Any]) -> Trunk:
+    """--wait after a change was sent: when the wait fails, --json still prints what was
+    done (``done`` with ``error``) before the error ends the command (exit 1)."""
+    from ..errors import PbxBridgeError
+    try:
+        return wait_active(ctx, trunk_id, args.timeout)
+    except PbxBridgeError as exc:
+        if args.json:
+            emit(args, {**done, "trunkId": trunk_id, "error": str(exc)}, "")
+        raise
+
+
 # ---------------------------------------------------------------- commands
 
 def _save(ctx: Context, trunk: Trunk) -> None:
@@ -223,7 +238,8 @@ def _create(args: argparse.Namespace, ctx: Context, spec: "TrunkSpec") -> int:
     trunk = found
     _save(ctx, trunk)
     if args.wait:
-        trunk = wait_active(ctx, trunk.trunk_id, args.timeout)
+        trunk = _wait_after_change(args, ctx, trunk.trunk_id,
+                                   {"action": action, "desired": want})
     elif trunk.status is None:
         trunk = ctx.api.get_trunk(trunk.trunk_id)
     emit(args, {"action": action, "desired": want, **trunk.to_json()},
@@ -297,7 +313,8 @@ def run_update(args: argparse.Namespace) -> int:
         return 0
     trunk = ctx.api.update_trunk(tid, spec)  # the whole trunk: PUT replaces it
     if args.wait:
-        trunk = wait_active(ctx, tid, args.timeout)
+        trunk = _wait_after_change(args, ctx, tid, {"action": "updated",
+                                                    "changed": sorted(diff), **views})
     emit(args, {"action": "updated", "changed": sorted(diff), **views, **trunk.to_json()},
          f"updated trunk {tid}: {', '.join(sorted(diff))} ({trunk.status})")
     return 0
@@ -324,6 +341,12 @@ def run_delete(args: argparse.Namespace) -> int:
     if mapped and not args.force:
         raise TrunkFailed(f"trunk {tid} still has {len(mapped)} extension mapping(s) "
                           f"(e.g. {mapped[0].extension}); remove them or pass --force")
+    if args.dry_run:
+        emit(args, {"action": "forgotten" if gone else "deleted", "dry_run": True,
+                    "trunkId": tid, "mappings_removed": len(mapped)},
+             f"would {'forget' if gone else 'delete'} trunk {tid} and its {len(mapped)} "
+             "mapping(s) (dry run: nothing sent)")
+        return 0
     if not gone:
         try:
             api.delete_trunk(tid)

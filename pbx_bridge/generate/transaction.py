@@ -9,6 +9,7 @@ rollback can go back step by step (or ``--to`` a change) down to the untouched f
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -478,6 +479,23 @@ class Transaction:
         upto = mine.index(hits[0])
         return [b for b in mine[:upto + 1] if b[1].get("state") != "rolled back"]
 
+    def rollback_preview(self, to: str | None = None
+                         ) -> tuple[list[Path], list[Restore]]:
+        """What :meth:`rollback` would do, read-only: the backups it would undo (newest first)
+        and, for each file whose bytes would change, what it holds now and what it would
+        hold (the oldest undone backup's copy wins, as in the rollback)."""
+        undo = self.to_undo(to)
+        final: dict[Path, tuple[dict[str, Any], bytes | None]] = {}
+        for folder, manifest in undo:  # newest first: an older backup's bytes win
+            for path, entry, data in self._prepare(folder, manifest):
+                final[path] = (entry, data)
+        out = []
+        for path, (entry, data) in final.items():
+            now = _current(path)
+            if now != data:
+                out.append(Restore(path, now, data, bool(entry.get("private"))))
+        return [folder for folder, _ in undo], sorted(out, key=lambda r: str(r.path))
+
     def rollback(self, reload: bool, to: str | None = None
                  ) -> tuple[list[Path], list[Path], str]:
         """Restore the backups :meth:`to_undo` names, newest first (each one checked before
@@ -510,6 +528,34 @@ class Transaction:
                 if any(Path(e["path"]).name.startswith("pjsip") for e in files):
                     note += STALE_TRANSPORT
         return folders, restored, note
+
+
+@dataclass(frozen=True)
+class Restore:
+    """A file a rollback would put back: its bytes now and then (None: no such file)."""
+    path: Path
+    now: bytes | None
+    then: bytes | None
+    private: bool = False
+
+    def diff(self) -> str:
+        if self.private:  # a key's bytes are never shown
+            return f"# {self.path}: private key " + ("removed\n" if self.then is None else
+                                                      "restored\n")
+        name = str(self.path)
+        return "".join(difflib.unified_diff(
+            _lines(self.now), _lines(self.then), "/dev/null" if self.now is None else name,
+            "/dev/null" if self.then is None else name))
+
+
+def _lines(b: bytes | None) -> list[str]:
+    if b is None:
+        return []
+    try:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError:
+        text = b.decode("latin-1")
+    return text.splitlines(keepends=True)
 
 
 def _changes(folders: Sequence[Path]) -> str:

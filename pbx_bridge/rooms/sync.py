@@ -100,6 +100,9 @@ class RoomPlan:
     existing: int
     ours: frozenset[str] = frozenset()  # of Amazon's mappings, those pbx-bridge created
     reconciled: Reconciled = Reconciled()
+    # unchanged at Amazon, but the room's name differs from the one recorded (and routed:
+    # the caller-ID name): (extension, recorded name, new name); apply records the new one
+    renames: tuple[tuple[str, str, str], ...] = ()
 
     def of(self, action: Action) -> list[Change]:
         return [c for c in self.changes if c.action == action]
@@ -120,7 +123,9 @@ class RoomPlan:
         if changes:
             doc.update(creates=[c.to_json() for c in self.of("create")],
                        updates=[c.to_json() for c in self.of("update")],
-                       deletes=[c.to_json() for c in self.of("delete")])
+                       deletes=[c.to_json() for c in self.of("delete")],
+                       renames=[{"extension": e, "oldRoom": old, "room": new}
+                                for e, old, new in self.renames])
         doc.update(unchanged=len(self.unchanged), kept=len(self.kept), existing=self.existing)
         return doc
 
@@ -184,7 +189,8 @@ def build_plan(trunk_id: str, desired: list[Desired], at_amazon: list[Mapping], 
                prune: bool, now: float | None = None) -> RoomPlan:
     import time
     have = {m.extension: m for m in at_amazon}
-    ours, reconciled = reconcile(store.rows(trunk_id), store.pending(trunk_id), at_amazon,
+    rows = store.rows(trunk_id)
+    ours, reconciled = reconcile(rows, store.pending(trunk_id), at_amazon,
                                  time.time() if now is None else now)
     changes: list[Change] = []
     unchanged: list[Desired] = []
@@ -201,12 +207,16 @@ def build_plan(trunk_id: str, desired: list[Desired], at_amazon: list[Mapping], 
     kept = []
     for ext in sorted(set(have) - wanted):
         if prune or ext in ours:
-            changes.append(Change("delete", ext, have[ext].comms_profile_id))
+            # the room's recorded name, so a delete says which room it was
+            changes.append(Change("delete", ext, have[ext].comms_profile_id,
+                                  rows[ext].room if ext in rows else ""))
         else:
             kept.append(have[ext])
     changes.sort(key=lambda c: (ORDER.index(c.action), c.extension))
+    renames = tuple((d.extension, rows[d.extension].room, d.room) for d in unchanged
+                    if d.extension in rows and rows[d.extension].room != d.room)
     return RoomPlan(trunk_id, tuple(changes), tuple(unchanged), tuple(kept), len(have), ours,
-                    reconciled)
+                    reconciled, renames)
 
 
 class ApplyStopped(PbxBridgeError):

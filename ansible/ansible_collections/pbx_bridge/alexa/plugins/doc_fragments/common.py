@@ -57,6 +57,13 @@ options:
         rehearse against the emulator. Amazon itself can only reach a public address.
     type: bool
     default: false
+  lock_wait:
+    description:
+      - Seconds to wait, retrying, while another pbx-bridge command holds the state dir's
+        lock (another playbook, or the PBX's own timers); 0 fails at once. A command that
+        finds the lock taken has done nothing yet, so running it again is safe.
+    type: int
+    default: 0
 notes:
   - Runs the installed C(pbx-bridge) CLI, which does the work; see its README for what each
     command checks and writes.

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import os
+import time
 
 # option -> the environment variable pbx-bridge reads it from
 ENV_OPTIONS = (
@@ -40,11 +41,20 @@ def common_argument_spec():
         client_secret=dict(type="str", no_log=True),
         refresh_token=dict(type="str", no_log=True),
         allow_private_peers=dict(type="bool", default=False),
+        lock_wait=dict(type="int", default=0),
     )
+
+
+def lock_taken(rc, err):
+    """Whether pbx-bridge stopped at once because another command holds the state dir."""
+    return rc != 0 and "another pbx-bridge " in (err or "") and " is running (pid " in err
 
 
 class PbxBridge:
     """Runs the installed ``pbx-bridge`` for one module invocation."""
+
+    sleep = staticmethod(time.sleep)  # the clock's door (tests swap it)
+    monotonic = staticmethod(time.monotonic)
 
     def __init__(self, module):
         self.module = module
@@ -58,14 +68,23 @@ class PbxBridge:
             value = module.params.get(option)
             if value is not None:
                 env[variable] = str(value)
+        if module.check_mode:  # check mode writes no file, the token cache included
+            env["PBX_BRIDGE_TOKEN_CACHE"] = "read-only"
         if module.params.get("allow_private_peers"):
             env["PBX_BRIDGE_ALLOW_PRIVATE_PEERS"] = "1"
         self.env = env
 
     def run(self, args):
-        """(exit code, stdout, stderr) of ``pbx-bridge ARGS``."""
-        return self.module.run_command([self.exe] + list(args), environ_update=self.env,
-                                       check_rc=False)
+        """(exit code, stdout, stderr) of ``pbx-bridge ARGS``; while another command holds
+        the state dir's lock, run again for up to ``lock_wait`` seconds."""
+        deadline = self.monotonic() + (self.module.params.get("lock_wait") or 0)
+        while True:
+            rc, out, err = self.module.run_command([self.exe] + list(args),
+                                                   environ_update=self.env, check_rc=False)
+            left = deadline - self.monotonic()
+            if not lock_taken(rc, err) or left <= 0:
+                return rc, out, err
+            self.sleep(min(2.0, left))
 
     def json(self, args, ok=(0,)):
         """Run, and the JSON document it printed; fails the module (with pbx-bridge's own
@@ -82,7 +101,13 @@ class PbxBridge:
         return rc, doc, err
 
     def fail(self, args, rc, out, err, doc=None, **extra):
-        message = last_error(err) or ("pbx-bridge %s: exit %d" % (" ".join(args[:2]), rc))
+        if rc == 0 and doc is None:  # it worked, but said something else than JSON
+            first = (out or "").strip().splitlines()[:1]
+            message = "pbx-bridge %s printed no JSON%s" % (
+                " ".join(a for a in args[:2] if not a.startswith("-")),
+                (": " + first[0]) if first else " (nothing)")
+        else:
+            message = last_error(err) or ("pbx-bridge %s: exit %d" % (" ".join(args[:2]), rc))
         result = dict(msg=message, rc=rc, stderr=err, command=["pbx-bridge"] + list(args))
         if doc is not None:
             result["result"] = doc
@@ -93,11 +118,13 @@ class PbxBridge:
 
 
 def last_error(err):
-    """pbx-bridge's one-line error (``pbx-bridge: ...``), else the last line of stderr."""
+    """pbx-bridge's error (``pbx-bridge: ...``) with the lines that follow it (a map's
+    problems, the preflight checks that failed), else the last line of stderr."""
     lines = [line for line in (err or "").splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("pbx-bridge: "):
-            return line[len("pbx-bridge: "):]
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        if line.startswith("pbx-bridge: ") and not line.startswith("pbx-bridge: warning"):
+            return "\n".join([line[len("pbx-bridge: "):]] + lines[i + 1:])
     return lines[-1] if lines else ""
 
 

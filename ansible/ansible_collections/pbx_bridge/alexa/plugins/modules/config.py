@@ -22,8 +22,10 @@ description:
     without writing anything.
   - I(state=absent) undoes every change pbx-bridge made to this Asterisk dir that is not
     rolled back yet (C(pbx-bridge generate --rollback --to) the oldest of them), so the files
-    are as they were before pbx-bridge's first change; as with the CLI's rollback, a hand edit
-    made to one of those files since is lost with it.
+    are as they were before pbx-bridge's first change.
+  - B(A hand edit made since to one of those files is lost with it), as whole files are
+    put back. Run it with C(--check --diff) first; the diff shows exactly what each file
+    would become (C(generate --rollback --dry-run --json)), hand edits included.
 version_added: 0.1.0
 author:
   - pbx-bridge developers (!UNKNOWN)
@@ -158,6 +160,17 @@ rolled_back:
   returned: state=absent
   type: list
   elements: str
+restores:
+  description: With state=absent in check or diff mode, each file that would change, with
+    its diff from what it holds now to what it would hold.
+  returned: state=absent, in check or diff mode, when something is undone
+  type: list
+  elements: dict
+recovered:
+  description: What pbx-bridge finished or undid of an interrupted earlier run first.
+  returned: state=present
+  type: list
+  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -222,9 +235,14 @@ def absent(module, pb):
         return dict(changed=False, rolled_back=[])
     files = sorted(set(f for b in undo for f in b.get("files") or []))
     result = dict(changed=True, rolled_back=[b["id"] for b in undo], files=files)
-    if module._diff:
-        result["diff"] = prepared_diff("".join(
-            "# %s: restored as before %s\n" % (f, undo[-1]["id"]) for f in files))
+    if module._diff or module.check_mode:
+        # what the files would become: a hand edit made since shows as a line taken away
+        rc, preview, err = pb.json(base + ["--rollback", "--to", undo[-1]["id"], "--dry-run",
+                                           "--json"])
+        result["restores"] = preview.get("files") or []
+        if module._diff:
+            result["diff"] = prepared_diff("".join(f.get("diff", "")
+                                                   for f in result["restores"]))
     if module.check_mode:
         return result
     args = base + ["--rollback", "--to", undo[-1]["id"]]

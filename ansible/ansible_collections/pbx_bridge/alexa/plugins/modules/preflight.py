@@ -54,6 +54,14 @@ options:
     description: Fail the task when the verdict is not "ready for Amazon".
     type: bool
     default: true
+  pending:
+    description:
+      - In check mode, why the config on disk is not what the run would leave (e.g. a config
+        change that check mode did not write). The findings are then of the config on disk
+        and the task does not fail on them; it warns with this reason instead. Empty, or
+        outside check mode, it has no effect.
+    type: str
+    default: ''
 attributes:
   check_mode:
     description: Read-only; runs in check mode.
@@ -143,6 +151,7 @@ def main():
         live=dict(type="bool", default=False),
         key_group=dict(type="str", no_log=False),
         fail_when_not_ready=dict(type="bool", default=True),
+        pending=dict(type="str", default=""),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     pb = PbxBridge(module)
@@ -154,10 +163,15 @@ def main():
         counts[f.get("status")] = counts.get(f.get("status"), 0) + 1
     result = dict(changed=False, ready=rc == 0, verdict=doc.get("verdict", ""),
                   findings=findings, counts=counts)
-    if rc != 0 and module.params["fail_when_not_ready"]:
+    if rc != 0:
         bad = [f.get("id") for f in findings if f.get("status") in ("fail", "error")]
-        result["msg"] = "%s%s" % (result["verdict"], (": " + ", ".join(bad)) if bad else "")
-        module.fail_json(**result)
+        msg = "%s%s" % (result["verdict"], (": " + ", ".join(bad)) if bad else "")
+        if module.check_mode and module.params["pending"]:
+            module.warn("%s; these findings are of the config on disk, not of the one the run "
+                        "would write: %s" % (module.params["pending"], msg))
+        elif module.params["fail_when_not_ready"]:
+            result["msg"] = msg
+            module.fail_json(**result)
     module.exit_json(**result)
 
 

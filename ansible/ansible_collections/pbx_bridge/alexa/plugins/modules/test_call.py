@@ -50,14 +50,22 @@ options:
   endpoint:
     description: The trunk's PJSIP endpoint (default C(alexa)).
     type: str
+  ami_secret:
+    description:
+      - The AMI secret (C(PBX_BRIDGE_AMI_SECRET)); default the settings' C([ami] secret).
+        A secret, handed to pbx-bridge in its environment, never shown in output or logs
+        (unlike the task's C(environment) keyword, which C(-vvv) shows).
+    type: str
   fail_when_failed:
     description: Fail the task when the call did not work.
     type: bool
     default: true
 attributes:
   check_mode:
-    description: Changes no config; the call is placed in check mode too.
-    support: full
+    description: A call is a real action, so check mode places none.
+    support: partial
+    details: In check mode no call is placed (the task is skipped); only a check
+      I(from_alexa) without I(ring), which reads the running dialplan, runs.
   diff_mode:
     description: Nothing changes.
     support: none
@@ -73,11 +81,11 @@ EXAMPLES = r'''
 RETURN = r'''
 ok:
   description: Whether the call worked.
-  returned: always
+  returned: unless skipped in check mode
   type: bool
 result:
   description: The whole result, as C(pbx-bridge test-call --format json) gives it (answered, sip, tls, srtp, codec, rtp, findings).
-  returned: always
+  returned: unless skipped in check mode
   type: dict
 '''
 
@@ -111,11 +119,19 @@ def main():
         hold=dict(type="int"),
         timeout=dict(type="int"),
         endpoint=dict(type="str"),
+        ami_secret=dict(type="str", no_log=True),
         fail_when_failed=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            mutually_exclusive=[("direct", "from_context", "from_alexa")])
-    rc, doc, err = PbxBridge(module).json(call_args(module.params), ok=(0, 1))
+    p = module.params
+    if module.check_mode and not (p["from_alexa"] and not p["ring"]):
+        module.exit_json(changed=False, skipped=True,
+                         msg="check mode: no call placed")
+    pb = PbxBridge(module)
+    if p["ami_secret"]:
+        pb.env["PBX_BRIDGE_AMI_SECRET"] = p["ami_secret"]
+    rc, doc, err = pb.json(call_args(module.params), ok=(0, 1))
     result = dict(changed=False, ok=bool(doc.get("ok")), result=doc)
     if not result["ok"] and module.params["fail_when_failed"]:
         bad = [f.get("summary") for f in doc.get("findings") or ()

@@ -23,7 +23,8 @@ description:
     C(--diff) shows the trunk Amazon holds beside the one this PBX wants (name, peers, and
     each certificate by subject and fingerprint).
   - I(state=absent) deletes the saved trunk (C(pbx-bridge trunk delete --yes)); it refuses
-    while extensions are mapped to it unless I(force). A saved trunk Amazon no longer has is
+    while extensions are mapped to it unless I(force); so does check mode
+    (C(trunk delete --dry-run)). A saved trunk Amazon no longer has is
     forgotten locally with its mappings.
 version_added: 0.1.0
 author:
@@ -71,6 +72,15 @@ options:
     description: With I(state=absent), delete the trunk even while extensions are mapped to it.
     type: bool
     default: false
+  pending:
+    description:
+      - In check mode, why the trunk cannot be judged now (e.g. a config change that check
+        mode did not write, which the trunk's values come from). The dry run is then not
+        run (it would read the config on disk); the task reports C(changed) with
+        I(action=pending) and warns with this reason, and never fails or claims the trunk
+        is as wanted. Empty, or outside check mode, it has no effect.
+    type: str
+    default: ''
 attributes:
   check_mode:
     description: pbx-bridge's C(--dry-run); nothing is sent to Amazon or saved.
@@ -99,16 +109,23 @@ action:
   returned: always
   type: str
   sample: created
-  choices: [created, adopted, updated, unchanged, deleted, forgotten, absent]
+  choices: [created, adopted, updated, unchanged, deleted, forgotten, absent, pending]
 trunk:
   description: The trunk as Amazon holds it, after the change (C(trunk show --json)).
   returned: state=present, not in check mode
   type: dict
   sample: {"trunkId": "amzn1.comms.network.siptrunk.12345", "status": "ACTIVE"}
 trunk_id:
-  description: The trunk's id (none when one would be created in check mode).
+  description: The trunk's id (none when one would be created in check mode, or, with
+    I(pending), when none is saved).
   returned: always
   type: str
+unsaved_at_amazon:
+  description: With state=absent and no trunk saved on this PBX, the trunks Amazon holds for
+    these credentials (not deleted; they may be other PBXs'; a warning names them).
+  returned: state=absent, when no trunk is saved
+  type: list
+  elements: str
 changed_parts:
   description: Which parts differ (C(tls), C(peers)).
   returned: state=present
@@ -116,10 +133,12 @@ changed_parts:
   elements: str
 '''
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pbx_bridge.alexa.plugins.module_utils.pbx_bridge import (
-    PbxBridge, common_argument_spec)
+    PbxBridge, common_argument_spec, last_error)
 
 
 def spec_args(params, check_mode):
@@ -148,21 +167,47 @@ def trunk_diff(doc, action):
             "after_header": "trunk this PBX wants (%s)" % action}
 
 
-def saved_trunk(pb):
+def parsed(out):
+    try:
+        return json.loads(out) if out.strip() else None
+    except ValueError:
+        return None
+
+
+def saved_trunk(pb, listed=None):
     """(the saved trunk id or None, whether Amazon still has it)."""
     rc, doc, err = pb.json(["trunk", "list", "--json"])
+    if listed is not None:
+        listed.extend(doc.get("trunks") or ())
     saved = doc.get("saved")
     ids = set(t.get("trunkId") for t in doc.get("trunks") or ())
     return saved, saved in ids
 
 
+def pending(module, pb):
+    """Check mode with the config not written: say so, with the saved trunk (if any)."""
+    saved, at_amazon = saved_trunk(pb)
+    reason = module.params["pending"]
+    module.warn(reason)
+    return dict(changed=True, action="pending", msg=reason,
+                trunk_id=saved if at_amazon else None, changed_parts=[])
+
+
 def present(module, pb):
     """One command: the saved trunk updated where it differs, or created (adopted) when none
     is saved or Amazon no longer has it."""
-    rc, doc, err = pb.json(["trunk", "update", "--create"] +
-                           spec_args(module.params, module.check_mode))
-    action = doc.get("action")
+    if module.check_mode and module.params["pending"]:
+        return pending(module, pb)
+    args = ["trunk", "update", "--create"] + spec_args(module.params, module.check_mode)
+    rc, out, err = pb.run(args)
+    doc = parsed(out)
+    action = doc.get("action") if doc else None
     changed = action in ("created", "adopted", "updated")
+    if rc != 0 or doc is None:
+        # a wait that fails after the change was sent: the change happened (changed)
+        extra = dict(changed=True, action=action, trunk_id=doc.get("trunkId")) \
+            if rc != 0 and changed else {}
+        pb.fail(args, rc, out, err, doc, **extra)
     parts = doc.get("changed") or ([] if action in ("updated", "unchanged") else
                                    ["tls", "peers"])
     result = dict(changed=changed, action=action, trunk_id=doc.get("trunkId"),
@@ -176,19 +221,34 @@ def present(module, pb):
 
 
 def absent(module, pb):
-    saved, at_amazon = saved_trunk(pb)
+    listed = []
+    saved, at_amazon = saved_trunk(pb, listed)
     if saved is None:
-        return dict(changed=False, action="absent", trunk_id=None)
+        # nothing saved here; what Amazon holds for the account is not this PBX's to judge
+        # (it may be another PBX's), but it is said
+        if listed:
+            module.warn("no trunk is saved on this PBX, so none is deleted; Amazon holds %d "
+                        "trunk(s) for these credentials: %s (pbx-bridge trunk list; delete one "
+                        "with pbx-bridge trunk delete TRUNK_ID --yes)" % (len(listed), ", ".join(
+                            "%s %s" % (t.get("trunkId"), t.get("name") or "") for t in listed)))
+        return dict(changed=False, action="absent", trunk_id=None,
+                    unsaved_at_amazon=[t.get("trunkId") for t in listed])
     action = "deleted" if at_amazon else "forgotten"
     result = dict(changed=True, action=action, trunk_id=saved)
     if module._diff:
         result["diff"] = {"before": {"trunkId": saved}, "after": {}}
-    if module.check_mode:
-        return result
+    # check mode: the delete's own checks (--dry-run), so it refuses where the real run would
     args = ["trunk", "delete", saved, "--yes", "--json"]
     if module.params["force"] or not at_amazon:  # gone at Amazon: only forgotten here
         args.append("--force")
-    rc, doc, err = pb.json(args)
+    if module.check_mode:
+        args.append("--dry-run")
+    rc, out, err = pb.run(args)
+    doc = parsed(out)
+    if rc != 0 or doc is None:
+        pb.fail(args, rc, out, err, doc,
+                msg=last_error(err).replace("pass --force", "set force: true") or
+                "pbx-bridge trunk delete: exit %d" % rc)
     result["action"] = doc.get("action", action)
     return result
 
@@ -207,6 +267,7 @@ def main():
         wait=dict(type="bool", default=True),
         timeout=dict(type="int", default=900),
         force=dict(type="bool", default=False),
+        pending=dict(type="str", default=""),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     pb = PbxBridge(module)

@@ -49,7 +49,10 @@ class Recorded(object):
         self.calls.append((list(args), dict(environ_update or {})))
         if not self.answers:
             raise AssertionError("pbx-bridge run more often than recorded: %r" % (args,))
-        rc, out, err = self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if callable(answer):  # an answer that depends on the command line
+            answer = answer(list(args))
+        rc, out, err = answer
         if not isinstance(out, str):
             out = json.dumps(out)
         return rc, out, err

@@ -29,6 +29,18 @@ class Conflict(PbxBridgeError):
     """The existing config already has something ours would clash with: we stop, unwritten."""
 
 
+def text_lines(b: bytes | None) -> list[str]:
+    """A file's bytes as lines for a diff (UTF-8, else Latin-1, which never fails; None: no
+    such file)."""
+    if b is None:
+        return []
+    try:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError:
+        text = b.decode("latin-1")
+    return text.splitlines(keepends=True)
+
+
 @dataclass(frozen=True)
 class FileChange:
     path: Path
@@ -37,19 +49,11 @@ class FileChange:
     private: bool = False  # a private key: written 0640 to the key group, or 0600
 
     def diff(self) -> str:
-        def lines(b: bytes | None) -> list[str]:
-            if b is None:
-                return []
-            try:
-                text = b.decode("utf-8")
-            except UnicodeDecodeError:
-                text = b.decode("latin-1")
-            return text.splitlines(keepends=True)
         name = str(self.path)
         if self.private:  # a key's bytes are never shown
             return f"# {name}: private key " + ("mode and group tightened\n"
                                                  if self.old == self.new else "replaced\n")
-        return "".join(difflib.unified_diff(lines(self.old), lines(self.new),
+        return "".join(difflib.unified_diff(text_lines(self.old), text_lines(self.new),
                                             "/dev/null" if self.old is None else name, name))
 
 

@@ -24,7 +24,7 @@ from ..asterisk.cli import Asterisk, reload_hint
 from ..errors import InputError, PbxBridgeError
 from ..fileio import atomic_write, fsync_dir
 from ..statedir import prepare, read_error, untrusted
-from .plan import FileChange
+from .plan import FileChange, text_lines
 from .verify import LogCapture, Verdict
 
 TYPE_CHECKING = False
@@ -544,18 +544,8 @@ class Restore:
                                                       "restored\n")
         name = str(self.path)
         return "".join(difflib.unified_diff(
-            _lines(self.now), _lines(self.then), "/dev/null" if self.now is None else name,
+            text_lines(self.now), text_lines(self.then), "/dev/null" if self.now is None else name,
             "/dev/null" if self.then is None else name))
-
-
-def _lines(b: bytes | None) -> list[str]:
-    if b is None:
-        return []
-    try:
-        text = b.decode("utf-8")
-    except UnicodeDecodeError:
-        text = b.decode("latin-1")
-    return text.splitlines(keepends=True)
 
 
 def _changes(folders: Sequence[Path]) -> str:

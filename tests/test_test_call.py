@@ -598,7 +598,17 @@ def test_other_calls_meanwhile_are_not_taken_for_the_test_call(pair):
                        Data="60", Async="true", Timeout="60000", ChannelId="background-1",
                        OtherChannelId="background-2")
         assert r.get("Response") == "Success", r
-        pair.pbx.wait_for("core show channels", r"PJSIP/alexa-", timeout=15)
+        # the background loop runs once two of its calls reached Amazon and were refused: each
+        # PJSIP/alexa- channel lives milliseconds, so polling "core show channels" for one could
+        # miss them all (it once did, in CI); the Hangup events are each seen
+        refused, deadline = 0, time.monotonic() + 20
+        while refused < 2:
+            left = deadline - time.monotonic()
+            assert left > 0, "no background call reached Amazon"
+            m = ami.msg(timeout=left)
+            if m and m.get("Event") == "Hangup" and \
+                    m.get("Channel", "").startswith("PJSIP/alexa-"):
+                refused += 1
         # --direct: Amazon's answer only from the dialled channel's cause (1: 404)
         code, doc, _ = pair.test_call("--to", "7404", "--direct", "--timeout", "5")
         f = finding(doc, "call.sip")

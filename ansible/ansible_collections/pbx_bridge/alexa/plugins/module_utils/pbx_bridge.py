@@ -90,12 +90,7 @@ class PbxBridge:
         """Run, and the JSON document it printed; fails the module (with pbx-bridge's own
         message) on an exit code outside ``ok`` or output that is not JSON."""
         rc, out, err = self.run(args)
-        doc = None
-        if out.strip():
-            try:
-                doc = json.loads(out)
-            except ValueError:
-                doc = None
+        doc = parse_json(out)
         if rc not in ok or doc is None:
             self.fail(args, rc, out, err, doc)
         return rc, doc, err
@@ -115,6 +110,16 @@ class PbxBridge:
             result["stdout"] = out
         result.update(extra)
         self.module.fail_json(**result)
+
+
+def parse_json(out):
+    """The JSON document pbx-bridge printed, or None when it printed none (or no JSON)."""
+    if not (out or "").strip():
+        return None
+    try:
+        return json.loads(out)
+    except ValueError:
+        return None
 
 
 def last_error(err):

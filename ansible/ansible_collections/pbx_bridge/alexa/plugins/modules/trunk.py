@@ -133,12 +133,10 @@ changed_parts:
   elements: str
 '''
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pbx_bridge.alexa.plugins.module_utils.pbx_bridge import (
-    PbxBridge, common_argument_spec, last_error)
+    PbxBridge, common_argument_spec, last_error, parse_json)
 
 
 def spec_args(params, check_mode):
@@ -167,13 +165,6 @@ def trunk_diff(doc, action):
             "after_header": "trunk this PBX wants (%s)" % action}
 
 
-def parsed(out):
-    try:
-        return json.loads(out) if out.strip() else None
-    except ValueError:
-        return None
-
-
 def saved_trunk(pb, listed=None):
     """(the saved trunk id or None, whether Amazon still has it)."""
     rc, doc, err = pb.json(["trunk", "list", "--json"])
@@ -200,7 +191,7 @@ def present(module, pb):
         return pending(module, pb)
     args = ["trunk", "update", "--create"] + spec_args(module.params, module.check_mode)
     rc, out, err = pb.run(args)
-    doc = parsed(out)
+    doc = parse_json(out)
     action = doc.get("action") if doc else None
     changed = action in ("created", "adopted", "updated")
     if rc != 0 or doc is None:
@@ -244,7 +235,7 @@ def absent(module, pb):
     if module.check_mode:
         args.append("--dry-run")
     rc, out, err = pb.run(args)
-    doc = parsed(out)
+    doc = parse_json(out)
     if rc != 0 or doc is None:
         pb.fail(args, rc, out, err, doc,
                 msg=last_error(err).replace("pass --force", "set force: true") or
